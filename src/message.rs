@@ -1,0 +1,533 @@
+//! The event message: parsing and validating what producers publish
+//! (contract section 3).
+//!
+//! The body is parsed once into an [`Envelope`] that borrows from it. `data`
+//! is kept as a [`RawValue`]: the receiver gets the exact bytes the producer
+//! wrote, never a re-serialisation. Validation is a pure function of the
+//! bytes; every rejection says precisely what was wrong, because that text
+//! becomes the parked message's `webhook-last-error`.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The catalog of known webhooks: number and event name.
+pub const CATALOG: [(u16, &str); 12] = [
+    (101, "Chat.Request.start"),
+    (102, "Chat.beforeAssigning"),
+    (103, "Chat.afterAssigning"),
+    (104, "Chat.started"),
+    (105, "Chat.Message.received"),
+    (106, "Chat.Message.sent"),
+    (107, "Chat.Agent.joinChat"),
+    (108, "Chat.Visitor.banned"),
+    (109, "Chat.ended"),
+    (110, "Chat.wrapup"),
+    (201, "OfflineMessage.submitted"),
+    (301, "App.installed"),
+];
+
+/// The event name of a catalogued webhook number.
+pub fn catalog_event(webhook: u16) -> Option<&'static str> {
+    CATALOG.iter().find(|(n, _)| *n == webhook).map(|(_, e)| *e)
+}
+
+/// Whether a number lies in one of the families' ranges (101–199, 201–299,
+/// 301–399).
+pub fn is_valid_webhook_number(n: i64) -> bool {
+    matches!(n, 101..=199 | 201..=299 | 301..=399)
+}
+
+/// Longest `id`, in characters.
+pub const MAX_ID_CHARS: usize = 200;
+/// Longest `url`, in characters.
+pub const MAX_URL_CHARS: usize = 2048;
+/// Longest `event` name, in characters.
+pub const MAX_EVENT_CHARS: usize = 200;
+
+/// Header names a message's `headers` may not set: the worker's own
+/// (section 4), `Host`, `Content-Length` and the hop-by-hop headers of
+/// RFC 7230 (and RFC 2616's list). Lower case; compared case-insensitively.
+pub const RESERVED_HEADERS: [&str; 20] = [
+    "content-type",
+    "user-agent",
+    "x-comm100-webhook-no",
+    "x-comm100-event",
+    "x-comm100-delivery-id",
+    "x-comm100-attempt",
+    "x-comm100-site-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "host",
+    "content-length",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+/// `Upgrade` is hop-by-hop too; kept apart so the table above stays sorted by
+/// origin.
+const RESERVED_HEADERS_EXTRA: [&str; 1] = ["upgrade"];
+
+/// A validated event message, borrowing from the message body.
+#[derive(Debug, Clone)]
+pub struct Envelope<'a> {
+    /// The event's id, the same on every attempt.
+    pub id: Cow<'a, str>,
+    /// The webhook number.
+    pub webhook: u16,
+    /// The event name: from the catalog, or from the message for
+    /// uncatalogued numbers.
+    pub event: Cow<'a, str>,
+    /// The receiver's absolute http(s) URL.
+    pub url: url::Url,
+    /// The exact bytes of `data`, a JSON object.
+    pub data: &'a RawValue,
+    /// Comm100 site id, when given.
+    pub site_id: Option<i64>,
+    /// When the event occurred, unix milliseconds, when given.
+    pub created_at_ms: Option<i64>,
+    /// Extra request headers for this receiver, validated.
+    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// This receiver's signing secret, when given.
+    pub secret: Option<Cow<'a, str>>,
+}
+
+/// Why a message was refused; the text is what `webhook-last-error` says.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// Larger than `WEBHOOK_MAX_MESSAGE_BYTES`: reason `too_large`.
+    #[error("message is {size} bytes, more than the limit of {limit}")]
+    TooLarge {
+        /// The body's size.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// Breaks a rule of section 3: reason `malformed`.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl Rejection {
+    /// The drop reason this rejection parks the message with.
+    pub fn reason(&self) -> crate::retry::DropReason {
+        match self {
+            Rejection::TooLarge { .. } => crate::retry::DropReason::TooLarge,
+            Rejection::Malformed(_) => crate::retry::DropReason::Malformed,
+        }
+    }
+}
+
+fn malformed(msg: impl Into<String>) -> Rejection {
+    Rejection::Malformed(msg.into())
+}
+
+/// The raw shape of the JSON body, before the rules of section 3 are applied.
+/// Fields are `RawValue`s so that a mistyped field is reported by name
+/// rather than by serde's generic error. Unknown fields are ignored (forward
+/// compatibility); a duplicated known field is malformed.
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    webhook: Option<&'a RawValue>,
+    #[serde(borrow)]
+    url: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow)]
+    site_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    created_at: Option<&'a RawValue>,
+    #[serde(borrow)]
+    headers: Option<&'a RawValue>,
+    #[serde(borrow)]
+    secret: Option<&'a RawValue>,
+}
+
+/// Parses and validates a message body.
+///
+/// `max_bytes` is `WEBHOOK_MAX_MESSAGE_BYTES`; the size is checked before any
+/// parsing so an oversized body costs nothing.
+pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
+    if body.len() > max_bytes {
+        return Err(Rejection::TooLarge { size: body.len(), limit: max_bytes });
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|e| malformed(format!("body is not UTF-8 (invalid byte at offset {})", e.valid_up_to())))?;
+    if !text.trim_start().starts_with('{') {
+        return Err(malformed("body is not a JSON object"));
+    }
+    let raw: RawEnvelope<'_> =
+        serde_json::from_str(text).map_err(|e| malformed(format!("body is not valid JSON: {e}")))?;
+
+    let id = required_string(raw.id, "id")?;
+    let id_chars = id.chars().count();
+    if id_chars == 0 || id_chars > MAX_ID_CHARS {
+        return Err(malformed(format!("field 'id' must be 1-{MAX_ID_CHARS} characters, got {id_chars}")));
+    }
+    if !id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Err(malformed("field 'id' must be printable ASCII"));
+    }
+
+    let webhook = required(raw.webhook, "webhook")?;
+    let webhook: i64 = integer(webhook, "webhook")?;
+    if !is_valid_webhook_number(webhook) {
+        return Err(malformed(format!(
+            "field 'webhook' {webhook} is not a valid webhook number (101-199, 201-299, 301-399)"
+        )));
+    }
+    let webhook = webhook as u16;
+
+    let event = optional(raw.event).map(|v| string(v, "event")).transpose()?;
+    let event = match (catalog_event(webhook), event) {
+        (Some(known), None) => Cow::Borrowed(known),
+        (Some(known), Some(given)) if given == known => Cow::Borrowed(known),
+        (Some(known), Some(given)) => {
+            return Err(malformed(format!(
+                "field 'event' '{}' does not match webhook {webhook} ('{known}')",
+                truncate(&given, 64)
+            )));
+        }
+        (None, None) => {
+            return Err(malformed(format!(
+                "field 'event' is required for uncatalogued webhook {webhook}"
+            )));
+        }
+        (None, Some(given)) => {
+            let n = given.chars().count();
+            if n == 0 || n > MAX_EVENT_CHARS || !given.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(malformed(format!(
+                    "field 'event' must be 1-{MAX_EVENT_CHARS} visible ASCII characters"
+                )));
+            }
+            given
+        }
+    };
+
+    let url_text = required_string(raw.url, "url")?;
+    let url_chars = url_text.chars().count();
+    if url_chars > MAX_URL_CHARS {
+        return Err(malformed(format!("field 'url' is {url_chars} characters, more than {MAX_URL_CHARS}")));
+    }
+    let url = url::Url::parse(&url_text)
+        .map_err(|e| malformed(format!("field 'url' is not an absolute URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(malformed(format!("field 'url' scheme '{}' is not http or https", url.scheme())));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(malformed("field 'url' has no host"));
+    }
+
+    let data = required(raw.data, "data")?;
+    if !data.get().starts_with('{') {
+        return Err(malformed("field 'data' must be a JSON object"));
+    }
+
+    let site_id = optional(raw.site_id).map(|v| integer(v, "site_id")).transpose()?;
+
+    let created_at_ms = optional(raw.created_at)
+        .map(|v| {
+            let s = string(v, "created_at")?;
+            let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| malformed("field 'created_at' is not an RFC 3339 timestamp"))?;
+            Ok::<_, Rejection>((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        })
+        .transpose()?;
+
+    let headers = match optional(raw.headers) {
+        None => Vec::new(),
+        Some(v) => parse_headers(v)?,
+    };
+
+    let secret = optional(raw.secret).map(|v| string(v, "secret")).transpose()?;
+    if let Some(secret) = &secret {
+        crate::signing::SigningKey::from_secret(secret)
+            .map_err(|e| malformed(format!("field 'secret': {e}")))?;
+    }
+
+    Ok(Envelope { id, webhook, event, url, data, site_id, created_at_ms, headers, secret })
+}
+
+fn parse_headers(v: &RawValue) -> Result<Vec<(Cow<'_, str>, Cow<'_, str>)>, Rejection> {
+    if !v.get().starts_with('{') {
+        return Err(malformed("field 'headers' must be an object of string to string"));
+    }
+    // A Vec of pairs, not a map: a duplicated name must be seen, not merged.
+    let pairs: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_str::<OrderedPairs<'_>>(v.get())
+        .map_err(|_| malformed("field 'headers' must be an object of string to string"))?
+        .0;
+    let mut headers: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        let value = string(value, "headers")
+            .map_err(|_| malformed(format!("header '{}' value must be a string", truncate(&name, 64))))?;
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(malformed(format!("header name '{}' is not a valid HTTP token", truncate(&name, 64))));
+        }
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) || RESERVED_HEADERS_EXTRA.contains(&lower.as_str()) {
+            return Err(malformed(format!("header '{name}' may not be set by the message")));
+        }
+        if reqwest::header::HeaderValue::from_str(&value).is_err() {
+            return Err(malformed(format!("header '{name}' value is not a valid HTTP header value")));
+        }
+        if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            return Err(malformed(format!("header '{name}' is given twice")));
+        }
+        headers.push((name, value));
+    }
+    Ok(headers)
+}
+
+/// A JSON object read as its (key, raw value) pairs in order.
+struct OrderedPairs<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for OrderedPairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = OrderedPairs<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                let mut pairs = Vec::new();
+                while let Some((k, v)) = m.next_entry::<Cow<'de, str>, &'de RawValue>()? {
+                    pairs.push((k, v));
+                }
+                Ok(OrderedPairs(pairs))
+            }
+        }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
+/// Best-effort `id` and `webhook` of a message that may be malformed, for
+/// log lines and `dead list`. Never fails; reads nothing else.
+pub fn identify(body: &[u8]) -> (Option<String>, Option<i64>) {
+    #[derive(Deserialize)]
+    struct Ids {
+        id: Option<serde_json::Value>,
+        webhook: Option<serde_json::Value>,
+    }
+    match serde_json::from_slice::<Ids>(body) {
+        Ok(ids) => (
+            ids.id.and_then(|v| v.as_str().map(|s| truncate(s, MAX_ID_CHARS))),
+            ids.webhook.and_then(|v| v.as_i64()),
+        ),
+        Err(_) => (None, None),
+    }
+}
+
+/// A field given as JSON `null` counts as absent.
+fn optional(v: Option<&RawValue>) -> Option<&RawValue> {
+    v.filter(|v| v.get() != "null")
+}
+
+fn required<'a>(v: Option<&'a RawValue>, name: &str) -> Result<&'a RawValue, Rejection> {
+    optional(v).ok_or_else(|| malformed(format!("field '{name}' is missing")))
+}
+
+fn required_string<'a>(v: Option<&'a RawValue>, name: &str) -> Result<Cow<'a, str>, Rejection> {
+    string(required(v, name)?, name)
+}
+
+/// Reads a JSON string, borrowing when it has no escapes.
+fn string<'a>(v: &'a RawValue, name: &str) -> Result<Cow<'a, str>, Rejection> {
+    if let Ok(s) = serde_json::from_str::<&'a str>(v.get()) {
+        return Ok(Cow::Borrowed(s));
+    }
+    serde_json::from_str::<String>(v.get())
+        .map(Cow::Owned)
+        .map_err(|_| malformed(format!("field '{name}' must be a string")))
+}
+
+fn integer(v: &RawValue, name: &str) -> Result<i64, Rejection> {
+    serde_json::from_str::<i64>(v.get()).map_err(|_| malformed(format!("field '{name}' must be an integer")))
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+
+    fn valid() -> serde_json::Value {
+        serde_json::json!({
+            "id": "evt-1",
+            "webhook": 104,
+            "url": "https://example.com/hook",
+            "data": {"visitor": {"id": 1}}
+        })
+    }
+
+    fn with(field: &str, value: serde_json::Value) -> Vec<u8> {
+        let mut v = valid();
+        v[field] = value;
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn without(field: &str) -> Vec<u8> {
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove(field);
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn rejection(body: &[u8]) -> String {
+        match parse(body, MAX) {
+            Err(Rejection::Malformed(m)) => m,
+            other => panic!("expected malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_bytes_are_kept_exactly() {
+        let body = br#"{"id":"a","webhook":101,"url":"http://x.io/","data": { "b" : 1.50, "a":"\u00e9" } }"#;
+        let e = parse(body, MAX).unwrap();
+        assert_eq!(e.data.get(), r#"{ "b" : 1.50, "a":"\u00e9" }"#);
+        assert_eq!(e.event, "Chat.Request.start");
+    }
+
+    #[test]
+    fn every_catalog_event_parses_with_and_without_event() {
+        for (n, name) in CATALOG {
+            let body = with("webhook", n.into());
+            assert_eq!(parse(&body, MAX).unwrap().event, name);
+            let mut v = valid();
+            v["webhook"] = n.into();
+            v["event"] = name.into();
+            assert_eq!(parse(&serde_json::to_vec(&v).unwrap(), MAX).unwrap().event, name);
+        }
+    }
+
+    #[test]
+    fn uncatalogued_number_needs_event() {
+        assert!(rejection(&with("webhook", 150.into())).contains("required"));
+        let mut v = valid();
+        v["webhook"] = 150.into();
+        v["event"] = "Chat.Custom".into();
+        let body = serde_json::to_vec(&v).unwrap();
+        let e = parse(&body, MAX).unwrap();
+        assert_eq!((e.webhook, e.event.as_ref()), (150, "Chat.Custom"));
+    }
+
+    #[test]
+    fn event_must_match_catalog() {
+        let mut v = valid();
+        v["event"] = "Chat.ended".into();
+        assert!(rejection(&serde_json::to_vec(&v).unwrap()).contains("does not match"));
+    }
+
+    #[test]
+    fn webhook_ranges() {
+        for bad in [0, 100, 200, 300, 400, 999, -101] {
+            assert!(rejection(&with("webhook", bad.into())).contains("not a valid webhook number"));
+        }
+        for bad in [serde_json::json!("104"), serde_json::json!(104.0), serde_json::json!(1e30)] {
+            assert!(rejection(&with("webhook", bad)).contains("integer"));
+        }
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        for f in ["id", "webhook", "url", "data"] {
+            assert_eq!(rejection(&without(f)), format!("field '{f}' is missing"));
+        }
+        assert_eq!(rejection(&with("id", serde_json::Value::Null)), "field 'id' is missing");
+    }
+
+    #[test]
+    fn id_rules() {
+        assert!(rejection(&with("id", "".into())).contains("1-200"));
+        assert!(parse(&with("id", "x".repeat(200).into()), MAX).is_ok());
+        assert!(rejection(&with("id", "x".repeat(201).into())).contains("1-200"));
+        assert!(rejection(&with("id", "é".into())).contains("printable ASCII"));
+        assert!(rejection(&with("id", "a\nb".into())).contains("printable ASCII"));
+        assert!(rejection(&with("id", 5.into())).contains("string"));
+    }
+
+    #[test]
+    fn url_rules() {
+        for bad in ["/relative", "ftp://x.io/", "not a url", "http://"] {
+            rejection(&with("url", bad.into()));
+        }
+        let long = format!("https://x.io/{}", "a".repeat(2048));
+        assert!(rejection(&with("url", long.into())).contains("more than 2048"));
+        assert!(parse(&with("url", "http://[::1]:8080/a?b=c".into()), MAX).is_ok());
+    }
+
+    #[test]
+    fn data_must_be_an_object() {
+        for bad in [serde_json::json!([1]), serde_json::json!("x"), serde_json::json!(1)] {
+            assert!(rejection(&with("data", bad)).contains("'data' must be a JSON object"));
+        }
+    }
+
+    #[test]
+    fn optional_fields_are_typed() {
+        assert!(rejection(&with("site_id", "10".into())).contains("site_id"));
+        assert!(rejection(&with("created_at", "yesterday".into())).contains("RFC 3339"));
+        assert!(rejection(&with("created_at", 5.into())).contains("string"));
+        assert!(rejection(&with("secret", 5.into())).contains("secret"));
+        assert!(rejection(&with("secret", "whsec_!!notbase64".into())).contains("secret"));
+        let body = with("created_at", "2026-11-24T10:00:00.5+01:00".into());
+        let e = parse(&body, MAX).unwrap();
+        assert_eq!(e.created_at_ms, Some(1_795_510_800_500));
+        assert_eq!(parse(&with("site_id", 1000.into()), MAX).unwrap().site_id, Some(1000));
+    }
+
+    #[test]
+    fn headers_rules() {
+        let body = with("headers", serde_json::json!({"X-Tenant": "a", "Authorization": "Bearer t"}));
+        let ok = parse(&body, MAX).unwrap();
+        assert_eq!(ok.headers.len(), 2);
+        for name in [
+            "Host", "content-length", "Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
+            "Keep-Alive", "Proxy-Authorization", "User-Agent", "Content-Type", "X-Comm100-Attempt",
+            "x-comm100-site-id", "Webhook-Signature",
+        ] {
+            let m = rejection(&with("headers", serde_json::json!({ name: "v" })));
+            assert!(m.contains("may not be set"), "{name}: {m}");
+        }
+        assert!(rejection(&with("headers", serde_json::json!({"X-A": 1}))).contains("must be a string"));
+        assert!(rejection(&with("headers", serde_json::json!(["a"]))).contains("object of string"));
+        assert!(rejection(&with("headers", serde_json::json!({"bad name": "v"}))).contains("token"));
+        assert!(rejection(&with("headers", serde_json::json!({"X-A": "a\r\nb"}))).contains("header value"));
+        let dup = br#"{"id":"a","webhook":101,"url":"http://x.io/","data":{},"headers":{"X-A":"1","x-a":"2"}}"#;
+        assert!(rejection(dup).contains("twice"));
+    }
+
+    #[test]
+    fn body_level_errors() {
+        assert!(rejection(b"\xff\xfe").contains("UTF-8"));
+        assert!(rejection(b"[1,2]").contains("JSON object"));
+        assert!(rejection(b"{\"id\":").contains("valid JSON"));
+        assert!(rejection(b"").contains("JSON object"));
+        let dup = br#"{"id":"a","id":"b","webhook":101,"url":"http://x.io/","data":{}}"#;
+        assert!(rejection(dup).contains("duplicate"));
+    }
+
+    #[test]
+    fn too_large_is_checked_first() {
+        let body = vec![b'x'; 11];
+        assert_eq!(parse(&body, 10).unwrap_err(), Rejection::TooLarge { size: 11, limit: 10 });
+        assert!(parse(&with("id", "a".into()), 20).is_err());
+    }
+}

@@ -1,0 +1,327 @@
+//! Telemetry: Prometheus metrics, health, and logging (contract section 7).
+//!
+//! Metric handles are resolved once (per webhook number on first use, per
+//! outcome, tier and reason at start), so the hot path increments an atomic
+//! instead of hashing label values. Every label is bounded: webhook numbers
+//! are validated to 101–399 before they reach a metric, tiers come from the
+//! schedule, outcomes and reasons are enums. Never a URL or an id.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::LogFormat,
+    delivery::AttemptOutcome,
+    message::{CATALOG, is_valid_webhook_number},
+    retry::{DropReason, tier_suffix},
+};
+
+/// Buckets of one attempt's duration: milliseconds up to the 10 s timeout.
+pub const ATTEMPT_BUCKETS: [f64; 14] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// Buckets of delivery latency: sub-second first attempts to the 48 h max age.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 180.0, 600.0, 3600.0, 3.0 * 3600.0, 6.0 * 3600.0, 12.0 * 3600.0,
+    24.0 * 3600.0, 48.0 * 3600.0,
+];
+
+/// The handles of one webhook number.
+#[derive(Debug)]
+pub struct WebhookMetrics {
+    attempts: [IntCounter; 6],
+    /// `webhook_delivered_total{webhook}`.
+    pub delivered: IntCounter,
+    /// `webhook_attempt_duration_seconds{webhook}`.
+    pub attempt_duration: Histogram,
+}
+
+impl WebhookMetrics {
+    /// The attempts counter of one outcome.
+    pub fn attempts(&self, outcome: &AttemptOutcome) -> &IntCounter {
+        let i = AttemptOutcome::LABELS.iter().position(|l| *l == outcome.label()).expect("known label");
+        &self.attempts[i]
+    }
+}
+
+/// Every metric of the worker, registered in its own registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    attempts_total: IntCounterVec,
+    delivered_total: IntCounterVec,
+    attempt_duration: HistogramVec,
+    per_webhook: Box<[OnceLock<WebhookMetrics>]>,
+    retried_total: IntCounterVec,
+    dropped: [IntCounter; 5],
+    /// `webhook_delivery_latency_seconds`.
+    pub delivery_latency: Histogram,
+    /// `webhook_in_flight`.
+    pub in_flight: IntGauge,
+    /// `webhook_broker_connected`.
+    pub broker_connected: IntGauge,
+    /// `webhook_broker_reconnects_total`.
+    pub broker_reconnects: IntCounter,
+    /// `webhook_settle_failures_total`: acks and nacks that could not reach
+    /// the broker (the broker redelivers those messages).
+    pub settle_failures: IntCounter,
+    /// `webhook_publish_failures_total`: retry or dead copies that were not
+    /// confirmed (the original goes back to the broker).
+    pub publish_failures: IntCounter,
+    /// `webhook_deferred_total`: deliveries moved to the shortest retry tier
+    /// without an attempt because their host had no free slot.
+    pub deferred: IntCounter,
+}
+
+impl Metrics {
+    /// Registers every metric; `tiers` pre-creates the retry tier labels.
+    pub fn new(tiers: &[Duration]) -> Arc<Self> {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c).expect("unique metric names");
+
+        let attempts_total = IntCounterVec::new(
+            Opts::new("webhook_attempts_total", "Delivery attempts by webhook number and outcome."),
+            &["webhook", "outcome"],
+        )
+        .unwrap();
+        let delivered_total =
+            IntCounterVec::new(Opts::new("webhook_delivered_total", "Events delivered (2xx)."), &["webhook"]).unwrap();
+        let retried_total = IntCounterVec::new(
+            Opts::new("webhook_retried_total", "Events published to a retry tier, by tier."),
+            &["tier"],
+        )
+        .unwrap();
+        let dropped_total = IntCounterVec::new(
+            Opts::new("webhook_dropped_total", "Events parked in the dead queue, by reason."),
+            &["reason"],
+        )
+        .unwrap();
+        let attempt_duration = HistogramVec::new(
+            HistogramOpts::new("webhook_attempt_duration_seconds", "Duration of one delivery attempt.")
+                .buckets(ATTEMPT_BUCKETS.to_vec()),
+            &["webhook"],
+        )
+        .unwrap();
+        let delivery_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_delivery_latency_seconds",
+                "From created_at (else first sight) to successful delivery.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .unwrap();
+        let in_flight = IntGauge::new("webhook_in_flight", "Deliveries in flight.").unwrap();
+        let broker_connected =
+            IntGauge::new("webhook_broker_connected", "1 while connected to the broker, else 0.").unwrap();
+        let broker_reconnects =
+            IntCounter::new("webhook_broker_reconnects_total", "Connections re-established after a loss.").unwrap();
+        let settle_failures = IntCounter::new(
+            "webhook_settle_failures_total",
+            "Acks or nacks that could not reach the broker; it redelivers those messages.",
+        )
+        .unwrap();
+        let publish_failures = IntCounter::new(
+            "webhook_publish_failures_total",
+            "Retry or dead copies not confirmed by the broker; the original was returned to the queue.",
+        )
+        .unwrap();
+        let deferred = IntCounter::new(
+            "webhook_deferred_total",
+            "Deliveries deferred to the shortest retry tier, without an attempt, because their host was saturated.",
+        )
+        .unwrap();
+
+        for c in [attempts_total.clone(), delivered_total.clone(), retried_total.clone(), dropped_total.clone()] {
+            reg(Box::new(c));
+        }
+        reg(Box::new(attempt_duration.clone()));
+        reg(Box::new(delivery_latency.clone()));
+        for g in [in_flight.clone(), broker_connected.clone()] {
+            reg(Box::new(g));
+        }
+        for c in [broker_reconnects.clone(), settle_failures.clone(), publish_failures.clone(), deferred.clone()] {
+            reg(Box::new(c));
+        }
+        #[cfg(target_os = "linux")]
+        reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+
+        for tier in tiers {
+            retried_total.with_label_values(&[tier_suffix(*tier)]);
+        }
+        let dropped = DropReason::ALL.map(|r| dropped_total.with_label_values(&[r.as_str()]));
+
+        let metrics = Arc::new(Self {
+            registry,
+            attempts_total,
+            delivered_total,
+            attempt_duration,
+            per_webhook: (0..300).map(|_| OnceLock::new()).collect(),
+            retried_total,
+            dropped,
+            delivery_latency,
+            in_flight,
+            broker_connected,
+            broker_reconnects,
+            settle_failures,
+            publish_failures,
+            deferred,
+        });
+        // Catalog numbers appear at zero from the start, so dashboards and
+        // rate() have series before the first event.
+        for (n, _) in CATALOG {
+            metrics.webhook(n);
+        }
+        metrics
+    }
+
+    /// The handles of a webhook number (validated to 101–399).
+    pub fn webhook(&self, n: u16) -> &WebhookMetrics {
+        debug_assert!(is_valid_webhook_number(n.into()));
+        let slot = &self.per_webhook[usize::from(n.clamp(100, 399) - 100)];
+        slot.get_or_init(|| {
+            let label = n.to_string();
+            WebhookMetrics {
+                attempts: AttemptOutcome::LABELS.map(|o| self.attempts_total.with_label_values(&[label.as_str(), o])),
+                delivered: self.delivered_total.with_label_values(&[&label]),
+                attempt_duration: self.attempt_duration.with_label_values(&[&label]),
+            }
+        })
+    }
+
+    /// `webhook_retried_total{tier}`.
+    pub fn retried(&self, delay: Duration) -> IntCounter {
+        self.retried_total.with_label_values(&[tier_suffix(delay)])
+    }
+
+    /// `webhook_dropped_total{reason}`.
+    pub fn dropped(&self, reason: DropReason) -> &IntCounter {
+        &self.dropped[DropReason::ALL.iter().position(|r| *r == reason).expect("known reason")]
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("text format is UTF-8")
+    }
+}
+
+/// Readiness: true only while connected and consuming.
+#[derive(Debug, Default)]
+pub struct Health {
+    ready: AtomicBool,
+}
+
+impl Health {
+    /// Marks the worker consuming (or not).
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether the worker is consuming.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+struct ServerState {
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+}
+
+/// Binds `METRICS_ADDR` (failing early if it is taken) and returns the
+/// bound address and the server future, which runs until `cancel` fires.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    cancel: CancellationToken,
+) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(render_metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(ServerState { metrics, health });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
+    Ok((bound, async move { server.await }))
+}
+
+async fn render_metrics(State(s): State<ServerState>) -> impl IntoResponse {
+    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+}
+
+async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
+    if s.health.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not consuming\n")
+    }
+}
+
+/// Installs the global log subscriber: text or JSON lines on stderr, level
+/// from `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_contract_metric_is_exported_at_start() {
+        let m = Metrics::new(&[Duration::from_secs(60), Duration::from_secs(3600)]);
+        let text = m.render();
+        for name in [
+            "webhook_attempts_total{outcome=\"success\",webhook=\"101\"} 0",
+            "webhook_attempts_total{outcome=\"forbidden_target\",webhook=\"301\"} 0",
+            "webhook_delivered_total{webhook=\"201\"} 0",
+            "webhook_retried_total{tier=\"60s\"} 0",
+            "webhook_retried_total{tier=\"1h\"} 0",
+            "webhook_dropped_total{reason=\"too_large\"} 0",
+            "webhook_attempt_duration_seconds_bucket{webhook=\"110\",le=\"10\"} 0",
+            "webhook_delivery_latency_seconds_bucket{le=\"172800\"} 0",
+            "webhook_in_flight 0",
+            "webhook_broker_connected 0",
+            "webhook_broker_reconnects_total 0",
+        ] {
+            assert!(text.contains(name), "missing {name}");
+        }
+        assert!(text.contains("process_resident_memory_bytes"));
+        assert!(text.contains("# TYPE webhook_delivery_latency_seconds histogram"));
+    }
+
+    #[test]
+    fn handles_count() {
+        let m = Metrics::new(&[]);
+        let w = m.webhook(150);
+        w.attempts(&AttemptOutcome::Timeout).inc();
+        w.delivered.inc();
+        m.dropped(DropReason::Gone).inc();
+        let text = m.render();
+        assert!(text.contains("webhook_attempts_total{outcome=\"timeout\",webhook=\"150\"} 1"));
+        assert!(text.contains("webhook_delivered_total{webhook=\"150\"} 1"));
+        assert!(text.contains("webhook_dropped_total{reason=\"gone\"} 1"));
+    }
+}

@@ -1,0 +1,354 @@
+//! The consumer loop: connect, declare, consume, deliver, settle; reconnect
+//! when the broker goes away; drain on shutdown.
+//!
+//! One *session* is one connection with two channels: a consumer channel
+//! (prefetch = `WEBHOOK_CONCURRENCY`) whose acks go through the
+//! [settler](crate::settle), and a publisher channel in confirm mode for
+//! retry and dead copies. Each delivery runs in its own task, so a slow
+//! receiver holds one slot, not the pipeline.
+//!
+//! What happens on each failure:
+//! - receiver fails: the retry copy is published and confirmed, then the
+//!   original is acked; or it is parked in `P.dead` the same way;
+//! - that publish fails: the original is nacked back to the queue (quorum
+//!   `x-delivery-limit` bounds the loop) and the session restarts;
+//! - the connection drops: the session ends, unacked messages go back to
+//!   the queue by the broker's own rule, and the worker reconnects;
+//! - the process dies: the same, from the broker's side.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use futures_lite::StreamExt;
+use lapin::{
+    BasicProperties, Connection,
+    message::Delivery,
+    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tracing::Instrument;
+
+use crate::{
+    Error,
+    broker::{self, PublishError, Publisher},
+    config::Config,
+    delivery::{AttemptOutcome, Deliverer},
+    hosts::{HOST_SLOT_WAIT, HostLimiter, HostSlot},
+    message,
+    retry::{Decision, DropReason, RetryPolicy, RetryState, with_retry_headers},
+    settle::{self, Settlement, SettlerHandle},
+    telemetry::{Health, Metrics},
+    topology::Topology,
+};
+
+/// Everything a delivery task needs, shared by all of them.
+#[derive(Debug)]
+pub struct Worker {
+    topology: Topology,
+    policy: RetryPolicy,
+    deliverer: Deliverer,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    hosts: HostLimiter,
+    slots: Arc<Semaphore>,
+    concurrency: u16,
+    max_message_bytes: usize,
+    shutdown_grace: Duration,
+    amqp_url: String,
+}
+
+/// How a session ended.
+enum SessionEnd {
+    /// Shutdown requested and drained.
+    Shutdown,
+    /// The connection or a channel was lost: reconnect.
+    Lost(String),
+}
+
+impl Worker {
+    /// Builds the worker from its configuration.
+    pub fn new(config: &Config, deliverer: Deliverer, metrics: Arc<Metrics>, health: Arc<Health>) -> Arc<Self> {
+        Arc::new(Self {
+            topology: Topology::from_config(config),
+            policy: RetryPolicy::new(config.retry_schedule.clone(), config.max_age),
+            deliverer,
+            metrics,
+            health,
+            hosts: HostLimiter::new(config.host_concurrency),
+            slots: Arc::new(Semaphore::new(config.concurrency.into())),
+            concurrency: config.concurrency,
+            max_message_bytes: config.max_message_bytes as usize,
+            shutdown_grace: config.shutdown_grace,
+            amqp_url: config.amqp_url.clone(),
+        })
+    }
+
+    /// Runs until `shutdown` fires (then drains and returns `Ok`) or the
+    /// topology conflicts with what the broker has (then `Err`). Losing the
+    /// broker is never an error: the worker reconnects with backoff.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), Error> {
+        let uri = broker::parse_url(&self.amqp_url).map_err(Error::Config)?;
+        let name = format!("webhook-worker {} pid {}", env!("CARGO_PKG_VERSION"), std::process::id());
+        let tracker = TaskTracker::new();
+        let abandon = CancellationToken::new();
+        let mut sessions = 0u64;
+        loop {
+            let Some(conn) = broker::connect(&uri, &name, &shutdown).await else {
+                // Shutdown while disconnected: whatever still runs holds
+                // messages of a dead channel; give it the grace, then go.
+                tracker.close();
+                if tokio::time::timeout(self.shutdown_grace, tracker.wait()).await.is_err() {
+                    abandon.cancel();
+                }
+                return Ok(());
+            };
+            if sessions > 0 {
+                self.metrics.broker_reconnects.inc();
+            }
+            sessions += 1;
+            self.metrics.broker_connected.set(1);
+            let end = self.session(&conn, &shutdown, &tracker, &abandon).await;
+            self.health.set_ready(false);
+            self.metrics.broker_connected.set(0);
+            let _ = conn.close(200, "session over".into()).await;
+            match end {
+                Ok(SessionEnd::Shutdown) => return Ok(()),
+                Ok(SessionEnd::Lost(why)) => tracing::warn!(reason = %why, "lost the broker session; reconnecting"),
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "broker session failed; reconnecting"),
+            }
+            // A short pause so a broker that accepts and then drops
+            // connections is not hammered; connect() backs off further.
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+
+    async fn session(
+        self: &Arc<Self>,
+        conn: &Connection,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+        abandon: &CancellationToken,
+    ) -> Result<SessionEnd, Error> {
+        let channel = conn.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        channel.basic_qos(self.concurrency, BasicQosOptions { global: false }).await?;
+        let publisher = Publisher::open(conn).await?;
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.deliveries().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (settler, settler_task) = settle::spawn(channel.clone(), self.metrics.clone());
+        let broken = CancellationToken::new();
+        self.health.set_ready(true);
+        tracing::info!(queue = self.topology.deliveries(), prefetch = self.concurrency, "consuming");
+
+        let end = loop {
+            let next = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break SessionEnd::Shutdown,
+                () = broken.cancelled() => break SessionEnd::Lost("publisher channel failed".into()),
+                next = consumer.next() => next,
+            };
+            let delivery = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
+                None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
+            };
+            // Prefetch already bounds this session; the semaphore also
+            // bounds tasks a lost session left running.
+            let permit = tokio::select! {
+                p = self.slots.clone().acquire_owned() => p.expect("never closed"),
+                () = shutdown.cancelled() => break SessionEnd::Shutdown,
+            };
+            settler.received(delivery.delivery_tag);
+            let task = self.clone().process(delivery, publisher.clone(), settler.clone(), permit, broken.clone());
+            let abandon = abandon.clone();
+            tracker.spawn(async move {
+                tokio::select! {
+                    () = task => {}
+                    // Grace ran out: leave the message unsettled; the
+                    // broker redelivers it once the channel closes.
+                    () = abandon.cancelled() => {}
+                }
+            });
+        };
+        self.health.set_ready(false);
+
+        if let SessionEnd::Shutdown = end {
+            tracing::info!(grace = ?self.shutdown_grace, in_flight = self.metrics.in_flight.get(), "shutting down: draining");
+            let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+            tracker.close();
+            if tokio::time::timeout(self.shutdown_grace, tracker.wait()).await.is_err() {
+                tracing::warn!(left = tracker.len(), "grace ran out; leaving the rest to the broker");
+                abandon.cancel();
+                tracker.wait().await;
+            }
+            drop(settler);
+            let _ = settler_task.await;
+            publisher.close().await;
+            let _ = channel.close(200, "shutdown".into()).await;
+            tracing::info!("drained");
+        }
+        Ok(end)
+    }
+
+    /// One delivery, from the message to its settlement.
+    async fn process(
+        self: Arc<Self>,
+        delivery: Delivery,
+        publisher: Publisher,
+        settler: SettlerHandle,
+        _permit: OwnedSemaphorePermit,
+        broken: CancellationToken,
+    ) {
+        self.metrics.in_flight.inc();
+        let tag = delivery.delivery_tag;
+        let settlement = self.handle(delivery.data.into(), delivery.properties, &publisher).await;
+        match settlement {
+            Ok(s) => settler.settle(tag, s),
+            Err(e) => {
+                self.metrics.publish_failures.inc();
+                tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
+                settler.settle(tag, Settlement::Requeue);
+                if matches!(e, PublishError::Broker(_)) {
+                    broken.cancel();
+                }
+            }
+        }
+        self.metrics.in_flight.dec();
+    }
+
+    async fn handle(&self, body: Bytes, props: BasicProperties, publisher: &Publisher) -> Result<Settlement, PublishError> {
+        let now = now_ms();
+        let headers = props.headers().as_ref();
+        let state = match RetryState::from_headers(headers) {
+            Ok(s) => s,
+            Err(why) => {
+                let copy = Copy { body: &body, props: &props, attempts: 0, first_attempt_ms: now };
+                return self.park(publisher, copy, DropReason::Malformed, &why).await;
+            }
+        };
+        let first_attempt_ms = state.first_attempt_ms.unwrap_or(now);
+        let env = match message::parse(&body, self.max_message_bytes) {
+            Ok(env) => env,
+            Err(rejection) => {
+                let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
+                return self.park(publisher, copy, rejection.reason(), &rejection.to_string()).await;
+            }
+        };
+        let attempt = state.this_attempt();
+        let span = tracing::info_span!("delivery", id = %env.id, webhook = env.webhook, attempt);
+        async {
+            let _host_slot = match self.hosts.acquire(&HostLimiter::key(&env.url), HOST_SLOT_WAIT).await {
+                HostSlot::Granted(permit) => permit,
+                HostSlot::Full => {
+                    let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
+                    return self.defer(publisher, copy).await;
+                }
+            };
+            let started = Instant::now();
+            let outcome = self.deliverer.attempt(&env, &body, attempt).await;
+            let handles = self.metrics.webhook(env.webhook);
+            handles.attempts(&outcome).inc();
+            handles.attempt_duration.observe(started.elapsed().as_secs_f64());
+            let done = now_ms();
+            if outcome.is_success() {
+                handles.delivered.inc();
+                let since = env.created_at_ms.unwrap_or(first_attempt_ms);
+                self.metrics.delivery_latency.observe((done - since).max(0) as f64 / 1000.0);
+                tracing::debug!("delivered");
+                return Ok(Settlement::Ack);
+            }
+            let error = outcome.describe(self.deliverer.timeout());
+            let copy = Copy { body: &body, props: &props, attempts: attempt, first_attempt_ms };
+            match self.policy.decide(attempt, first_attempt_ms, done, &outcome) {
+                Decision::Retry(delay) => {
+                    tracing::warn!(outcome = outcome.label(), error = %error, retry_in = %humantime::format_duration(delay), "attempt failed; retry scheduled");
+                    let queue = self.topology.retry_queue(delay);
+                    publisher.publish(&queue, &body, copy.properties(Some(&error), None)).await?;
+                    self.metrics.retried(delay).inc();
+                    Ok(Settlement::Ack)
+                }
+                Decision::Drop(reason) => {
+                    if matches!(outcome, AttemptOutcome::Gone | AttemptOutcome::ForbiddenTarget(_)) {
+                        tracing::warn!(outcome = outcome.label(), error = %error, "attempt failed");
+                    } else {
+                        tracing::warn!(outcome = outcome.label(), error = %error, "attempt failed; no retry left");
+                    }
+                    self.park(publisher, copy, reason, &error).await
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Drops a message: publishes the dead copy and waits for the confirm.
+    async fn park(&self, publisher: &Publisher, copy: Copy<'_>, reason: DropReason, why: &str) -> Result<Settlement, PublishError> {
+        let (id, webhook) = message::identify(copy.body);
+        tracing::warn!(
+            id = id.as_deref().unwrap_or("?"), webhook = webhook.unwrap_or(0), attempt = copy.attempts,
+            reason = reason.as_str(), error = %why, "dropped: parked in the dead queue"
+        );
+        publisher.publish(self.topology.dead(), copy.body, copy.properties(Some(why), Some(reason))).await?;
+        self.metrics.dropped(reason).inc();
+        Ok(Settlement::Ack)
+    }
+
+    /// Moves a delivery whose host is saturated to the shortest tier without
+    /// an attempt; the max age still bounds how long that can go on.
+    async fn defer(&self, publisher: &Publisher, copy: Copy<'_>) -> Result<Settlement, PublishError> {
+        let delay = self.policy.tiers()[0];
+        if now_ms().saturating_add(delay.as_millis() as i64) > copy.first_attempt_ms.saturating_add(self.policy.max_age_ms()) {
+            return self.park(publisher, copy, DropReason::Expired, "receiver saturated until the max age").await;
+        }
+        tracing::debug!(retry_in = %humantime::format_duration(delay), "receiver saturated; deferred");
+        let queue = self.topology.retry_queue(delay);
+        let last_error = copy.last_error().map(str::to_owned);
+        publisher.publish(&queue, copy.body, copy.properties(last_error.as_deref(), None)).await?;
+        self.metrics.deferred.inc();
+        Ok(Settlement::Ack)
+    }
+}
+
+/// What a retry or dead copy is made of: the body unchanged, the original
+/// properties, and the retry state to write into the headers.
+struct Copy<'a> {
+    body: &'a Bytes,
+    props: &'a BasicProperties,
+    attempts: u32,
+    first_attempt_ms: i64,
+}
+
+impl Copy<'_> {
+    fn properties(&self, last_error: Option<&str>, reason: Option<DropReason>) -> BasicProperties {
+        let headers =
+            with_retry_headers(self.props.headers().as_ref(), self.attempts, Some(self.first_attempt_ms), last_error, reason);
+        self.props.clone().with_headers(headers)
+    }
+
+    fn last_error(&self) -> Option<&str> {
+        match self.props.headers().as_ref()?.inner().get(crate::retry::HEADER_LAST_ERROR)? {
+            lapin::types::AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
