@@ -23,7 +23,6 @@ fn main() -> ExitCode {
     match runtime.block_on(execute(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "webhook-worker failed");
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }

@@ -1,0 +1,433 @@
+//! Test harness: the real local RabbitMQ, real HTTP receivers on loopback,
+//! and the worker from the library crate (or the binary, for process-level
+//! tests). Every test gets its own prefix and deletes what it declared.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+};
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties,
+    options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions},
+    types::{AMQPValue, FieldTable},
+};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use webhook_worker::{
+    cli,
+    config::{Config, QueueType},
+    telemetry::{self, Health, Metrics},
+    topology::Topology,
+    worker::Worker,
+};
+
+/// The broker the tests use (the machine's local RabbitMQ).
+pub fn amqp_url() -> String {
+    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// The management API (enabled by `.ci/run`).
+pub const MANAGEMENT: &str = "http://127.0.0.1:15672";
+
+/// A prefix no other test uses.
+pub fn unique_prefix(name: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t-{name}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// A test configuration: fast tiers, private targets allowed, metrics on
+/// an ephemeral port.
+pub fn test_config(prefix: &str) -> Config {
+    let mut c = Config::defaults();
+    c.amqp_url = amqp_url();
+    c.prefix = prefix.to_string();
+    c.retry_schedule = "200ms*2,500ms".parse().unwrap();
+    c.max_age = Duration::from_secs(60);
+    c.allow_private_targets = true;
+    c.timeout = Duration::from_secs(2);
+    c.shutdown_grace = Duration::from_secs(5);
+    c.dead_ttl = Duration::from_secs(600);
+    c.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    c.concurrency = 64;
+    c
+}
+
+/// Waits until `check` returns `Some`, polling, or panics at the deadline.
+pub async fn wait_for<T>(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if start.elapsed() > deadline {
+            panic!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+// ---------------------------------------------------------------- broker --
+
+/// A connection and a confirm-mode channel for the test's own publishing
+/// and inspection, plus the prefix to clean up.
+pub struct Broker {
+    pub conn: Connection,
+    pub channel: Channel,
+    pub topology: Topology,
+    pub prefix: String,
+}
+
+impl Broker {
+    /// Connects and declares the topology of `config` (as the worker would).
+    pub async fn new(config: &Config) -> Self {
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("broker up");
+        let channel = conn.create_channel().await.unwrap();
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let topology = Topology::from_config(config);
+        topology.declare(&channel).await.expect("declare");
+        Self { conn, channel, topology, prefix: config.prefix.clone() }
+    }
+
+    /// Publishes a body to the fanout exchange, as a producer would.
+    pub async fn publish(&self, body: &[u8]) {
+        self.publish_with(body, BasicProperties::default()).await;
+    }
+
+    /// Publishes with properties (e.g. headers), confirmed.
+    pub async fn publish_with(&self, body: &[u8], props: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(self.prefix.as_str().into(), "".into(), BasicPublishOptions::default(), body, props)
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Publishes many bodies, pipelining confirms.
+    pub async fn publish_many(&self, bodies: impl IntoIterator<Item = Vec<u8>>) {
+        let mut pending = Vec::new();
+        for body in bodies {
+            pending.push(
+                self.channel
+                    .basic_publish(
+                        self.prefix.as_str().into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default(),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        for p in pending {
+            assert!(p.await.unwrap().is_ack());
+        }
+    }
+
+    /// Takes every message currently in `queue` (acked: removed).
+    pub async fn drain(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let mut out = Vec::new();
+        while let Some(m) = self.channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+            out.push(m.delivery);
+        }
+        out
+    }
+
+    /// Messages ready in a queue.
+    pub async fn depth(&self, queue: &str) -> u32 {
+        let ch = self.conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = ch.close(200, "".into()).await;
+        q.message_count()
+    }
+
+    /// Waits until `P.dead` holds `n` messages, then takes them all.
+    pub async fn dead_messages(&self, n: usize, deadline: Duration) -> Vec<lapin::message::Delivery> {
+        let dead = self.topology.dead().to_string();
+        let mut got = Vec::new();
+        wait_for(&format!("{n} dead messages"), deadline, async || {
+            got.extend(self.drain(&dead).await);
+            (got.len() >= n).then_some(())
+        })
+        .await;
+        got
+    }
+
+    /// Deletes the exchange and every queue of the prefix.
+    pub async fn cleanup(self) {
+        delete_topology(&self.conn, &self.prefix, &self.topology).await;
+        let _ = self.conn.close(200, "done".into()).await;
+    }
+}
+
+async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
+    let ch = conn.create_channel().await.unwrap();
+    let mut queues = vec![topology.deliveries().to_string(), topology.dead().to_string()];
+    queues.extend(topology.tiers().iter().map(|d| topology.retry_queue(*d)));
+    for q in queues {
+        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+    }
+    let _ = ch.exchange_delete(prefix.into(), Default::default()).await;
+}
+
+/// A header of a message as text or integer, for assertions.
+pub fn header(d: &lapin::message::Delivery, name: &str) -> Option<AMQPValue> {
+    d.properties.headers().as_ref()?.inner().get(name).cloned()
+}
+
+pub fn header_str(d: &lapin::message::Delivery, name: &str) -> Option<String> {
+    match header(d, name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        other => panic!("header {name} is not a string: {other:?}"),
+    }
+}
+
+pub fn header_int(d: &lapin::message::Delivery, name: &str) -> Option<i64> {
+    match header(d, name)? {
+        AMQPValue::LongLongInt(n) => Some(n),
+        AMQPValue::LongInt(n) => Some(n.into()),
+        other => panic!("header {name} is not an integer: {other:?}"),
+    }
+}
+
+// -------------------------------------------------------------- receiver --
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no header {name}"))
+    }
+}
+
+/// What a receiver answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self { status, headers: vec![], delay: Duration::ZERO }
+    }
+    pub fn ok() -> Self {
+        Self::status(200)
+    }
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// Decides the reply from the request and how many earlier requests the
+/// same path got.
+pub type Behaviour = Arc<dyn Fn(&Received, usize) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+struct ReceiverState {
+    log: Arc<Mutex<Vec<Received>>>,
+    behaviour: Behaviour,
+}
+
+/// A real HTTP server on loopback that records every request.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts a receiver answering with `behaviour`.
+    pub async fn start(behaviour: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static) -> Self {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let state = ReceiverState { log: log.clone(), behaviour: Arc::new(behaviour) };
+        let app = Router::new().fallback(handle).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { addr, log, task }
+    }
+
+    /// A receiver that answers 200 to everything.
+    pub async fn ok() -> Self {
+        Self::start(|_, _| Reply::ok()).await
+    }
+
+    /// The URL of a path on this receiver.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything received so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Requests to one path.
+    pub fn requests_to(&self, path: &str) -> Vec<Received> {
+        self.requests().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    /// Waits until `n` requests arrived in all.
+    pub async fn wait_requests(&self, n: usize, deadline: Duration) -> Vec<Received> {
+        wait_for(&format!("{n} requests"), deadline, async || {
+            let r = self.requests();
+            (r.len() >= n).then_some(r)
+        })
+        .await
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn handle(State(s): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let r = Received { path: uri.path().to_string(), headers, body, at: Instant::now() };
+    let (reply, _) = {
+        let mut log = s.log.lock().unwrap();
+        let seen = log.iter().filter(|x| x.path == r.path).count();
+        let reply = (s.behaviour)(&r, seen);
+        log.push(r);
+        (reply, seen)
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut resp = StatusCode::from_u16(reply.status).unwrap().into_response();
+    for (name, value) in reply.headers {
+        resp.headers_mut().insert(name, value.parse().unwrap());
+    }
+    resp
+}
+
+// ---------------------------------------------------------------- worker --
+
+/// A worker running in this process.
+pub struct RunningWorker {
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
+    pub metrics_addr: SocketAddr,
+    task: JoinHandle<Result<(), webhook_worker::Error>>,
+    server_stop: CancellationToken,
+}
+
+impl RunningWorker {
+    /// Starts a worker and waits until it consumes.
+    pub async fn start(config: Config) -> Self {
+        let metrics = Metrics::new(&config.retry_schedule.tiers());
+        let health = Arc::new(Health::default());
+        let server_stop = CancellationToken::new();
+        let (metrics_addr, server) =
+            telemetry::serve(config.metrics_addr, metrics.clone(), health.clone(), server_stop.clone()).await.unwrap();
+        tokio::spawn(server);
+        let shutdown = CancellationToken::new();
+        let worker = Worker::new(&config, cli::deliverer(&config).unwrap(), metrics.clone(), health.clone());
+        let task = tokio::spawn(worker.run(shutdown.clone()));
+        let h = health.clone();
+        wait_for("worker consuming", Duration::from_secs(20), async || h.is_ready().then_some(())).await;
+        Self { shutdown, metrics, health, metrics_addr, task, server_stop }
+    }
+
+    /// Graceful shutdown; returns the worker's result.
+    pub async fn stop(self) -> Result<(), webhook_worker::Error> {
+        self.shutdown.cancel();
+        let r = self.task.await.unwrap();
+        self.server_stop.cancel();
+        r
+    }
+
+    /// The `/metrics` text.
+    pub async fn scrape(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr)).await.unwrap().text().await.unwrap()
+    }
+}
+
+/// Reads one sample from Prometheus text (`name{labels}` exactly as
+/// rendered, labels sorted by name).
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+// --------------------------------------------------------------- events --
+
+/// A valid event message for `webhook` to `url`, with `data` as given
+/// (raw JSON text, inserted byte for byte).
+pub fn event(id: &str, webhook: u16, url: &str, data: &str) -> Vec<u8> {
+    format!(r#"{{"id":"{id}","webhook":{webhook},"url":"{url}","data":{data}}}"#).into_bytes()
+}
+
+/// An event with extra top-level JSON fields (`"k":v,...`).
+pub fn event_with(id: &str, webhook: u16, url: &str, data: &str, extra: &str) -> Vec<u8> {
+    format!(r#"{{"id":"{id}","webhook":{webhook},"url":"{url}","data":{data},{extra}}}"#).into_bytes()
+}
+
+/// Queue details from the management API.
+pub async fn management_queue(name: &str) -> serde_json::Value {
+    let url = format!("{MANAGEMENT}/api/queues/%2f/{name}");
+    let resp = reqwest::Client::new().get(url).basic_auth("guest", Some("guest")).send().await.unwrap();
+    assert!(resp.status().is_success(), "management API: {}", resp.status());
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+/// Connection names and ids from the management API.
+pub async fn management_connections() -> Vec<HashMap<String, serde_json::Value>> {
+    let resp = reqwest::Client::new()
+        .get(format!("{MANAGEMENT}/api/connections"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+/// The classic variant of a test config.
+pub fn classic(mut c: Config) -> Config {
+    c.queue_type = QueueType::Classic;
+    c
+}
