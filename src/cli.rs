@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error, broker,
-    config::Config,
+    config::{Config, LogFormat},
     dead,
     delivery::{DeliveryConfig, Deliverer},
     signing::SigningKey,
@@ -37,6 +37,46 @@ pub enum Command {
     /// Inspect or re-drive parked messages.
     #[command(subcommand)]
     Dead(DeadCommand),
+    /// Publish events: from a file of JSON lines, stdin (`--file -`), or
+    /// generated samples of every catalog event.
+    Publish {
+        /// JSON lines to publish as they are (`-` for stdin).
+        #[arg(long, conflicts_with = "url")]
+        file: Option<std::path::PathBuf>,
+        /// Receiver URL of the generated samples.
+        #[arg(long, default_value = "http://127.0.0.1:8080/hook")]
+        url: String,
+        /// How many events (samples: default one per catalog event; file:
+        /// default all lines).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Events per second (0 = as fast as confirms allow).
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Run a demo receiver that prints what it gets.
+    DemoReceiver {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Share of requests to fail (0.0-1.0).
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Status of a failed request.
+        #[arg(long, default_value_t = 500)]
+        fail_status: u16,
+        /// Latency added to every request.
+        #[arg(long, default_value = "0ms", value_parser = crate::config::parse_duration)]
+        latency: std::time::Duration,
+        /// Verify signatures with this secret.
+        #[arg(long, env = "WEBHOOK_SIGNING_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Do not print a line per request.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 /// `webhook-worker dead ...`.
@@ -66,16 +106,18 @@ pub enum DeadCommand {
 }
 
 impl Command {
-    /// The configuration every subcommand carries.
-    pub fn config(&self) -> &Config {
+    /// The log format the command asks for.
+    pub fn log_format(&self) -> LogFormat {
         match self {
-            Command::Run(c) | Command::Declare(c) => c,
-            Command::Dead(DeadCommand::List { config, .. } | DeadCommand::Replay { config, .. }) => config,
+            Command::Run(c) | Command::Declare(c) => c.log_format,
+            Command::Dead(DeadCommand::List { config, .. } | DeadCommand::Replay { config, .. }) => config.log_format,
+            Command::Publish { config, .. } => config.log_format,
+            Command::DemoReceiver { .. } => LogFormat::Text,
         }
     }
 }
 
-const SUBCOMMANDS: [&str; 5] = ["run", "declare", "dead", "help", "-h"];
+const SUBCOMMANDS: [&str; 7] = ["run", "declare", "dead", "publish", "demo-receiver", "help", "-h"];
 
 /// Inserts `run` when no subcommand is given, so `webhook-worker` and
 /// `webhook-worker --prefix x` both run the worker.
@@ -118,6 +160,29 @@ pub async fn execute(command: Command) -> Result<(), Error> {
             let _ = conn.close(200, "replayed".into()).await;
             println!("replayed {} message(s); {} left parked", report.moved, report.kept);
             Ok(())
+        }
+        Command::Publish { file, url, count, rate, config } => {
+            let conn = connect_once(&config).await?;
+            let source = match file {
+                Some(path) => crate::publish::Source::Lines(path),
+                None => crate::publish::Source::Samples { url },
+            };
+            let n = crate::publish::publish(&conn, &Topology::from_config(&config), source, count, rate).await?;
+            let _ = conn.close(200, "published".into()).await;
+            println!("published {n} event(s) to exchange '{}'", config.prefix);
+            Ok(())
+        }
+        Command::DemoReceiver { listen, fail_rate, fail_status, latency, secret, quiet } => {
+            let secret = match secret {
+                None => None,
+                Some(s) => Some(SigningKey::from_secret(&s).map_err(|e| Error::Config(format!("--secret: {e}")))?),
+            };
+            let options = crate::demo_receiver::ReceiverOptions { fail_rate, fail_status, latency, secret, quiet };
+            let cancel = CancellationToken::new();
+            crate::shutdown::listen(cancel.clone())?;
+            let (addr, server) = crate::demo_receiver::serve(listen, options, cancel).await?;
+            eprintln!("demo receiver listening on http://{addr}/ (fail rate {fail_rate}, latency {latency:?})");
+            Ok(server.await?)
         }
     }
 }

@@ -257,7 +257,7 @@ impl fmt::Display for RetrySchedule {
                 f.write_str(",")?;
             }
             first = false;
-            write!(f, "{}", humantime::format_duration(d))?;
+            f.write_str(&crate::retry::tier_suffix(d))?;
             if run > 1 {
                 write!(f, "*{run}")?;
             }
@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(c.prefix, "webhooks");
         assert_eq!(c.queue_type, QueueType::Quorum);
         assert_eq!(c.timeout, Duration::from_secs(10));
-        assert_eq!(c.retry_schedule.to_string(), "1m*3,1h*3,1day*3");
+        assert_eq!(c.retry_schedule.to_string(), "60s*3,1h*3,24h*3");
         assert_eq!(c.max_age, 48 * HOUR);
         assert!(!c.allow_private_targets);
         assert_eq!(c.signing_secret, None);

@@ -17,6 +17,7 @@
 //! | [`hosts`] | per-receiver in-flight limits |
 //! | [`worker`] | the consumer loop, sessions, shutdown drain |
 //! | [`dead`] | `dead list` and `dead replay` |
+//! | [`publish`], [`demo_receiver`] | demo producer and receiver |
 //! | [`telemetry`] | metrics, health endpoints, logs |
 //! | [`cli`] | the command line |
 
@@ -25,9 +26,11 @@ pub mod cli;
 pub mod config;
 pub mod dead;
 pub mod delivery;
+pub mod demo_receiver;
 mod error;
 pub mod hosts;
 pub mod message;
+pub mod publish;
 pub mod retry;
 pub mod settle;
 pub mod shutdown;

@@ -12,7 +12,7 @@ use webhook_worker::{
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os()));
-    telemetry::init_logging(cli.command.config().log_format);
+    telemetry::init_logging(cli.command.log_format());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

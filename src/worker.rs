@@ -93,7 +93,12 @@ impl Worker {
     /// broker is never an error: the worker reconnects with backoff.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> Result<(), Error> {
         let uri = broker::parse_url(&self.amqp_url).map_err(Error::Config)?;
-        let name = format!("webhook-worker {} pid {}", env!("CARGO_PKG_VERSION"), std::process::id());
+        let name = format!(
+            "webhook-worker {} prefix {} pid {}",
+            env!("CARGO_PKG_VERSION"),
+            self.topology.exchange(),
+            std::process::id()
+        );
         let tracker = TaskTracker::new();
         let abandon = CancellationToken::new();
         let mut sessions = 0u64;
