@@ -44,7 +44,7 @@ impl Parked {
         Parked {
             id,
             webhook,
-            reason: drop_reason(headers),
+            reason: parked_reason(headers),
             attempts: RetryState::from_headers(headers).map(|s| s.attempts).unwrap_or(0),
             last_error: headers.and_then(|h| text(h.inner().get(HEADER_LAST_ERROR)?)).unwrap_or_default(),
         }
@@ -70,7 +70,7 @@ fn text(v: &AMQPValue) -> Option<String> {
 }
 
 /// The reason a message was parked: ours, else the broker's first `x-death`.
-fn drop_reason(headers: Option<&FieldTable>) -> String {
+pub fn parked_reason(headers: Option<&FieldTable>) -> String {
     let Some(h) = headers else { return "unknown".into() };
     if let Some(r) = h.inner().get(HEADER_DROP_REASON).and_then(text) {
         return r;
@@ -158,13 +158,13 @@ mod tests {
     fn reason_from_our_header_or_the_brokers_x_death() {
         let mut ours = FieldTable::default();
         ours.insert(HEADER_DROP_REASON.into(), AMQPValue::LongString("gone".into()));
-        assert_eq!(drop_reason(Some(&ours)), "gone");
+        assert_eq!(parked_reason(Some(&ours)), "gone");
 
         let mut death = FieldTable::default();
         death.insert("reason".into(), AMQPValue::LongString("delivery_limit".into()));
         let mut broker = FieldTable::default();
         broker.insert("x-death".into(), AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()));
-        assert_eq!(drop_reason(Some(&broker)), "delivery_limit");
-        assert_eq!(drop_reason(None), "unknown");
+        assert_eq!(parked_reason(Some(&broker)), "delivery_limit");
+        assert_eq!(parked_reason(None), "unknown");
     }
 }

@@ -89,6 +89,7 @@ pub struct Broker {
     pub channel: Channel,
     pub topology: Topology,
     pub prefix: String,
+    cleaned: bool,
 }
 
 impl Broker {
@@ -99,7 +100,7 @@ impl Broker {
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let topology = Topology::from_config(config);
         topology.declare(&channel).await.expect("declare");
-        Self { conn, channel, topology, prefix: config.prefix.clone() }
+        Self { conn, channel, topology, prefix: config.prefix.clone(), cleaned: false }
     }
 
     /// Publishes a body to the fanout exchange, as a producer would.
@@ -178,9 +179,31 @@ impl Broker {
     }
 
     /// Deletes the exchange and every queue of the prefix.
-    pub async fn cleanup(self) {
+    pub async fn cleanup(mut self) {
         delete_topology(&self.conn, &self.prefix, &self.topology).await;
         let _ = self.conn.close(200, "done".into()).await;
+        self.cleaned = true;
+    }
+}
+
+/// A test that panicked before `cleanup` still leaves nothing behind: the
+/// topology is deleted from a fresh runtime on another thread.
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let (prefix, topology) = (self.prefix.clone(), self.topology.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(conn) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+                    delete_topology(&conn, &prefix, &topology).await;
+                    let _ = conn.close(200, "cleanup".into()).await;
+                }
+            });
+        })
+        .join();
     }
 }
 
