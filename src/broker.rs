@@ -53,7 +53,10 @@ pub fn parse_url(url: &str) -> Result<AMQPUri, String> {
 /// The URL as it may appear in a log: no password.
 pub fn redacted(uri: &AMQPUri) -> String {
     let scheme = format!("{:?}", uri.scheme).to_lowercase();
-    format!("{scheme}://{}@{}:{}/{}", uri.authority.userinfo.username, uri.authority.host, uri.authority.port, uri.vhost)
+    format!(
+        "{scheme}://{}@{}:{}/{}",
+        uri.authority.userinfo.username, uri.authority.host, uri.authority.port, uri.vhost
+    )
 }
 
 /// The reconnect backoff: exponential from 100 ms, with jitter so a fleet
@@ -113,20 +116,30 @@ impl Publisher {
     /// Opens a channel on `conn` and puts it in confirm mode.
     pub async fn open(conn: &Connection) -> Result<Self, lapin::Error> {
         let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Self { channel })
     }
 
     /// Publishes `body` to queue `queue` through the default exchange,
     /// persistent and `mandatory`, and waits for the broker's confirm.
     /// `Ok` means the broker has taken responsibility for the message.
-    pub async fn publish(&self, queue: &str, body: &[u8], properties: BasicProperties) -> Result<(), PublishError> {
+    pub async fn publish(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
         let confirm = self
             .channel
             .basic_publish(
                 "".into(),
                 queue.into(),
-                BasicPublishOptions { mandatory: true, immediate: false },
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
                 body,
                 properties.with_delivery_mode(2),
             )
@@ -134,9 +147,9 @@ impl Publisher {
             .await?;
         match confirm {
             Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => {
-                Err(PublishError::Returned(queue.to_string(), returned.reply_text.to_string()))
-            }
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(
+                PublishError::Returned(queue.to_string(), returned.reply_text.to_string()),
+            ),
             Confirmation::Nack(None) => Err(PublishError::Nacked(queue.to_string())),
             Confirmation::NotRequested => unreachable!("the channel is in confirm mode"),
         }
@@ -159,14 +172,23 @@ mod tests {
         let shown = redacted(&uri);
         assert!(!shown.contains("pw"), "{shown}");
         assert!(shown.contains("broker:5673"), "{shown}");
-        assert_eq!(parse_url("amqp://h/%2f?heartbeat=3").unwrap().query.heartbeat, Some(3));
+        assert_eq!(
+            parse_url("amqp://h/%2f?heartbeat=3")
+                .unwrap()
+                .query
+                .heartbeat,
+            Some(3)
+        );
         assert!(parse_url("http://nope").is_err());
     }
 
     #[test]
     fn backoff_grows_to_the_cap() {
         let delays: Vec<_> = reconnect_backoff().take(20).collect();
-        assert!(delays.iter().all(|d| *d <= MAX_RECONNECT_DELAY), "{delays:?}");
+        assert!(
+            delays.iter().all(|d| *d <= MAX_RECONNECT_DELAY),
+            "{delays:?}"
+        );
         assert!(delays[15] >= MAX_RECONNECT_DELAY / 2, "{delays:?}");
         assert!(delays[0] < Duration::from_secs(1), "{delays:?}");
     }

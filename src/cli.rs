@@ -11,7 +11,7 @@ use crate::{
     Error, broker,
     config::{Config, LogFormat},
     dead,
-    delivery::{DeliveryConfig, Deliverer},
+    delivery::{Deliverer, DeliveryConfig},
     signing::SigningKey,
     telemetry::{self, Health, Metrics},
     topology::Topology,
@@ -110,14 +110,24 @@ impl Command {
     pub fn log_format(&self) -> LogFormat {
         match self {
             Command::Run(c) | Command::Declare(c) => c.log_format,
-            Command::Dead(DeadCommand::List { config, .. } | DeadCommand::Replay { config, .. }) => config.log_format,
+            Command::Dead(
+                DeadCommand::List { config, .. } | DeadCommand::Replay { config, .. },
+            ) => config.log_format,
             Command::Publish { config, .. } => config.log_format,
             Command::DemoReceiver { .. } => LogFormat::Text,
         }
     }
 }
 
-const SUBCOMMANDS: [&str; 7] = ["run", "declare", "dead", "publish", "demo-receiver", "help", "-h"];
+const SUBCOMMANDS: [&str; 7] = [
+    "run",
+    "declare",
+    "dead",
+    "publish",
+    "demo-receiver",
+    "help",
+    "-h",
+];
 
 /// Inserts `run` when no subcommand is given, so `webhook-worker` and
 /// `webhook-worker --prefix x` both run the worker.
@@ -137,7 +147,9 @@ pub async fn execute(command: Command) -> Result<(), Error> {
         Command::Run(config) => run(config).await,
         Command::Declare(config) => {
             let conn = connect_once(&config).await?;
-            Topology::from_config(&config).declare(&conn.create_channel().await?).await?;
+            Topology::from_config(&config)
+                .declare(&conn.create_channel().await?)
+                .await?;
             let _ = conn.close(200, "declared".into()).await;
             println!("declared the topology of prefix '{}'", config.prefix);
             Ok(())
@@ -149,39 +161,89 @@ pub async fn execute(command: Command) -> Result<(), Error> {
             println!("ID\tWEBHOOK\tREASON\tATTEMPTS\tLAST ERROR");
             for p in &parked {
                 let webhook = p.webhook.map_or_else(|| "?".to_string(), |w| w.to_string());
-                println!("{}\t{webhook}\t{}\t{}\t{}", p.id.as_deref().unwrap_or("?"), p.reason, p.attempts, p.last_error);
+                println!(
+                    "{}\t{webhook}\t{}\t{}\t{}",
+                    p.id.as_deref().unwrap_or("?"),
+                    p.reason,
+                    p.attempts,
+                    p.last_error
+                );
             }
             eprintln!("{} parked message(s) listed", parked.len());
             Ok(())
         }
-        Command::Dead(DeadCommand::Replay { limit, reason, config }) => {
+        Command::Dead(DeadCommand::Replay {
+            limit,
+            reason,
+            config,
+        }) => {
             let conn = connect_once(&config).await?;
-            let report = dead::replay(&conn, &Topology::from_config(&config), limit, reason.as_deref()).await?;
+            let report = dead::replay(
+                &conn,
+                &Topology::from_config(&config),
+                limit,
+                reason.as_deref(),
+            )
+            .await?;
             let _ = conn.close(200, "replayed".into()).await;
-            println!("replayed {} message(s); {} left parked", report.moved, report.kept);
+            println!(
+                "replayed {} message(s); {} left parked",
+                report.moved, report.kept
+            );
             Ok(())
         }
-        Command::Publish { file, url, count, rate, config } => {
+        Command::Publish {
+            file,
+            url,
+            count,
+            rate,
+            config,
+        } => {
             let conn = connect_once(&config).await?;
             let source = match file {
                 Some(path) => crate::publish::Source::Lines(path),
                 None => crate::publish::Source::Samples { url },
             };
-            let n = crate::publish::publish(&conn, &Topology::from_config(&config), source, count, rate).await?;
+            let n = crate::publish::publish(
+                &conn,
+                &Topology::from_config(&config),
+                source,
+                count,
+                rate,
+            )
+            .await?;
             let _ = conn.close(200, "published".into()).await;
             println!("published {n} event(s) to exchange '{}'", config.prefix);
             Ok(())
         }
-        Command::DemoReceiver { listen, fail_rate, fail_status, latency, secret, quiet } => {
+        Command::DemoReceiver {
+            listen,
+            fail_rate,
+            fail_status,
+            latency,
+            secret,
+            quiet,
+        } => {
             let secret = match secret {
                 None => None,
-                Some(s) => Some(SigningKey::from_secret(&s).map_err(|e| Error::Config(format!("--secret: {e}")))?),
+                Some(s) => Some(
+                    SigningKey::from_secret(&s)
+                        .map_err(|e| Error::Config(format!("--secret: {e}")))?,
+                ),
             };
-            let options = crate::demo_receiver::ReceiverOptions { fail_rate, fail_status, latency, secret, quiet };
+            let options = crate::demo_receiver::ReceiverOptions {
+                fail_rate,
+                fail_status,
+                latency,
+                secret,
+                quiet,
+            };
             let cancel = CancellationToken::new();
             crate::shutdown::listen(cancel.clone())?;
             let (addr, server) = crate::demo_receiver::serve(listen, options, cancel).await?;
-            eprintln!("demo receiver listening on http://{addr}/ (fail rate {fail_rate}, latency {latency:?})");
+            eprintln!(
+                "demo receiver listening on http://{addr}/ (fail rate {fail_rate}, latency {latency:?})"
+            );
             Ok(server.await?)
         }
     }
@@ -190,7 +252,8 @@ pub async fn execute(command: Command) -> Result<(), Error> {
 /// One connection attempt, for the one-shot commands.
 async fn connect_once(config: &Config) -> Result<lapin::Connection, Error> {
     let uri = broker::parse_url(&config.amqp_url).map_err(Error::Config)?;
-    let props = lapin::ConnectionProperties::default().with_connection_name("webhook-worker cli".into());
+    let props =
+        lapin::ConnectionProperties::default().with_connection_name("webhook-worker cli".into());
     Ok(lapin::Connection::connect_uri(uri, props).await?)
 }
 
@@ -198,7 +261,10 @@ async fn connect_once(config: &Config) -> Result<lapin::Connection, Error> {
 pub fn deliverer(config: &Config) -> Result<Deliverer, Error> {
     let default_key = match &config.signing_secret {
         None => None,
-        Some(s) => Some(SigningKey::from_secret(s).map_err(|e| Error::Config(format!("WEBHOOK_SIGNING_SECRET: {e}")))?),
+        Some(s) => Some(
+            SigningKey::from_secret(s)
+                .map_err(|e| Error::Config(format!("WEBHOOK_SIGNING_SECRET: {e}")))?,
+        ),
     };
     Ok(Deliverer::new(DeliveryConfig {
         timeout: config.timeout,
@@ -219,7 +285,13 @@ async fn run(config: Config) -> Result<(), Error> {
     let stop_server = CancellationToken::new();
     crate::shutdown::listen(shutdown.clone())?;
 
-    let (addr, server) = telemetry::serve(config.metrics_addr, metrics.clone(), health.clone(), stop_server.clone()).await?;
+    let (addr, server) = telemetry::serve(
+        config.metrics_addr,
+        metrics.clone(),
+        health.clone(),
+        stop_server.clone(),
+    )
+    .await?;
     let server = tokio::spawn(server);
     tracing::info!(
         metrics = %addr, prefix = %config.prefix, queue_type = ?config.queue_type,

@@ -36,7 +36,11 @@ pub struct Config {
     pub timeout: Duration,
 
     /// Delays before each retry: `DURATION[*COUNT]`, comma separated.
-    #[arg(long, env = "WEBHOOK_RETRY_SCHEDULE", default_value = "60s*3,1h*3,24h*3")]
+    #[arg(
+        long,
+        env = "WEBHOOK_RETRY_SCHEDULE",
+        default_value = "60s*3,1h*3,24h*3"
+    )]
     pub retry_schedule: RetrySchedule,
 
     /// No retry is scheduled later than this after the first attempt.
@@ -99,7 +103,7 @@ impl Config {
     /// The configuration with every default, as `webhook-worker run` with an
     /// empty environment would see it. Tests start from here.
     pub fn defaults() -> Self {
-        use clap::{FromArgMatches, Command};
+        use clap::{Command, FromArgMatches};
         // Parse an empty command line without looking at the environment.
         let cmd = Config::augment_args(Command::new("webhook-worker").no_binary_name(true));
         let cmd = cmd.mut_args(|a| a.env(None::<&str>));
@@ -208,8 +212,13 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, ConfigError> {
 fn parse_prefix(s: &str) -> Result<String, ConfigError> {
     let ok = !s.is_empty()
         && s.len() <= 200
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-    if ok { Ok(s.to_string()) } else { Err(ConfigError::Prefix) }
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(ConfigError::Prefix)
+    }
 }
 
 impl FromStr for RetrySchedule {
@@ -278,7 +287,10 @@ mod tests {
     #[test]
     fn default_schedule_expands_to_nine_delays() {
         let s: RetrySchedule = "60s*3,1h*3,24h*3".parse().unwrap();
-        assert_eq!(s.delays(), &[MIN, MIN, MIN, HOUR, HOUR, HOUR, DAY, DAY, DAY]);
+        assert_eq!(
+            s.delays(),
+            &[MIN, MIN, MIN, HOUR, HOUR, HOUR, DAY, DAY, DAY]
+        );
         assert_eq!(s.tiers(), vec![MIN, HOUR, DAY]);
     }
 
@@ -293,16 +305,22 @@ mod tests {
     #[test]
     fn schedule_rejects_bad_entries() {
         for bad in [
-            "", ",", "60s,", "60s*0", "60s*-1", "60s*x", "abc", "0s", "60s**2", "60s*3*2",
-            "1us", "60s*1001",
+            "", ",", "60s,", "60s*0", "60s*-1", "60s*x", "abc", "0s", "60s**2", "60s*3*2", "1us",
+            "60s*1001",
         ] {
-            assert!(bad.parse::<RetrySchedule>().is_err(), "{bad:?} should be rejected");
+            assert!(
+                bad.parse::<RetrySchedule>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
     #[test]
     fn durations_must_be_whole_milliseconds() {
-        assert_eq!(parse_duration("1500ms").unwrap(), Duration::from_millis(1500));
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
         assert!(parse_duration("1ns").is_err());
         assert!(parse_positive_duration("0s").is_err());
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);

@@ -45,8 +45,12 @@ impl Parked {
             id,
             webhook,
             reason: parked_reason(headers),
-            attempts: RetryState::from_headers(headers).map(|s| s.attempts).unwrap_or(0),
-            last_error: headers.and_then(|h| text(h.inner().get(HEADER_LAST_ERROR)?)).unwrap_or_default(),
+            attempts: RetryState::from_headers(headers)
+                .map(|s| s.attempts)
+                .unwrap_or(0),
+            last_error: headers
+                .and_then(|h| text(h.inner().get(HEADER_LAST_ERROR)?))
+                .unwrap_or_default(),
         }
     }
 }
@@ -71,7 +75,9 @@ fn text(v: &AMQPValue) -> Option<String> {
 
 /// The reason a message was parked: ours, else the broker's first `x-death`.
 pub fn parked_reason(headers: Option<&FieldTable>) -> String {
-    let Some(h) = headers else { return "unknown".into() };
+    let Some(h) = headers else {
+        return "unknown".into();
+    };
     if let Some(r) = h.inner().get(HEADER_DROP_REASON).and_then(text) {
         return r;
     }
@@ -89,7 +95,10 @@ async fn depth(channel: &Channel, topology: &Topology) -> Result<u32, Error> {
     let q = channel
         .queue_declare(
             topology.dead().into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await?;
@@ -97,12 +106,19 @@ async fn depth(channel: &Channel, topology: &Topology) -> Result<u32, Error> {
 }
 
 /// Lists up to `limit` parked messages without consuming them.
-pub async fn list(conn: &Connection, topology: &Topology, limit: Option<u64>) -> Result<Vec<Parked>, Error> {
+pub async fn list(
+    conn: &Connection,
+    topology: &Topology,
+    limit: Option<u64>,
+) -> Result<Vec<Parked>, Error> {
     let channel = conn.create_channel().await?;
     let total = u64::from(depth(&channel, topology).await?);
     let mut out = Vec::new();
     while (out.len() as u64) < total.min(limit.unwrap_or(u64::MAX)) {
-        let Some(msg) = channel.basic_get(topology.dead().into(), BasicGetOptions { no_ack: false }).await? else {
+        let Some(msg) = channel
+            .basic_get(topology.dead().into(), BasicGetOptions { no_ack: false })
+            .await?
+        else {
             break;
         };
         out.push(Parked::read(&msg.delivery.data, &msg.delivery.properties));
@@ -129,7 +145,10 @@ pub async fn replay(
         if limit.is_some_and(|l| report.moved >= l) {
             break;
         }
-        let Some(msg) = channel.basic_get(topology.dead().into(), BasicGetOptions { no_ack: false }).await? else {
+        let Some(msg) = channel
+            .basic_get(topology.dead().into(), BasicGetOptions { no_ack: false })
+            .await?
+        else {
             break;
         };
         let d = msg.delivery;
@@ -140,8 +159,16 @@ pub async fn replay(
             continue;
         }
         let headers = without_retry_headers(d.properties.headers().as_ref());
-        publisher.publish(topology.deliveries(), &d.data, d.properties.clone().with_headers(headers)).await?;
-        channel.basic_ack(d.delivery_tag, BasicAckOptions::default()).await?;
+        publisher
+            .publish(
+                topology.deliveries(),
+                &d.data,
+                d.properties.clone().with_headers(headers),
+            )
+            .await?;
+        channel
+            .basic_ack(d.delivery_tag, BasicAckOptions::default())
+            .await?;
         report.moved += 1;
         tracing::info!(id = parked.id.as_deref().unwrap_or("?"), reason = %parked.reason, "replayed");
     }
@@ -157,13 +184,22 @@ mod tests {
     #[test]
     fn reason_from_our_header_or_the_brokers_x_death() {
         let mut ours = FieldTable::default();
-        ours.insert(HEADER_DROP_REASON.into(), AMQPValue::LongString("gone".into()));
+        ours.insert(
+            HEADER_DROP_REASON.into(),
+            AMQPValue::LongString("gone".into()),
+        );
         assert_eq!(parked_reason(Some(&ours)), "gone");
 
         let mut death = FieldTable::default();
-        death.insert("reason".into(), AMQPValue::LongString("delivery_limit".into()));
+        death.insert(
+            "reason".into(),
+            AMQPValue::LongString("delivery_limit".into()),
+        );
         let mut broker = FieldTable::default();
-        broker.insert("x-death".into(), AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()));
+        broker.insert(
+            "x-death".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::FieldTable(death)].into()),
+        );
         assert_eq!(parked_reason(Some(&broker)), "delivery_limit");
         assert_eq!(parked_reason(None), "unknown");
     }

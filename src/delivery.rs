@@ -57,8 +57,14 @@ pub enum AttemptOutcome {
 
 impl AttemptOutcome {
     /// Every label, for pre-registering metrics.
-    pub const LABELS: [&'static str; 6] =
-        ["success", "timeout", "connect_error", "http_error", "gone", "forbidden_target"];
+    pub const LABELS: [&'static str; 6] = [
+        "success",
+        "timeout",
+        "connect_error",
+        "http_error",
+        "gone",
+        "forbidden_target",
+    ];
 
     /// The metric label.
     pub fn label(&self) -> &'static str {
@@ -81,12 +87,24 @@ impl AttemptOutcome {
     pub fn describe(&self, timeout: Duration) -> String {
         match self {
             AttemptOutcome::Success { status } => format!("HTTP {status}"),
-            AttemptOutcome::Timeout => format!("timeout: no response within {}", humantime::format_duration(timeout)),
+            AttemptOutcome::Timeout => format!(
+                "timeout: no response within {}",
+                humantime::format_duration(timeout)
+            ),
             AttemptOutcome::ConnectError(e) => format!("connect error: {e}"),
-            AttemptOutcome::HttpError { status, retry_after: Some(d) } => {
-                format!("HTTP {status} (Retry-After {})", humantime::format_duration(*d))
+            AttemptOutcome::HttpError {
+                status,
+                retry_after: Some(d),
+            } => {
+                format!(
+                    "HTTP {status} (Retry-After {})",
+                    humantime::format_duration(*d)
+                )
             }
-            AttemptOutcome::HttpError { status, retry_after: None } => format!("HTTP {status}"),
+            AttemptOutcome::HttpError {
+                status,
+                retry_after: None,
+            } => format!("HTTP {status}"),
             AttemptOutcome::Gone => "HTTP 410 Gone".to_string(),
             AttemptOutcome::ForbiddenTarget(e) => format!("forbidden target: {e}"),
         }
@@ -152,8 +170,14 @@ impl Deliverer {
         h.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         h.insert(names::WEBHOOK_NO, HeaderValue::from(env.webhook));
         // Validated as visible ASCII by the envelope parser.
-        h.insert(names::EVENT, HeaderValue::from_str(&env.event).expect("validated"));
-        h.insert(names::DELIVERY_ID, HeaderValue::from_str(&env.id).expect("validated"));
+        h.insert(
+            names::EVENT,
+            HeaderValue::from_str(&env.event).expect("validated"),
+        );
+        h.insert(
+            names::DELIVERY_ID,
+            HeaderValue::from_str(&env.id).expect("validated"),
+        );
         h.insert(names::ATTEMPT, HeaderValue::from(attempt));
         if let Some(site) = env.site_id {
             h.insert(names::SITE_ID, HeaderValue::from(site));
@@ -168,12 +192,21 @@ impl Deliverer {
         };
         if let Some(key) = key {
             let signature = key.sign(&env.id, unix_secs, env.data.get().as_bytes());
-            h.insert(names::SIG_ID, HeaderValue::from_str(&env.id).expect("validated"));
+            h.insert(
+                names::SIG_ID,
+                HeaderValue::from_str(&env.id).expect("validated"),
+            );
             h.insert(names::SIG_TIMESTAMP, HeaderValue::from(unix_secs));
-            h.insert(names::SIG_SIGNATURE, HeaderValue::from_str(&signature).expect("base64 is ASCII"));
+            h.insert(
+                names::SIG_SIGNATURE,
+                HeaderValue::from_str(&signature).expect("base64 is ASCII"),
+            );
         }
         for (name, value) in &env.headers {
-            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
                 h.append(n, v);
             }
         }
@@ -191,14 +224,25 @@ impl Deliverer {
         }
         let payload = body.slice_ref(env.data.get().as_bytes());
         let headers = self.headers(env, attempt, unix_secs_now());
-        let response = self.client.post(env.url.clone()).headers(headers).body(payload).send().await;
+        let response = self
+            .client
+            .post(env.url.clone())
+            .headers(headers)
+            .body(payload)
+            .send()
+            .await;
         let mut response = match response {
             Ok(r) => r,
             Err(e) => return classify_error(e),
         };
         let status = response.status();
-        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers().get(RETRY_AFTER).and_then(|v| parse_retry_after(v.as_bytes(), SystemTime::now()))
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v.as_bytes(), SystemTime::now()))
         } else {
             None
         };
@@ -212,11 +256,16 @@ impl Deliverer {
             }
         }
         if status.is_success() {
-            AttemptOutcome::Success { status: status.as_u16() }
+            AttemptOutcome::Success {
+                status: status.as_u16(),
+            }
         } else if status == StatusCode::GONE {
             AttemptOutcome::Gone
         } else {
-            AttemptOutcome::HttpError { status: status.as_u16(), retry_after }
+            AttemptOutcome::HttpError {
+                status: status.as_u16(),
+                retry_after,
+            }
         }
     }
 }
@@ -243,7 +292,9 @@ fn literal_ip(url: &url::Url) -> Option<std::net::IpAddr> {
 }
 
 fn unix_secs_now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Maps a client error to an outcome, with a description that names no URL.
@@ -285,12 +336,21 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
-        assert_eq!(parse_retry_after(b"120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(b"120", now),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(parse_retry_after(b" 0 ", now), Some(Duration::ZERO));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(3600));
-        assert_eq!(parse_retry_after(later.as_bytes(), now), Some(Duration::from_secs(3600)));
+        assert_eq!(
+            parse_retry_after(later.as_bytes(), now),
+            Some(Duration::from_secs(3600))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(5));
-        assert_eq!(parse_retry_after(earlier.as_bytes(), now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(earlier.as_bytes(), now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after(b"-5", now), None);
         assert_eq!(parse_retry_after(b"soon", now), None);
     }
@@ -318,7 +378,10 @@ mod tests {
         assert_eq!(h["x-comm100-attempt"], "3");
         assert_eq!(h["x-comm100-site-id"], "7");
         assert_eq!(h["x-tenant"], "t");
-        assert!(!h.contains_key("webhook-signature"), "no secret, no signature");
+        assert!(
+            !h.contains_key("webhook-signature"),
+            "no secret, no signature"
+        );
     }
 
     #[test]
@@ -326,20 +389,26 @@ mod tests {
         let body = br#"{"id":"e1","webhook":101,"url":"https://x.io/","data":{},"secret":"mine"}"#;
         let env = crate::message::parse(body, 1 << 20).unwrap();
         let h = deliverer(Some("default")).headers(&env, 1, 42);
-        let expected = SigningKey::from_secret("mine").unwrap().sign("e1", 42, b"{}");
+        let expected = SigningKey::from_secret("mine")
+            .unwrap()
+            .sign("e1", 42, b"{}");
         assert_eq!(h["webhook-signature"], expected.as_str());
         assert_eq!(h["webhook-id"], "e1");
         assert_eq!(h["webhook-timestamp"], "42");
         let body = br#"{"id":"e1","webhook":101,"url":"https://x.io/","data":{}}"#;
         let env = crate::message::parse(body, 1 << 20).unwrap();
         let h = deliverer(Some("default")).headers(&env, 1, 42);
-        let expected = SigningKey::from_secret("default").unwrap().sign("e1", 42, b"{}");
+        let expected = SigningKey::from_secret("default")
+            .unwrap()
+            .sign("e1", 42, b"{}");
         assert_eq!(h["webhook-signature"], expected.as_str());
     }
 
     #[tokio::test]
     async fn literal_private_ip_is_refused_without_a_request() {
-        let body = Bytes::from_static(br#"{"id":"e1","webhook":101,"url":"http://127.0.0.1:9/","data":{}}"#);
+        let body = Bytes::from_static(
+            br#"{"id":"e1","webhook":101,"url":"http://127.0.0.1:9/","data":{}}"#,
+        );
         let env = crate::message::parse(&body, 1 << 20).unwrap();
         let outcome = deliverer(None).attempt(&env, &body, 1).await;
         assert_eq!(outcome.label(), "forbidden_target");

@@ -50,13 +50,22 @@ pub async fn serve(
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared { options, received: AtomicU64::new(0) });
+    let shared = Arc::new(Shared {
+        options,
+        received: AtomicU64::new(0),
+    });
     let app = Router::new().fallback(handle).with_state(shared);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
     Ok((addr, async move { server.await }))
 }
 
-async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn handle(
+    State(s): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let n = s.received.fetch_add(1, Ordering::Relaxed) + 1;
     let o = &s.options;
     if !o.latency.is_zero() {
@@ -68,12 +77,22 @@ async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body
         StatusCode::OK
     };
     if !o.quiet {
-        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+        let h = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string()
+        };
         let signature = match &o.secret {
             None => "",
             Some(key) => {
                 let ts = h("webhook-timestamp").parse().unwrap_or(0);
-                if key.sign(&h("webhook-id"), ts, &body) == h("webhook-signature") { " signature=ok" } else { " signature=BAD" }
+                if key.sign(&h("webhook-id"), ts, &body) == h("webhook-signature") {
+                    " signature=ok"
+                } else {
+                    " signature=BAD"
+                }
             }
         };
         println!(

@@ -42,12 +42,20 @@ pub enum HostSlot {
 impl HostLimiter {
     /// A limiter allowing `cap` deliveries per host; 0 disables it.
     pub fn new(cap: u16) -> Self {
-        Self { cap: cap.into(), hosts: Mutex::new(HashMap::new()) }
+        Self {
+            cap: cap.into(),
+            hosts: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The key of a URL's receiver: scheme, host and port.
     pub fn key(url: &url::Url) -> String {
-        format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0))
+        format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        )
     }
 
     /// Waits up to `wait` for a slot of `host`.
@@ -61,7 +69,10 @@ impl HostLimiter {
                 let cap = self.cap;
                 hosts.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < cap);
             }
-            hosts.entry(host.to_string()).or_insert_with(|| Arc::new(Semaphore::new(self.cap))).clone()
+            hosts
+                .entry(host.to_string())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
+                .clone()
         };
         if let Ok(permit) = semaphore.clone().try_acquire_owned() {
             return HostSlot::Granted(Some(permit));
@@ -84,17 +95,29 @@ mod tests {
         let a2 = l.acquire("a", HOST_SLOT_WAIT).await;
         assert!(matches!(a1, HostSlot::Granted(Some(_))));
         assert!(matches!(a2, HostSlot::Granted(Some(_))));
-        assert!(matches!(l.acquire("a", Duration::from_millis(5)).await, HostSlot::Full));
-        assert!(matches!(l.acquire("b", HOST_SLOT_WAIT).await, HostSlot::Granted(Some(_))));
+        assert!(matches!(
+            l.acquire("a", Duration::from_millis(5)).await,
+            HostSlot::Full
+        ));
+        assert!(matches!(
+            l.acquire("b", HOST_SLOT_WAIT).await,
+            HostSlot::Granted(Some(_))
+        ));
         drop(a1);
-        assert!(matches!(l.acquire("a", HOST_SLOT_WAIT).await, HostSlot::Granted(Some(_))));
+        assert!(matches!(
+            l.acquire("a", HOST_SLOT_WAIT).await,
+            HostSlot::Granted(Some(_))
+        ));
     }
 
     #[tokio::test]
     async fn zero_means_no_cap() {
         let l = HostLimiter::new(0);
         for _ in 0..10 {
-            assert!(matches!(l.acquire("a", Duration::ZERO).await, HostSlot::Granted(None)));
+            assert!(matches!(
+                l.acquire("a", Duration::ZERO).await,
+                HostSlot::Granted(None)
+            ));
         }
     }
 

@@ -13,7 +13,10 @@ use webhook_worker::{
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os()));
     telemetry::init_logging(cli.command.log_format());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -94,10 +94,13 @@ pub struct Envelope<'a> {
     /// When the event occurred, unix milliseconds, when given.
     pub created_at_ms: Option<i64>,
     /// Extra request headers for this receiver, validated.
-    pub headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub headers: Vec<Header<'a>>,
     /// This receiver's signing secret, when given.
     pub secret: Option<Cow<'a, str>>,
 }
+
+/// One extra request header: name and value, validated.
+pub type Header<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// Why a message was refused; the text is what `webhook-last-error` says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,20 +164,29 @@ struct RawEnvelope<'a> {
 /// parsing so an oversized body costs nothing.
 pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
     if body.len() > max_bytes {
-        return Err(Rejection::TooLarge { size: body.len(), limit: max_bytes });
+        return Err(Rejection::TooLarge {
+            size: body.len(),
+            limit: max_bytes,
+        });
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|e| malformed(format!("body is not UTF-8 (invalid byte at offset {})", e.valid_up_to())))?;
+    let text = std::str::from_utf8(body).map_err(|e| {
+        malformed(format!(
+            "body is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
     if !text.trim_start().starts_with('{') {
         return Err(malformed("body is not a JSON object"));
     }
-    let raw: RawEnvelope<'_> =
-        serde_json::from_str(text).map_err(|e| malformed(format!("body is not valid JSON: {e}")))?;
+    let raw: RawEnvelope<'_> = serde_json::from_str(text)
+        .map_err(|e| malformed(format!("body is not valid JSON: {e}")))?;
 
     let id = required_string(raw.id, "id")?;
     let id_chars = id.chars().count();
     if id_chars == 0 || id_chars > MAX_ID_CHARS {
-        return Err(malformed(format!("field 'id' must be 1-{MAX_ID_CHARS} characters, got {id_chars}")));
+        return Err(malformed(format!(
+            "field 'id' must be 1-{MAX_ID_CHARS} characters, got {id_chars}"
+        )));
     }
     if !id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         return Err(malformed("field 'id' must be printable ASCII"));
@@ -189,7 +201,9 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
     }
     let webhook = webhook as u16;
 
-    let event = optional(raw.event).map(|v| string(v, "event")).transpose()?;
+    let event = optional(raw.event)
+        .map(|v| string(v, "event"))
+        .transpose()?;
     let event = match (catalog_event(webhook), event) {
         (Some(known), None) => Cow::Borrowed(known),
         (Some(known), Some(given)) if given == known => Cow::Borrowed(known),
@@ -218,12 +232,17 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
     let url_text = required_string(raw.url, "url")?;
     let url_chars = url_text.chars().count();
     if url_chars > MAX_URL_CHARS {
-        return Err(malformed(format!("field 'url' is {url_chars} characters, more than {MAX_URL_CHARS}")));
+        return Err(malformed(format!(
+            "field 'url' is {url_chars} characters, more than {MAX_URL_CHARS}"
+        )));
     }
     let url = url::Url::parse(&url_text)
         .map_err(|e| malformed(format!("field 'url' is not an absolute URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(malformed(format!("field 'url' scheme '{}' is not http or https", url.scheme())));
+        return Err(malformed(format!(
+            "field 'url' scheme '{}' is not http or https",
+            url.scheme()
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(malformed("field 'url' has no host"));
@@ -234,7 +253,9 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
         return Err(malformed("field 'data' must be a JSON object"));
     }
 
-    let site_id = optional(raw.site_id).map(|v| integer(v, "site_id")).transpose()?;
+    let site_id = optional(raw.site_id)
+        .map(|v| integer(v, "site_id"))
+        .transpose()?;
 
     let created_at_ms = optional(raw.created_at)
         .map(|v| {
@@ -250,36 +271,63 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
         Some(v) => parse_headers(v)?,
     };
 
-    let secret = optional(raw.secret).map(|v| string(v, "secret")).transpose()?;
+    let secret = optional(raw.secret)
+        .map(|v| string(v, "secret"))
+        .transpose()?;
     if let Some(secret) = &secret {
         crate::signing::SigningKey::from_secret(secret)
             .map_err(|e| malformed(format!("field 'secret': {e}")))?;
     }
 
-    Ok(Envelope { id, webhook, event, url, data, site_id, created_at_ms, headers, secret })
+    Ok(Envelope {
+        id,
+        webhook,
+        event,
+        url,
+        data,
+        site_id,
+        created_at_ms,
+        headers,
+        secret,
+    })
 }
 
-fn parse_headers(v: &RawValue) -> Result<Vec<(Cow<'_, str>, Cow<'_, str>)>, Rejection> {
+fn parse_headers(v: &RawValue) -> Result<Vec<Header<'_>>, Rejection> {
     if !v.get().starts_with('{') {
-        return Err(malformed("field 'headers' must be an object of string to string"));
+        return Err(malformed(
+            "field 'headers' must be an object of string to string",
+        ));
     }
     // A Vec of pairs, not a map: a duplicated name must be seen, not merged.
     let pairs: Vec<(Cow<'_, str>, &RawValue)> = serde_json::from_str::<OrderedPairs<'_>>(v.get())
         .map_err(|_| malformed("field 'headers' must be an object of string to string"))?
         .0;
-    let mut headers: Vec<(Cow<'_, str>, Cow<'_, str>)> = Vec::with_capacity(pairs.len());
+    let mut headers: Vec<Header<'_>> = Vec::with_capacity(pairs.len());
     for (name, value) in pairs {
-        let value = string(value, "headers")
-            .map_err(|_| malformed(format!("header '{}' value must be a string", truncate(&name, 64))))?;
+        let value = string(value, "headers").map_err(|_| {
+            malformed(format!(
+                "header '{}' value must be a string",
+                truncate(&name, 64)
+            ))
+        })?;
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(malformed(format!("header name '{}' is not a valid HTTP token", truncate(&name, 64))));
+            return Err(malformed(format!(
+                "header name '{}' is not a valid HTTP token",
+                truncate(&name, 64)
+            )));
         }
         let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) || RESERVED_HEADERS_EXTRA.contains(&lower.as_str()) {
-            return Err(malformed(format!("header '{name}' may not be set by the message")));
+        if RESERVED_HEADERS.contains(&lower.as_str())
+            || RESERVED_HEADERS_EXTRA.contains(&lower.as_str())
+        {
+            return Err(malformed(format!(
+                "header '{name}' may not be set by the message"
+            )));
         }
         if reqwest::header::HeaderValue::from_str(&value).is_err() {
-            return Err(malformed(format!("header '{name}' value is not a valid HTTP header value")));
+            return Err(malformed(format!(
+                "header '{name}' value is not a valid HTTP header value"
+            )));
         }
         if headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
             return Err(malformed(format!("header '{name}' is given twice")));
@@ -300,7 +348,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for OrderedPairs<'a> {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
                 let mut pairs = Vec::new();
                 while let Some((k, v)) = m.next_entry::<Cow<'de, str>, &'de RawValue>()? {
                     pairs.push((k, v));
@@ -322,7 +373,8 @@ pub fn identify(body: &[u8]) -> (Option<String>, Option<i64>) {
     }
     match serde_json::from_slice::<Ids>(body) {
         Ok(ids) => (
-            ids.id.and_then(|v| v.as_str().map(|s| truncate(s, MAX_ID_CHARS))),
+            ids.id
+                .and_then(|v| v.as_str().map(|s| truncate(s, MAX_ID_CHARS))),
             ids.webhook.and_then(|v| v.as_i64()),
         ),
         Err(_) => (None, None),
@@ -353,7 +405,8 @@ fn string<'a>(v: &'a RawValue, name: &str) -> Result<Cow<'a, str>, Rejection> {
 }
 
 fn integer(v: &RawValue, name: &str) -> Result<i64, Rejection> {
-    serde_json::from_str::<i64>(v.get()).map_err(|_| malformed(format!("field '{name}' must be an integer")))
+    serde_json::from_str::<i64>(v.get())
+        .map_err(|_| malformed(format!("field '{name}' must be an integer")))
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {
@@ -413,7 +466,10 @@ mod tests {
             let mut v = valid();
             v["webhook"] = n.into();
             v["event"] = name.into();
-            assert_eq!(parse(&serde_json::to_vec(&v).unwrap(), MAX).unwrap().event, name);
+            assert_eq!(
+                parse(&serde_json::to_vec(&v).unwrap(), MAX).unwrap().event,
+                name
+            );
         }
     }
 
@@ -440,7 +496,11 @@ mod tests {
         for bad in [0, 100, 200, 300, 400, 999, -101] {
             assert!(rejection(&with("webhook", bad.into())).contains("not a valid webhook number"));
         }
-        for bad in [serde_json::json!("104"), serde_json::json!(104.0), serde_json::json!(1e30)] {
+        for bad in [
+            serde_json::json!("104"),
+            serde_json::json!(104.0),
+            serde_json::json!(1e30),
+        ] {
             assert!(rejection(&with("webhook", bad)).contains("integer"));
         }
     }
@@ -450,7 +510,10 @@ mod tests {
         for f in ["id", "webhook", "url", "data"] {
             assert_eq!(rejection(&without(f)), format!("field '{f}' is missing"));
         }
-        assert_eq!(rejection(&with("id", serde_json::Value::Null)), "field 'id' is missing");
+        assert_eq!(
+            rejection(&with("id", serde_json::Value::Null)),
+            "field 'id' is missing"
+        );
     }
 
     #[test]
@@ -475,7 +538,11 @@ mod tests {
 
     #[test]
     fn data_must_be_an_object() {
-        for bad in [serde_json::json!([1]), serde_json::json!("x"), serde_json::json!(1)] {
+        for bad in [
+            serde_json::json!([1]),
+            serde_json::json!("x"),
+            serde_json::json!(1),
+        ] {
             assert!(rejection(&with("data", bad)).contains("'data' must be a JSON object"));
         }
     }
@@ -490,26 +557,50 @@ mod tests {
         let body = with("created_at", "2026-11-24T10:00:00.5+01:00".into());
         let e = parse(&body, MAX).unwrap();
         assert_eq!(e.created_at_ms, Some(1_795_510_800_500));
-        assert_eq!(parse(&with("site_id", 1000.into()), MAX).unwrap().site_id, Some(1000));
+        assert_eq!(
+            parse(&with("site_id", 1000.into()), MAX).unwrap().site_id,
+            Some(1000)
+        );
     }
 
     #[test]
     fn headers_rules() {
-        let body = with("headers", serde_json::json!({"X-Tenant": "a", "Authorization": "Bearer t"}));
+        let body = with(
+            "headers",
+            serde_json::json!({"X-Tenant": "a", "Authorization": "Bearer t"}),
+        );
         let ok = parse(&body, MAX).unwrap();
         assert_eq!(ok.headers.len(), 2);
         for name in [
-            "Host", "content-length", "Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
-            "Keep-Alive", "Proxy-Authorization", "User-Agent", "Content-Type", "X-Comm100-Attempt",
-            "x-comm100-site-id", "Webhook-Signature",
+            "Host",
+            "content-length",
+            "Connection",
+            "Transfer-Encoding",
+            "Upgrade",
+            "TE",
+            "Trailer",
+            "Keep-Alive",
+            "Proxy-Authorization",
+            "User-Agent",
+            "Content-Type",
+            "X-Comm100-Attempt",
+            "x-comm100-site-id",
+            "Webhook-Signature",
         ] {
             let m = rejection(&with("headers", serde_json::json!({ name: "v" })));
             assert!(m.contains("may not be set"), "{name}: {m}");
         }
-        assert!(rejection(&with("headers", serde_json::json!({"X-A": 1}))).contains("must be a string"));
+        assert!(
+            rejection(&with("headers", serde_json::json!({"X-A": 1}))).contains("must be a string")
+        );
         assert!(rejection(&with("headers", serde_json::json!(["a"]))).contains("object of string"));
-        assert!(rejection(&with("headers", serde_json::json!({"bad name": "v"}))).contains("token"));
-        assert!(rejection(&with("headers", serde_json::json!({"X-A": "a\r\nb"}))).contains("header value"));
+        assert!(
+            rejection(&with("headers", serde_json::json!({"bad name": "v"}))).contains("token")
+        );
+        assert!(
+            rejection(&with("headers", serde_json::json!({"X-A": "a\r\nb"})))
+                .contains("header value")
+        );
         let dup = br#"{"id":"a","webhook":101,"url":"http://x.io/","data":{},"headers":{"X-A":"1","x-a":"2"}}"#;
         assert!(rejection(dup).contains("twice"));
     }
@@ -527,7 +618,13 @@ mod tests {
     #[test]
     fn too_large_is_checked_first() {
         let body = vec![b'x'; 11];
-        assert_eq!(parse(&body, 10).unwrap_err(), Rejection::TooLarge { size: 11, limit: 10 });
+        assert_eq!(
+            parse(&body, 10).unwrap_err(),
+            Rejection::TooLarge {
+                size: 11,
+                limit: 10
+            }
+        );
         assert!(parse(&with("id", "a".into()), 20).is_err());
     }
 }

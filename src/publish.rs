@@ -69,12 +69,22 @@ pub async fn publish(
 ) -> Result<u64, Error> {
     let channel = conn.create_channel().await?;
     topology.declare(&channel).await?;
-    channel.confirm_select(ConfirmSelectOptions::default()).await?;
-    let run = format!("demo-{:x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis());
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    let run = format!(
+        "demo-{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis()
+    );
 
     let mut lines: Box<dyn Iterator<Item = std::io::Result<String>>> = match &source {
         Source::Lines(path) if path.as_os_str() == "-" => Box::new(std::io::stdin().lock().lines()),
-        Source::Lines(path) => Box::new(std::io::BufReader::new(std::fs::File::open(path)?).lines()),
+        Source::Lines(path) => {
+            Box::new(std::io::BufReader::new(std::fs::File::open(path)?).lines())
+        }
         Source::Samples { .. } => Box::new(std::iter::empty()),
     };
     let limit = match (&source, count) {
@@ -111,7 +121,9 @@ pub async fn publish(
                 "".into(),
                 BasicPublishOptions::default(),
                 &body,
-                BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()),
+                BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/json".into()),
             )
             .await?;
         pending.push(confirm);
@@ -143,7 +155,8 @@ mod tests {
     fn every_sample_is_a_valid_event() {
         for n in 0..CATALOG.len() as u64 * 2 {
             let body = sample_event(n, "https://example.com/hook", "t");
-            let env = crate::message::parse(&body, 1 << 20).unwrap_or_else(|e| panic!("sample {n}: {e}"));
+            let env =
+                crate::message::parse(&body, 1 << 20).unwrap_or_else(|e| panic!("sample {n}: {e}"));
             assert_eq!(env.webhook, CATALOG[(n % 12) as usize].0);
             assert!(env.created_at_ms.is_some());
         }

@@ -85,22 +85,27 @@ impl RetryState {
     /// Reads the retry headers. Absent headers mean a fresh event; a header
     /// of the wrong type is an error (the message is then malformed).
     pub fn from_headers(headers: Option<&FieldTable>) -> Result<Self, String> {
-        let Some(h) = headers else { return Ok(Self::default()) };
+        let Some(h) = headers else {
+            return Ok(Self::default());
+        };
         let attempts = match h.inner().get(HEADER_ATTEMPTS) {
             None => 0,
             Some(v) => as_integer(v)
                 .and_then(|n| u32::try_from(n).ok())
-                .ok_or_else(|| format!("header {HEADER_ATTEMPTS} is not a non-negative AMQP integer"))?,
+                .ok_or_else(|| {
+                    format!("header {HEADER_ATTEMPTS} is not a non-negative AMQP integer")
+                })?,
         };
         let first_attempt_ms = match h.inner().get(HEADER_FIRST_ATTEMPT_MS) {
             None => None,
-            Some(v) => Some(
-                as_integer(v)
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| format!("header {HEADER_FIRST_ATTEMPT_MS} is not a non-negative AMQP integer"))?,
-            ),
+            Some(v) => Some(as_integer(v).filter(|n| *n >= 0).ok_or_else(|| {
+                format!("header {HEADER_FIRST_ATTEMPT_MS} is not a non-negative AMQP integer")
+            })?),
         };
-        Ok(Self { attempts, first_attempt_ms })
+        Ok(Self {
+            attempts,
+            first_attempt_ms,
+        })
     }
 
     /// The number of the attempt about to be made (1 on the first).
@@ -134,16 +139,25 @@ pub fn with_retry_headers(
     drop_reason: Option<DropReason>,
 ) -> FieldTable {
     let mut table = headers.cloned().unwrap_or_default();
-    table.insert(HEADER_ATTEMPTS.into(), AMQPValue::LongLongInt(attempts.into()));
+    table.insert(
+        HEADER_ATTEMPTS.into(),
+        AMQPValue::LongLongInt(attempts.into()),
+    );
     if let Some(first) = first_attempt_ms {
-        table.insert(HEADER_FIRST_ATTEMPT_MS.into(), AMQPValue::LongLongInt(first));
+        table.insert(
+            HEADER_FIRST_ATTEMPT_MS.into(),
+            AMQPValue::LongLongInt(first),
+        );
     }
     if let Some(err) = last_error {
         let err: String = err.chars().take(MAX_LAST_ERROR_CHARS).collect();
         table.insert(HEADER_LAST_ERROR.into(), AMQPValue::LongString(err.into()));
     }
     if let Some(reason) = drop_reason {
-        table.insert(HEADER_DROP_REASON.into(), AMQPValue::LongString(reason.as_str().into()));
+        table.insert(
+            HEADER_DROP_REASON.into(),
+            AMQPValue::LongString(reason.as_str().into()),
+        );
     }
     table
 }
@@ -152,7 +166,13 @@ pub fn with_retry_headers(
 /// and max age start over, everything the producer set kept.
 pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
     let mut map = headers.map(|h| h.inner().clone()).unwrap_or_default();
-    for name in [HEADER_ATTEMPTS, HEADER_FIRST_ATTEMPT_MS, HEADER_LAST_ERROR, HEADER_DROP_REASON, "x-death"] {
+    for name in [
+        HEADER_ATTEMPTS,
+        HEADER_FIRST_ATTEMPT_MS,
+        HEADER_LAST_ERROR,
+        HEADER_DROP_REASON,
+        "x-death",
+    ] {
         map.remove(&ShortString::from(name));
     }
     map.into()
@@ -171,7 +191,11 @@ impl RetryPolicy {
     /// A policy from the configured schedule and max age.
     pub fn new(schedule: RetrySchedule, max_age: Duration) -> Self {
         let tiers = schedule.tiers();
-        Self { schedule, tiers, max_age_ms: max_age.as_millis().min(i64::MAX as u128) as i64 }
+        Self {
+            schedule,
+            tiers,
+            max_age_ms: max_age.as_millis().min(i64::MAX as u128) as i64,
+        }
     }
 
     /// `WEBHOOK_MAX_AGE` in milliseconds.
@@ -191,15 +215,27 @@ impl RetryPolicy {
     /// whatever the schedule; any other failure takes the `attempt`-th delay
     /// (or the tier `Retry-After` asks for) unless the schedule is exhausted
     /// or the retry would fall after the max age: then `expired`.
-    pub fn decide(&self, attempt: u32, first_attempt_ms: i64, now_ms: i64, outcome: &AttemptOutcome) -> Decision {
+    pub fn decide(
+        &self,
+        attempt: u32,
+        first_attempt_ms: i64,
+        now_ms: i64,
+        outcome: &AttemptOutcome,
+    ) -> Decision {
         let retry_after = match outcome {
             AttemptOutcome::Success { .. } => unreachable!("decide is only asked about failures"),
             AttemptOutcome::Gone => return Decision::Drop(DropReason::Gone),
-            AttemptOutcome::ForbiddenTarget(_) => return Decision::Drop(DropReason::ForbiddenTarget),
+            AttemptOutcome::ForbiddenTarget(_) => {
+                return Decision::Drop(DropReason::ForbiddenTarget);
+            }
             AttemptOutcome::HttpError { retry_after, .. } => *retry_after,
             AttemptOutcome::Timeout | AttemptOutcome::ConnectError(_) => None,
         };
-        let Some(&nth) = self.schedule.delays().get(attempt.saturating_sub(1) as usize) else {
+        let Some(&nth) = self
+            .schedule
+            .delays()
+            .get(attempt.saturating_sub(1) as usize)
+        else {
             return Decision::Drop(DropReason::Expired);
         };
         let delay = match retry_after {
@@ -215,7 +251,11 @@ impl RetryPolicy {
 
     /// The shortest tier at least `wanted` long, else the longest tier.
     pub fn tier_at_least(&self, wanted: Duration) -> Duration {
-        self.tiers.iter().copied().find(|t| *t >= wanted).unwrap_or(*self.tiers.last().expect("schedule is never empty"))
+        self.tiers
+            .iter()
+            .copied()
+            .find(|t| *t >= wanted)
+            .unwrap_or(*self.tiers.last().expect("schedule is never empty"))
     }
 }
 
@@ -223,9 +263,9 @@ impl RetryPolicy {
 /// else milliseconds (`1h`, `24h`, `60s`, `90s`, `500ms`).
 pub fn tier_suffix(delay: Duration) -> String {
     let ms = delay.as_millis();
-    if ms % 3_600_000 == 0 {
+    if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -241,7 +281,10 @@ mod tests {
     const HOUR: i64 = 60 * MIN;
 
     fn default_policy() -> RetryPolicy {
-        RetryPolicy::new("60s*3,1h*3,24h*3".parse().unwrap(), Duration::from_secs(48 * 3600))
+        RetryPolicy::new(
+            "60s*3,1h*3,24h*3".parse().unwrap(),
+            Duration::from_secs(48 * 3600),
+        )
     }
 
     fn timeout() -> AttemptOutcome {
@@ -249,7 +292,10 @@ mod tests {
     }
 
     fn http(status: u16, retry_after: Option<Duration>) -> AttemptOutcome {
-        AttemptOutcome::HttpError { status, retry_after }
+        AttemptOutcome::HttpError {
+            status,
+            retry_after,
+        }
     }
 
     /// The contract's default timeline, attempt by attempt: attempts at 0,
@@ -260,7 +306,16 @@ mod tests {
     fn default_timeline() {
         let p = default_policy();
         let first = 1_700_000_000_000;
-        let expected_attempt_times = [0, MIN, 2 * MIN, 3 * MIN, HOUR + 3 * MIN, 2 * HOUR + 3 * MIN, 3 * HOUR + 3 * MIN, 27 * HOUR + 3 * MIN];
+        let expected_attempt_times = [
+            0,
+            MIN,
+            2 * MIN,
+            3 * MIN,
+            HOUR + 3 * MIN,
+            2 * HOUR + 3 * MIN,
+            3 * HOUR + 3 * MIN,
+            27 * HOUR + 3 * MIN,
+        ];
         let mut now = first;
         for (i, at) in expected_attempt_times.iter().enumerate() {
             let attempt = i as u32 + 1;
@@ -272,7 +327,10 @@ mod tests {
             }
         }
         // Failing the 8th attempt (at 27 h 3 min) drops it.
-        assert_eq!(p.decide(8, first, first + 27 * HOUR + 3 * MIN, &timeout()), Decision::Drop(DropReason::Expired));
+        assert_eq!(
+            p.decide(8, first, first + 27 * HOUR + 3 * MIN, &timeout()),
+            Decision::Drop(DropReason::Expired)
+        );
     }
 
     #[test]
@@ -280,26 +338,55 @@ mod tests {
         let p = default_policy();
         let first = 0;
         // 7th attempt failing just before 24 h + its delay would pass 48 h.
-        assert_eq!(p.decide(7, first, 24 * HOUR, &timeout()), Decision::Retry(Duration::from_secs(86400)));
-        assert_eq!(p.decide(7, first, 24 * HOUR + 1, &timeout()), Decision::Drop(DropReason::Expired));
+        assert_eq!(
+            p.decide(7, first, 24 * HOUR, &timeout()),
+            Decision::Retry(Duration::from_secs(86400))
+        );
+        assert_eq!(
+            p.decide(7, first, 24 * HOUR + 1, &timeout()),
+            Decision::Drop(DropReason::Expired)
+        );
     }
 
     #[test]
     fn exhausted_schedule_expires() {
         let p = RetryPolicy::new("200ms*2,500ms".parse().unwrap(), Duration::from_secs(3600));
-        assert_eq!(p.decide(1, 0, 10, &timeout()), Decision::Retry(Duration::from_millis(200)));
-        assert_eq!(p.decide(2, 0, 10, &timeout()), Decision::Retry(Duration::from_millis(200)));
-        assert_eq!(p.decide(3, 0, 10, &timeout()), Decision::Retry(Duration::from_millis(500)));
-        assert_eq!(p.decide(4, 0, 10, &timeout()), Decision::Drop(DropReason::Expired));
-        assert_eq!(p.decide(u32::MAX, 0, 10, &timeout()), Decision::Drop(DropReason::Expired));
+        assert_eq!(
+            p.decide(1, 0, 10, &timeout()),
+            Decision::Retry(Duration::from_millis(200))
+        );
+        assert_eq!(
+            p.decide(2, 0, 10, &timeout()),
+            Decision::Retry(Duration::from_millis(200))
+        );
+        assert_eq!(
+            p.decide(3, 0, 10, &timeout()),
+            Decision::Retry(Duration::from_millis(500))
+        );
+        assert_eq!(
+            p.decide(4, 0, 10, &timeout()),
+            Decision::Drop(DropReason::Expired)
+        );
+        assert_eq!(
+            p.decide(u32::MAX, 0, 10, &timeout()),
+            Decision::Drop(DropReason::Expired)
+        );
     }
 
     #[test]
     fn gone_and_forbidden_drop_at_once() {
         let p = default_policy();
-        assert_eq!(p.decide(1, 0, 0, &AttemptOutcome::Gone), Decision::Drop(DropReason::Gone));
         assert_eq!(
-            p.decide(1, 0, 0, &AttemptOutcome::ForbiddenTarget("127.0.0.1".into())),
+            p.decide(1, 0, 0, &AttemptOutcome::Gone),
+            Decision::Drop(DropReason::Gone)
+        );
+        assert_eq!(
+            p.decide(
+                1,
+                0,
+                0,
+                &AttemptOutcome::ForbiddenTarget("127.0.0.1".into())
+            ),
             Decision::Drop(DropReason::ForbiddenTarget)
         );
     }
@@ -308,18 +395,42 @@ mod tests {
     fn retry_after_picks_the_shortest_tier_at_least_that_long() {
         let p = default_policy();
         let secs = Duration::from_secs;
-        assert_eq!(p.decide(1, 0, 0, &http(429, Some(secs(5)))), Decision::Retry(secs(60)));
-        assert_eq!(p.decide(1, 0, 0, &http(503, Some(secs(61)))), Decision::Retry(secs(3600)));
-        assert_eq!(p.decide(1, 0, 0, &http(503, Some(secs(3600)))), Decision::Retry(secs(3600)));
-        assert_eq!(p.decide(1, 0, 0, &http(429, Some(secs(90000)))), Decision::Retry(secs(86400)));
+        assert_eq!(
+            p.decide(1, 0, 0, &http(429, Some(secs(5)))),
+            Decision::Retry(secs(60))
+        );
+        assert_eq!(
+            p.decide(1, 0, 0, &http(503, Some(secs(61)))),
+            Decision::Retry(secs(3600))
+        );
+        assert_eq!(
+            p.decide(1, 0, 0, &http(503, Some(secs(3600)))),
+            Decision::Retry(secs(3600))
+        );
+        assert_eq!(
+            p.decide(1, 0, 0, &http(429, Some(secs(90000)))),
+            Decision::Retry(secs(86400))
+        );
         // Even on the 4th attempt (whose n-th delay is 1 h), Retry-After rules.
-        assert_eq!(p.decide(4, 0, 0, &http(429, Some(secs(1)))), Decision::Retry(secs(60)));
+        assert_eq!(
+            p.decide(4, 0, 0, &http(429, Some(secs(1)))),
+            Decision::Retry(secs(60))
+        );
         // Max age still applies.
-        assert_eq!(p.decide(1, 0, 40 * HOUR, &http(429, Some(secs(86400)))), Decision::Drop(DropReason::Expired));
+        assert_eq!(
+            p.decide(1, 0, 40 * HOUR, &http(429, Some(secs(86400)))),
+            Decision::Drop(DropReason::Expired)
+        );
         // Schedule exhaustion still applies.
-        assert_eq!(p.decide(10, 0, 0, &http(429, Some(secs(1)))), Decision::Drop(DropReason::Expired));
+        assert_eq!(
+            p.decide(10, 0, 0, &http(429, Some(secs(1)))),
+            Decision::Drop(DropReason::Expired)
+        );
         // Other statuses take the n-th delay.
-        assert_eq!(p.decide(4, 0, 0, &http(500, None)), Decision::Retry(secs(3600)));
+        assert_eq!(
+            p.decide(4, 0, 0, &http(500, None)),
+            Decision::Retry(secs(3600))
+        );
     }
 
     #[test]
@@ -337,14 +448,32 @@ mod tests {
 
     #[test]
     fn headers_round_trip() {
-        assert_eq!(RetryState::from_headers(None).unwrap(), RetryState::default());
+        assert_eq!(
+            RetryState::from_headers(None).unwrap(),
+            RetryState::default()
+        );
         let mut producer = FieldTable::default();
         producer.insert("trace".into(), AMQPValue::LongString("t1".into()));
-        let h = with_retry_headers(Some(&producer), 3, Some(1234), Some("HTTP 500"), Some(DropReason::Expired));
+        let h = with_retry_headers(
+            Some(&producer),
+            3,
+            Some(1234),
+            Some("HTTP 500"),
+            Some(DropReason::Expired),
+        );
         let state = RetryState::from_headers(Some(&h)).unwrap();
-        assert_eq!(state, RetryState { attempts: 3, first_attempt_ms: Some(1234) });
+        assert_eq!(
+            state,
+            RetryState {
+                attempts: 3,
+                first_attempt_ms: Some(1234)
+            }
+        );
         assert_eq!(state.this_attempt(), 4);
-        assert_eq!(h.inner().get("webhook-drop-reason"), Some(&AMQPValue::LongString("expired".into())));
+        assert_eq!(
+            h.inner().get("webhook-drop-reason"),
+            Some(&AMQPValue::LongString("expired".into()))
+        );
         assert!(h.contains_key("trace"));
         let cleared = without_retry_headers(Some(&h));
         assert_eq!(cleared.inner().len(), 1);
@@ -353,12 +482,21 @@ mod tests {
 
     #[test]
     fn any_integer_type_is_read_and_others_refused() {
-        for v in [AMQPValue::ShortShortUInt(2), AMQPValue::LongInt(2), AMQPValue::LongUInt(2), AMQPValue::ShortInt(2)] {
+        for v in [
+            AMQPValue::ShortShortUInt(2),
+            AMQPValue::LongInt(2),
+            AMQPValue::LongUInt(2),
+            AMQPValue::ShortInt(2),
+        ] {
             let mut h = FieldTable::default();
             h.insert(HEADER_ATTEMPTS.into(), v);
             assert_eq!(RetryState::from_headers(Some(&h)).unwrap().attempts, 2);
         }
-        for v in [AMQPValue::LongString("2".into()), AMQPValue::LongInt(-1), AMQPValue::Double(2.0)] {
+        for v in [
+            AMQPValue::LongString("2".into()),
+            AMQPValue::LongInt(-1),
+            AMQPValue::Double(2.0),
+        ] {
             let mut h = FieldTable::default();
             h.insert(HEADER_ATTEMPTS.into(), v);
             assert!(RetryState::from_headers(Some(&h)).is_err());

@@ -92,16 +92,33 @@ async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<Event>, metrics: 
             }
         }
         for tag in requeue {
-            let r = channel.basic_nack(tag, BasicNackOptions { multiple: false, requeue: true }).await;
+            let r = channel
+                .basic_nack(
+                    tag,
+                    BasicNackOptions {
+                        multiple: false,
+                        requeue: true,
+                    },
+                )
+                .await;
             report(&metrics, r, 1, "nack");
         }
         let plan = pending.take_acks();
         if let Some((tag, count)) = plan.prefix {
-            let r = channel.basic_ack(tag, BasicAckOptions { multiple: count > 1 }).await;
+            let r = channel
+                .basic_ack(
+                    tag,
+                    BasicAckOptions {
+                        multiple: count > 1,
+                    },
+                )
+                .await;
             report(&metrics, r, count, "ack");
         }
         for tag in plan.singles {
-            let r = channel.basic_ack(tag, BasicAckOptions { multiple: false }).await;
+            let r = channel
+                .basic_ack(tag, BasicAckOptions { multiple: false })
+                .await;
             report(&metrics, r, 1, "ack");
         }
     }
@@ -153,7 +170,12 @@ impl Pending {
             count += 1;
             plan.prefix = Some((tag, count));
         }
-        plan.singles = self.tags.iter().filter(|(_, done)| **done).map(|(t, _)| *t).collect();
+        plan.singles = self
+            .tags
+            .iter()
+            .filter(|(_, done)| **done)
+            .map(|(t, _)| *t)
+            .collect();
         for tag in &plan.singles {
             self.tags.remove(tag);
         }
@@ -170,11 +192,29 @@ mod tests {
         let mut p = Pending::default();
         (1..=5).for_each(|t| p.received(t));
         [2, 1, 3].into_iter().for_each(|t| p.done(t));
-        assert_eq!(p.take_acks(), AckPlan { prefix: Some((3, 3)), singles: vec![] });
+        assert_eq!(
+            p.take_acks(),
+            AckPlan {
+                prefix: Some((3, 3)),
+                singles: vec![]
+            }
+        );
         p.done(5);
-        assert_eq!(p.take_acks(), AckPlan { prefix: None, singles: vec![5] });
+        assert_eq!(
+            p.take_acks(),
+            AckPlan {
+                prefix: None,
+                singles: vec![5]
+            }
+        );
         p.done(4);
-        assert_eq!(p.take_acks(), AckPlan { prefix: Some((4, 1)), singles: vec![] });
+        assert_eq!(
+            p.take_acks(),
+            AckPlan {
+                prefix: Some((4, 1)),
+                singles: vec![]
+            }
+        );
         assert!(p.tags.is_empty());
     }
 
@@ -184,11 +224,23 @@ mod tests {
         (1..=4).for_each(|t| p.received(t));
         // 2 is abandoned (never settled); 1, 3, 4 finish.
         [1, 3, 4].into_iter().for_each(|t| p.done(t));
-        assert_eq!(p.take_acks(), AckPlan { prefix: Some((1, 1)), singles: vec![3, 4] });
+        assert_eq!(
+            p.take_acks(),
+            AckPlan {
+                prefix: Some((1, 1)),
+                singles: vec![3, 4]
+            }
+        );
         (5..=6).for_each(|t| p.received(t));
         [5, 6].into_iter().for_each(|t| p.done(t));
         // 5 and 6 sit behind the hole at 2: acked one by one, never multiple.
-        assert_eq!(p.take_acks(), AckPlan { prefix: None, singles: vec![5, 6] });
+        assert_eq!(
+            p.take_acks(),
+            AckPlan {
+                prefix: None,
+                singles: vec![5, 6]
+            }
+        );
         assert_eq!(p.tags.keys().copied().collect::<Vec<_>>(), vec![2]);
     }
 
@@ -198,6 +250,12 @@ mod tests {
         (1..=3).for_each(|t| p.received(t));
         p.forget(1);
         p.done(2);
-        assert_eq!(p.take_acks(), AckPlan { prefix: Some((2, 1)), singles: vec![] });
+        assert_eq!(
+            p.take_acks(),
+            AckPlan {
+                prefix: Some((2, 1)),
+                singles: vec![]
+            }
+        );
     }
 }

@@ -67,22 +67,33 @@ mod tests {
     #[test]
     fn standard_webhooks_test_vector() {
         let key = SigningKey::from_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let sig = key.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        let sig = key.sign(
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
     #[test]
     fn plain_secret_is_the_key_bytes() {
         let plain = SigningKey::from_secret("s3cret").unwrap();
-        let encoded = SigningKey::from_secret(&format!("whsec_{}", STANDARD.encode("s3cret"))).unwrap();
+        let encoded =
+            SigningKey::from_secret(&format!("whsec_{}", STANDARD.encode("s3cret"))).unwrap();
         assert_eq!(plain.sign("a", 1, b"{}"), encoded.sign("a", 1, b"{}"));
     }
 
     #[test]
     fn bad_secrets() {
-        assert_eq!(SigningKey::from_secret("whsec_***").unwrap_err(), SecretError::NotBase64);
+        assert_eq!(
+            SigningKey::from_secret("whsec_***").unwrap_err(),
+            SecretError::NotBase64
+        );
         assert_eq!(SigningKey::from_secret("").unwrap_err(), SecretError::Empty);
-        assert_eq!(SigningKey::from_secret("whsec_").unwrap_err(), SecretError::Empty);
+        assert_eq!(
+            SigningKey::from_secret("whsec_").unwrap_err(),
+            SecretError::Empty
+        );
     }
 
     #[test]

@@ -56,9 +56,19 @@ fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
 fn is_nat64_or_6to4_of_forbidden(v6: Ipv6Addr) -> bool {
     let s = v6.segments();
     let embedded = if s[0] == 0x2002 {
-        Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8))
+        Some(Ipv4Addr::new(
+            (s[1] >> 8) as u8,
+            s[1] as u8,
+            (s[2] >> 8) as u8,
+            s[2] as u8,
+        ))
     } else if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        Some(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
+        Some(Ipv4Addr::new(
+            (s[6] >> 8) as u8,
+            s[6] as u8,
+            (s[7] >> 8) as u8,
+            s[7] as u8,
+        ))
     } else {
         None
     };
@@ -94,9 +104,13 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
-                return Err(Box::new(ForbiddenTarget { host, addr: bad.ip() }) as _);
+                return Err(Box::new(ForbiddenTarget {
+                    host,
+                    addr: bad.ip(),
+                }) as _);
             }
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
@@ -110,10 +124,30 @@ mod tests {
     #[test]
     fn forbidden_addresses() {
         for a in [
-            "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "0.0.0.0", "0.1.2.3", "100.64.0.1", "255.255.255.255", "224.0.0.1",
-            "198.18.0.1", "240.0.0.1", "::1", "::", "fe80::1", "fc00::1", "fd12::1", "::ffff:127.0.0.1",
-            "::ffff:10.1.1.1", "2002:7f00:1::", "64:ff9b::a00:1", "ff02::1",
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd12::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.1.1",
+            "2002:7f00:1::",
+            "64:ff9b::a00:1",
+            "ff02::1",
         ] {
             assert!(is_forbidden(a.parse().unwrap()), "{a} should be forbidden");
         }
@@ -121,7 +155,15 @@ mod tests {
 
     #[test]
     fn public_addresses() {
-        for a in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "2002:0808:0808::"] {
+        for a in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:0808:0808::",
+        ] {
             assert!(!is_forbidden(a.parse().unwrap()), "{a} should be allowed");
         }
     }

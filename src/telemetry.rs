@@ -17,7 +17,8 @@ use std::{
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -29,13 +30,28 @@ use crate::{
 };
 
 /// Buckets of one attempt's duration: milliseconds up to the 10 s timeout.
-pub const ATTEMPT_BUCKETS: [f64; 14] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+pub const ATTEMPT_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
 
 /// Buckets of delivery latency: sub-second first attempts to the 48 h max age.
 pub const LATENCY_BUCKETS: [f64; 16] = [
-    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 180.0, 600.0, 3600.0, 3.0 * 3600.0, 6.0 * 3600.0, 12.0 * 3600.0,
-    24.0 * 3600.0, 48.0 * 3600.0,
+    0.01,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+    30.0,
+    60.0,
+    180.0,
+    600.0,
+    3600.0,
+    3.0 * 3600.0,
+    6.0 * 3600.0,
+    12.0 * 3600.0,
+    24.0 * 3600.0,
+    48.0 * 3600.0,
 ];
 
 /// The handles of one webhook number.
@@ -51,7 +67,10 @@ pub struct WebhookMetrics {
 impl WebhookMetrics {
     /// The attempts counter of one outcome.
     pub fn attempts(&self, outcome: &AttemptOutcome) -> &IntCounter {
-        let i = AttemptOutcome::LABELS.iter().position(|l| *l == outcome.label()).expect("known label");
+        let i = AttemptOutcome::LABELS
+            .iter()
+            .position(|l| *l == outcome.label())
+            .expect("known label");
         &self.attempts[i]
     }
 }
@@ -89,28 +108,45 @@ impl Metrics {
     /// Registers every metric; `tiers` pre-creates the retry tier labels.
     pub fn new(tiers: &[Duration]) -> Arc<Self> {
         let registry = Registry::new();
-        let reg = |c: Box<dyn prometheus::core::Collector>| registry.register(c).expect("unique metric names");
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry.register(c).expect("unique metric names")
+        };
 
         let attempts_total = IntCounterVec::new(
-            Opts::new("webhook_attempts_total", "Delivery attempts by webhook number and outcome."),
+            Opts::new(
+                "webhook_attempts_total",
+                "Delivery attempts by webhook number and outcome.",
+            ),
             &["webhook", "outcome"],
         )
         .unwrap();
-        let delivered_total =
-            IntCounterVec::new(Opts::new("webhook_delivered_total", "Events delivered (2xx)."), &["webhook"]).unwrap();
+        let delivered_total = IntCounterVec::new(
+            Opts::new("webhook_delivered_total", "Events delivered (2xx)."),
+            &["webhook"],
+        )
+        .unwrap();
         let retried_total = IntCounterVec::new(
-            Opts::new("webhook_retried_total", "Events published to a retry tier, by tier."),
+            Opts::new(
+                "webhook_retried_total",
+                "Events published to a retry tier, by tier.",
+            ),
             &["tier"],
         )
         .unwrap();
         let dropped_total = IntCounterVec::new(
-            Opts::new("webhook_dropped_total", "Events parked in the dead queue, by reason."),
+            Opts::new(
+                "webhook_dropped_total",
+                "Events parked in the dead queue, by reason.",
+            ),
             &["reason"],
         )
         .unwrap();
         let attempt_duration = HistogramVec::new(
-            HistogramOpts::new("webhook_attempt_duration_seconds", "Duration of one delivery attempt.")
-                .buckets(ATTEMPT_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "webhook_attempt_duration_seconds",
+                "Duration of one delivery attempt.",
+            )
+            .buckets(ATTEMPT_BUCKETS.to_vec()),
             &["webhook"],
         )
         .unwrap();
@@ -123,10 +159,16 @@ impl Metrics {
         )
         .unwrap();
         let in_flight = IntGauge::new("webhook_in_flight", "Deliveries in flight.").unwrap();
-        let broker_connected =
-            IntGauge::new("webhook_broker_connected", "1 while connected to the broker, else 0.").unwrap();
-        let broker_reconnects =
-            IntCounter::new("webhook_broker_reconnects_total", "Connections re-established after a loss.").unwrap();
+        let broker_connected = IntGauge::new(
+            "webhook_broker_connected",
+            "1 while connected to the broker, else 0.",
+        )
+        .unwrap();
+        let broker_reconnects = IntCounter::new(
+            "webhook_broker_reconnects_total",
+            "Connections re-established after a loss.",
+        )
+        .unwrap();
         let settle_failures = IntCounter::new(
             "webhook_settle_failures_total",
             "Acks or nacks that could not reach the broker; it redelivers those messages.",
@@ -143,7 +185,12 @@ impl Metrics {
         )
         .unwrap();
 
-        for c in [attempts_total.clone(), delivered_total.clone(), retried_total.clone(), dropped_total.clone()] {
+        for c in [
+            attempts_total.clone(),
+            delivered_total.clone(),
+            retried_total.clone(),
+            dropped_total.clone(),
+        ] {
             reg(Box::new(c));
         }
         reg(Box::new(attempt_duration.clone()));
@@ -151,11 +198,18 @@ impl Metrics {
         for g in [in_flight.clone(), broker_connected.clone()] {
             reg(Box::new(g));
         }
-        for c in [broker_reconnects.clone(), settle_failures.clone(), publish_failures.clone(), deferred.clone()] {
+        for c in [
+            broker_reconnects.clone(),
+            settle_failures.clone(),
+            publish_failures.clone(),
+            deferred.clone(),
+        ] {
             reg(Box::new(c));
         }
         #[cfg(target_os = "linux")]
-        reg(Box::new(prometheus::process_collector::ProcessCollector::for_self()));
+        reg(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
 
         for tier in tiers {
             retried_total.with_label_values(&[tier_suffix(*tier)]);
@@ -193,7 +247,8 @@ impl Metrics {
         slot.get_or_init(|| {
             let label = n.to_string();
             WebhookMetrics {
-                attempts: AttemptOutcome::LABELS.map(|o| self.attempts_total.with_label_values(&[label.as_str(), o])),
+                attempts: AttemptOutcome::LABELS
+                    .map(|o| self.attempts_total.with_label_values(&[label.as_str(), o])),
                 delivered: self.delivered_total.with_label_values(&[&label]),
                 attempt_duration: self.attempt_duration.with_label_values(&[&label]),
             }
@@ -207,13 +262,18 @@ impl Metrics {
 
     /// `webhook_dropped_total{reason}`.
     pub fn dropped(&self, reason: DropReason) -> &IntCounter {
-        &self.dropped[DropReason::ALL.iter().position(|r| *r == reason).expect("known reason")]
+        &self.dropped[DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .expect("known reason")]
     }
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::with_capacity(16 * 1024);
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
         String::from_utf8(buf).expect("text format is UTF-8")
     }
 }
@@ -257,12 +317,16 @@ pub async fn serve(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(ServerState { metrics, health });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
     Ok((bound, async move { server.await }))
 }
 
 async fn render_metrics(State(s): State<ServerState>) -> impl IntoResponse {
-    ([("content-type", "text/plain; version=0.0.4; charset=utf-8")], s.metrics.render())
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        s.metrics.render(),
+    )
 }
 
 async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
@@ -281,7 +345,11 @@ pub fn init_logging(format: LogFormat) {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
 }
 

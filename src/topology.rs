@@ -80,7 +80,13 @@ pub struct Topology {
 impl Topology {
     /// The topology for a prefix, queue type, retry tiers, dead TTL and
     /// delivery limit.
-    pub fn new(prefix: &str, queue_type: QueueType, tiers: &[Duration], dead_ttl: Duration, delivery_limit: u32) -> Self {
+    pub fn new(
+        prefix: &str,
+        queue_type: QueueType,
+        tiers: &[Duration],
+        dead_ttl: Duration,
+        delivery_limit: u32,
+    ) -> Self {
         Self {
             prefix: prefix.to_string(),
             queue_type,
@@ -94,7 +100,13 @@ impl Topology {
 
     /// From the configuration.
     pub fn from_config(c: &crate::config::Config) -> Self {
-        Self::new(&c.prefix, c.queue_type, &c.retry_schedule.tiers(), c.dead_ttl, c.delivery_limit)
+        Self::new(
+            &c.prefix,
+            c.queue_type,
+            &c.retry_schedule.tiers(),
+            c.dead_ttl,
+            c.delivery_limit,
+        )
     }
 
     /// The fanout exchange producers publish to (`P`).
@@ -128,16 +140,31 @@ impl Topology {
         let base = || {
             let mut t = FieldTable::default();
             if quorum {
-                t.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+                t.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString("quorum".into()),
+                );
             }
             t
         };
         let dead_letter_to = |t: &mut FieldTable, key: &str| {
-            t.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
-            t.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(key.into()));
+            t.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString("".into()),
+            );
+            t.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(key.into()),
+            );
             if quorum {
-                t.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
-                t.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+                t.insert(
+                    "x-dead-letter-strategy".into(),
+                    AMQPValue::LongString("at-least-once".into()),
+                );
+                t.insert(
+                    "x-overflow".into(),
+                    AMQPValue::LongString("reject-publish".into()),
+                );
             }
         };
 
@@ -146,20 +173,38 @@ impl Topology {
         let mut deliveries = base();
         if quorum {
             dead_letter_to(&mut deliveries, &self.dead);
-            deliveries.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(self.delivery_limit.into()));
+            deliveries.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongLongInt(self.delivery_limit.into()),
+            );
         }
-        queues.push(QueueSpec { name: self.deliveries.clone(), arguments: deliveries });
+        queues.push(QueueSpec {
+            name: self.deliveries.clone(),
+            arguments: deliveries,
+        });
 
         for &delay in &self.tiers {
             let mut retry = base();
-            retry.insert("x-message-ttl".into(), AMQPValue::LongLongInt(delay.as_millis() as i64));
+            retry.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(delay.as_millis() as i64),
+            );
             dead_letter_to(&mut retry, &self.deliveries);
-            queues.push(QueueSpec { name: self.retry_queue(delay), arguments: retry });
+            queues.push(QueueSpec {
+                name: self.retry_queue(delay),
+                arguments: retry,
+            });
         }
 
         let mut dead = base();
-        dead.insert("x-message-ttl".into(), AMQPValue::LongLongInt(self.dead_ttl.as_millis() as i64));
-        queues.push(QueueSpec { name: self.dead.clone(), arguments: dead });
+        dead.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(self.dead_ttl.as_millis() as i64),
+        );
+        queues.push(QueueSpec {
+            name: self.dead.clone(),
+            arguments: dead,
+        });
         queues
     }
 
@@ -172,14 +217,21 @@ impl Topology {
             .exchange_declare(
                 self.exchange().into(),
                 ExchangeKind::Fanout,
-                ExchangeDeclareOptions { durable: true, ..Default::default() },
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
             .map_err(|e| conflict_or_broker("exchange", self.exchange(), e))?;
         for q in self.queues() {
             channel
-                .queue_declare(q.name.as_str().into(), QueueDeclareOptions::durable(), q.arguments)
+                .queue_declare(
+                    q.name.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    q.arguments,
+                )
                 .await
                 .map_err(|e| conflict_or_broker("queue", &q.name, e))?;
         }
@@ -207,7 +259,12 @@ fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error) -> Topolo
             .split_once("inequivalent arg '")
             .and_then(|(_, rest)| rest.split_once('\''))
             .map_or_else(|| "type".to_string(), |(arg, _)| arg.to_string());
-        return TopologyError::Conflict { kind, name: name.to_string(), argument, detail };
+        return TopologyError::Conflict {
+            kind,
+            name: name.to_string(),
+            argument,
+            detail,
+        };
     }
     TopologyError::Broker(e)
 }
@@ -217,7 +274,11 @@ mod tests {
     use super::*;
 
     fn args(spec: &QueueSpec) -> Vec<(String, AMQPValue)> {
-        spec.arguments.inner().iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        spec.arguments
+            .inner()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     fn s(v: &str) -> AMQPValue {
@@ -226,13 +287,29 @@ mod tests {
 
     #[test]
     fn quorum_topology() {
-        let tiers = [Duration::from_secs(60), Duration::from_secs(3600), Duration::from_secs(86400)];
-        let t = Topology::new("webhooks", QueueType::Quorum, &tiers, Duration::from_secs(7 * 86400), 10);
+        let tiers = [
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            Duration::from_secs(86400),
+        ];
+        let t = Topology::new(
+            "webhooks",
+            QueueType::Quorum,
+            &tiers,
+            Duration::from_secs(7 * 86400),
+            10,
+        );
         let q = t.queues();
         let names: Vec<_> = q.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(
             names,
-            ["webhooks.deliveries", "webhooks.retry.60s", "webhooks.retry.1h", "webhooks.retry.24h", "webhooks.dead"]
+            [
+                "webhooks.deliveries",
+                "webhooks.retry.60s",
+                "webhooks.retry.1h",
+                "webhooks.retry.24h",
+                "webhooks.dead"
+            ]
         );
         assert_eq!(
             args(&q[0]),
@@ -258,13 +335,22 @@ mod tests {
         );
         assert_eq!(
             args(&q[4]),
-            vec![("x-message-ttl".into(), AMQPValue::LongLongInt(604_800_000)), ("x-queue-type".into(), s("quorum"))]
+            vec![
+                ("x-message-ttl".into(), AMQPValue::LongLongInt(604_800_000)),
+                ("x-queue-type".into(), s("quorum"))
+            ]
         );
     }
 
     #[test]
     fn classic_topology_has_only_ttl_and_dead_lettering() {
-        let t = Topology::new("p", QueueType::Classic, &[Duration::from_millis(500)], Duration::from_secs(60), 10);
+        let t = Topology::new(
+            "p",
+            QueueType::Classic,
+            &[Duration::from_millis(500)],
+            Duration::from_secs(60),
+            10,
+        );
         let q = t.queues();
         assert!(q[0].arguments.inner().is_empty());
         assert_eq!(q[1].name, "p.retry.500ms");
@@ -276,6 +362,9 @@ mod tests {
                 ("x-message-ttl".into(), AMQPValue::LongLongInt(500)),
             ]
         );
-        assert_eq!(args(&q[2]), vec![("x-message-ttl".into(), AMQPValue::LongLongInt(60_000))]);
+        assert_eq!(
+            args(&q[2]),
+            vec![("x-message-ttl".into(), AMQPValue::LongLongInt(60_000))]
+        );
     }
 }

@@ -72,7 +72,12 @@ enum SessionEnd {
 
 impl Worker {
     /// Builds the worker from its configuration.
-    pub fn new(config: &Config, deliverer: Deliverer, metrics: Arc<Metrics>, health: Arc<Health>) -> Arc<Self> {
+    pub fn new(
+        config: &Config,
+        deliverer: Deliverer,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             topology: Topology::from_config(config),
             policy: RetryPolicy::new(config.retry_schedule.clone(), config.max_age),
@@ -107,7 +112,10 @@ impl Worker {
                 // Shutdown while disconnected: whatever still runs holds
                 // messages of a dead channel; give it the grace, then go.
                 tracker.close();
-                if tokio::time::timeout(self.shutdown_grace, tracker.wait()).await.is_err() {
+                if tokio::time::timeout(self.shutdown_grace, tracker.wait())
+                    .await
+                    .is_err()
+                {
                     abandon.cancel();
                 }
                 return Ok(());
@@ -123,7 +131,9 @@ impl Worker {
             let _ = conn.close(200, "session over".into()).await;
             match end {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
-                Ok(SessionEnd::Lost(why)) => tracing::warn!(reason = %why, "lost the broker session; reconnecting"),
+                Ok(SessionEnd::Lost(why)) => {
+                    tracing::warn!(reason = %why, "lost the broker session; reconnecting")
+                }
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => tracing::warn!(error = %e, "broker session failed; reconnecting"),
             }
@@ -145,7 +155,9 @@ impl Worker {
     ) -> Result<SessionEnd, Error> {
         let channel = conn.create_channel().await?;
         self.topology.declare(&channel).await?;
-        channel.basic_qos(self.concurrency, BasicQosOptions { global: false }).await?;
+        channel
+            .basic_qos(self.concurrency, BasicQosOptions { global: false })
+            .await?;
         let publisher = Publisher::open(conn).await?;
         let mut consumer = channel
             .basic_consume(
@@ -158,7 +170,11 @@ impl Worker {
         let (settler, settler_task) = settle::spawn(channel.clone(), self.metrics.clone());
         let broken = CancellationToken::new();
         self.health.set_ready(true);
-        tracing::info!(queue = self.topology.deliveries(), prefetch = self.concurrency, "consuming");
+        tracing::info!(
+            queue = self.topology.deliveries(),
+            prefetch = self.concurrency,
+            "consuming"
+        );
 
         let end = loop {
             let next = tokio::select! {
@@ -179,7 +195,13 @@ impl Worker {
                 () = shutdown.cancelled() => break SessionEnd::Shutdown,
             };
             settler.received(delivery.delivery_tag);
-            let task = self.clone().process(delivery, publisher.clone(), settler.clone(), permit, broken.clone());
+            let task = self.clone().process(
+                delivery,
+                publisher.clone(),
+                settler.clone(),
+                permit,
+                broken.clone(),
+            );
             let abandon = abandon.clone();
             tracker.spawn(async move {
                 tokio::select! {
@@ -194,10 +216,18 @@ impl Worker {
 
         if let SessionEnd::Shutdown = end {
             tracing::info!(grace = ?self.shutdown_grace, in_flight = self.metrics.in_flight.get(), "shutting down: draining");
-            let _ = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await;
+            let _ = channel
+                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+                .await;
             tracker.close();
-            if tokio::time::timeout(self.shutdown_grace, tracker.wait()).await.is_err() {
-                tracing::warn!(left = tracker.len(), "grace ran out; leaving the rest to the broker");
+            if tokio::time::timeout(self.shutdown_grace, tracker.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    left = tracker.len(),
+                    "grace ran out; leaving the rest to the broker"
+                );
                 abandon.cancel();
                 tracker.wait().await;
             }
@@ -221,7 +251,9 @@ impl Worker {
     ) {
         self.metrics.in_flight.inc();
         let tag = delivery.delivery_tag;
-        let settlement = self.handle(delivery.data.into(), delivery.properties, &publisher).await;
+        let settlement = self
+            .handle(delivery.data.into(), delivery.properties, &publisher)
+            .await;
         match settlement {
             Ok(s) => settler.settle(tag, s),
             Err(e) => {
@@ -236,22 +268,41 @@ impl Worker {
         self.metrics.in_flight.dec();
     }
 
-    async fn handle(&self, body: Bytes, props: BasicProperties, publisher: &Publisher) -> Result<Settlement, PublishError> {
+    async fn handle(
+        &self,
+        body: Bytes,
+        props: BasicProperties,
+        publisher: &Publisher,
+    ) -> Result<Settlement, PublishError> {
         let now = now_ms();
         let headers = props.headers().as_ref();
         let state = match RetryState::from_headers(headers) {
             Ok(s) => s,
             Err(why) => {
-                let copy = Copy { body: &body, props: &props, attempts: 0, first_attempt_ms: now };
-                return self.park(publisher, copy, DropReason::Malformed, &why).await;
+                let copy = Copy {
+                    body: &body,
+                    props: &props,
+                    attempts: 0,
+                    first_attempt_ms: now,
+                };
+                return self
+                    .park(publisher, copy, DropReason::Malformed, &why)
+                    .await;
             }
         };
         let first_attempt_ms = state.first_attempt_ms.unwrap_or(now);
         let env = match message::parse(&body, self.max_message_bytes) {
             Ok(env) => env,
             Err(rejection) => {
-                let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
-                return self.park(publisher, copy, rejection.reason(), &rejection.to_string()).await;
+                let copy = Copy {
+                    body: &body,
+                    props: &props,
+                    attempts: state.attempts,
+                    first_attempt_ms,
+                };
+                return self
+                    .park(publisher, copy, rejection.reason(), &rejection.to_string())
+                    .await;
             }
         };
         let attempt = state.this_attempt();
@@ -302,28 +353,61 @@ impl Worker {
     }
 
     /// Drops a message: publishes the dead copy and waits for the confirm.
-    async fn park(&self, publisher: &Publisher, copy: Copy<'_>, reason: DropReason, why: &str) -> Result<Settlement, PublishError> {
+    async fn park(
+        &self,
+        publisher: &Publisher,
+        copy: Copy<'_>,
+        reason: DropReason,
+        why: &str,
+    ) -> Result<Settlement, PublishError> {
         let (id, webhook) = message::identify(copy.body);
         tracing::warn!(
             id = id.as_deref().unwrap_or("?"), webhook = webhook.unwrap_or(0), attempt = copy.attempts,
             reason = reason.as_str(), error = %why, "dropped: parked in the dead queue"
         );
-        publisher.publish(self.topology.dead(), copy.body, copy.properties(Some(why), Some(reason))).await?;
+        publisher
+            .publish(
+                self.topology.dead(),
+                copy.body,
+                copy.properties(Some(why), Some(reason)),
+            )
+            .await?;
         self.metrics.dropped(reason).inc();
         Ok(Settlement::Ack)
     }
 
     /// Moves a delivery whose host is saturated to the shortest tier without
     /// an attempt; the max age still bounds how long that can go on.
-    async fn defer(&self, publisher: &Publisher, copy: Copy<'_>) -> Result<Settlement, PublishError> {
+    async fn defer(
+        &self,
+        publisher: &Publisher,
+        copy: Copy<'_>,
+    ) -> Result<Settlement, PublishError> {
         let delay = self.policy.tiers()[0];
-        if now_ms().saturating_add(delay.as_millis() as i64) > copy.first_attempt_ms.saturating_add(self.policy.max_age_ms()) {
-            return self.park(publisher, copy, DropReason::Expired, "receiver saturated until the max age").await;
+        if now_ms().saturating_add(delay.as_millis() as i64)
+            > copy
+                .first_attempt_ms
+                .saturating_add(self.policy.max_age_ms())
+        {
+            return self
+                .park(
+                    publisher,
+                    copy,
+                    DropReason::Expired,
+                    "receiver saturated until the max age",
+                )
+                .await;
         }
         tracing::debug!(retry_in = %humantime::format_duration(delay), "receiver saturated; deferred");
         let queue = self.topology.retry_queue(delay);
         let last_error = copy.last_error().map(str::to_owned);
-        publisher.publish(&queue, copy.body, copy.properties(last_error.as_deref(), None)).await?;
+        publisher
+            .publish(
+                &queue,
+                copy.body,
+                copy.properties(last_error.as_deref(), None),
+            )
+            .await?;
         self.metrics.deferred.inc();
         Ok(Settlement::Ack)
     }
@@ -340,13 +424,24 @@ struct Copy<'a> {
 
 impl Copy<'_> {
     fn properties(&self, last_error: Option<&str>, reason: Option<DropReason>) -> BasicProperties {
-        let headers =
-            with_retry_headers(self.props.headers().as_ref(), self.attempts, Some(self.first_attempt_ms), last_error, reason);
+        let headers = with_retry_headers(
+            self.props.headers().as_ref(),
+            self.attempts,
+            Some(self.first_attempt_ms),
+            last_error,
+            reason,
+        );
         self.props.clone().with_headers(headers)
     }
 
     fn last_error(&self) -> Option<&str> {
-        match self.props.headers().as_ref()?.inner().get(crate::retry::HEADER_LAST_ERROR)? {
+        match self
+            .props
+            .headers()
+            .as_ref()?
+            .inner()
+            .get(crate::retry::HEADER_LAST_ERROR)?
+        {
             lapin::types::AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
             _ => None,
         }
@@ -355,5 +450,7 @@ impl Copy<'_> {
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -10,7 +10,10 @@ use lapin::types::{AMQPValue, FieldTable};
 const LONG: Duration = Duration::from_secs(30);
 
 fn bin(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_webhook-worker")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -20,9 +23,14 @@ async fn list_shows_parked_messages_without_consuming_them() {
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, _| Reply::status(410)).await;
     let worker = RunningWorker::start(config).await;
-    broker.publish(&event("gone-1", 104, &receiver.url("/g"), "{}")).await;
+    broker
+        .publish(&event("gone-1", 104, &receiver.url("/g"), "{}"))
+        .await;
     broker.publish(b"garbage").await;
-    wait_for("two parked", LONG, async || (broker.depth(broker.topology.dead()).await == 2).then_some(())).await;
+    wait_for("two parked", LONG, async || {
+        (broker.depth(broker.topology.dead()).await == 2).then_some(())
+    })
+    .await;
     worker.stop().await.unwrap();
 
     let out = bin(&["dead", "list", "--prefix", &prefix]);
@@ -30,12 +38,28 @@ async fn list_shows_parked_messages_without_consuming_them() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "ID\tWEBHOOK\tREASON\tATTEMPTS\tLAST ERROR");
-    assert!(lines.contains(&"gone-1\t104\tgone\t1\tHTTP 410 Gone"), "{stdout}");
-    assert!(lines.iter().any(|l| l.starts_with("?\t?\tmalformed\t0\tbody is not a JSON object")), "{stdout}");
-    assert_eq!(broker.depth(broker.topology.dead()).await, 2, "listing consumes nothing");
+    assert!(
+        lines.contains(&"gone-1\t104\tgone\t1\tHTTP 410 Gone"),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("?\t?\tmalformed\t0\tbody is not a JSON object")),
+        "{stdout}"
+    );
+    assert_eq!(
+        broker.depth(broker.topology.dead()).await,
+        2,
+        "listing consumes nothing"
+    );
 
     let out = bin(&["dead", "list", "--prefix", &prefix, "--limit", "1"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2, "header + 1");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        2,
+        "header + 1"
+    );
     broker.cleanup().await;
 }
 
@@ -48,25 +72,43 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
     let back = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let b = back.clone();
     let receiver = Receiver::start(move |_, _| {
-        if b.load(std::sync::atomic::Ordering::SeqCst) { Reply::ok() } else { Reply::status(410) }
+        if b.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::ok()
+        } else {
+            Reply::status(410)
+        }
     })
     .await;
     let worker = RunningWorker::start(config.clone()).await;
 
     for i in 0..5 {
         let mut h = FieldTable::default();
-        h.insert("trace-id".into(), AMQPValue::LongString(format!("trace-{i}").into()));
+        h.insert(
+            "trace-id".into(),
+            AMQPValue::LongString(format!("trace-{i}").into()),
+        );
         let body = event(&format!("rp-{i}"), 201, &receiver.url("/r"), "{}");
-        broker.publish_with(&body, lapin::BasicProperties::default().with_headers(h)).await;
+        broker
+            .publish_with(&body, lapin::BasicProperties::default().with_headers(h))
+            .await;
     }
     broker.publish(b"not json").await;
-    wait_for("six parked", LONG, async || (broker.depth(broker.topology.dead()).await == 6).then_some(())).await;
+    wait_for("six parked", LONG, async || {
+        (broker.depth(broker.topology.dead()).await == 6).then_some(())
+    })
+    .await;
     assert_eq!(receiver.requests().len(), 5);
 
     back.store(true, std::sync::atomic::Ordering::SeqCst);
     // --limit 2 --reason gone: two move, the rest stay.
-    let out = bin(&["dead", "replay", "--prefix", &prefix, "--reason", "gone", "--limit", "2"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = bin(&[
+        "dead", "replay", "--prefix", &prefix, "--reason", "gone", "--limit", "2",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 2 message(s)"));
     receiver.wait_requests(7, LONG).await;
     assert_eq!(broker.depth(broker.topology.dead()).await, 4);
@@ -77,17 +119,29 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
     let got = receiver.wait_requests(10, LONG).await;
     let replayed = &got[5..];
     for r in replayed {
-        assert_eq!(r.header("x-comm100-attempt"), "1", "attempts cleared: the replay is a first attempt");
+        assert_eq!(
+            r.header("x-comm100-attempt"),
+            "1",
+            "attempts cleared: the replay is a first attempt"
+        );
     }
-    let mut ids: Vec<_> = replayed.iter().map(|r| r.header("x-comm100-delivery-id").to_string()).collect();
+    let mut ids: Vec<_> = replayed
+        .iter()
+        .map(|r| r.header("x-comm100-delivery-id").to_string())
+        .collect();
     ids.sort();
     assert_eq!(ids, ["rp-0", "rp-1", "rp-2", "rp-3", "rp-4"]);
-    wait_for("malformed one re-parked? no: still parked", LONG, async || {
-        (broker.depth(broker.topology.dead()).await == 1).then_some(())
-    })
+    wait_for(
+        "malformed one re-parked? no: still parked",
+        LONG,
+        async || (broker.depth(broker.topology.dead()).await == 1).then_some(()),
+    )
     .await;
     let text = worker.scrape().await;
-    assert_eq!(sample(&text, r#"webhook_delivered_total{webhook="201"}"#), 5.0);
+    assert_eq!(
+        sample(&text, r#"webhook_delivered_total{webhook="201"}"#),
+        5.0
+    );
     worker.stop().await.unwrap();
 
     // Replay without a filter moves the rest; it comes back as malformed

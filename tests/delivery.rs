@@ -22,9 +22,17 @@ async fn all_catalog_events_arrive_with_exact_bytes_and_headers() {
     let worker = RunningWorker::start(config).await;
 
     // Odd spacing, escapes and number forms: a re-serialisation would change them.
-    let data = |n: u16| format!(r#"{{ "visitor" : {{"id":{n},"name":"\u00e9l\"a","score":1.50e2}} ,"chat":[ ] }}"#);
+    let data = |n: u16| {
+        format!(r#"{{ "visitor" : {{"id":{n},"name":"\u00e9l\"a","score":1.50e2}} ,"chat":[ ] }}"#)
+    };
     for (n, _) in CATALOG {
-        let body = event_with(&format!("evt-{n}"), n, &receiver.url(&format!("/hook/{n}")), &data(n), r#""site_id":4200"#);
+        let body = event_with(
+            &format!("evt-{n}"),
+            n,
+            &receiver.url(&format!("/hook/{n}")),
+            &data(n),
+            r#""site_id":4200"#,
+        );
         broker.publish(&body).await;
     }
     let got = receiver.wait_requests(CATALOG.len(), LONG).await;
@@ -35,26 +43,48 @@ async fn all_catalog_events_arrive_with_exact_bytes_and_headers() {
         let r = &r[0];
         assert_eq!(r.body, data(n).as_bytes(), "exact data bytes for {n}");
         assert_eq!(r.header("content-type"), "application/json");
-        assert_eq!(r.header("user-agent"), format!("webhook-worker/{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(
+            r.header("user-agent"),
+            format!("webhook-worker/{}", env!("CARGO_PKG_VERSION"))
+        );
         assert_eq!(r.header("x-comm100-webhook-no"), n.to_string());
         assert_eq!(r.header("x-comm100-event"), name);
         assert_eq!(r.header("x-comm100-delivery-id"), format!("evt-{n}"));
         assert_eq!(r.header("x-comm100-attempt"), "1");
         assert_eq!(r.header("x-comm100-site-id"), "4200");
-        assert!(r.headers.get("webhook-signature").is_none(), "no secret configured");
+        assert!(
+            r.headers.get("webhook-signature").is_none(),
+            "no secret configured"
+        );
     }
     let text = worker.scrape().await;
-    assert_eq!(sample(&text, r#"webhook_delivered_total{webhook="104"}"#), 1.0);
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="success",webhook="301"}"#), 1.0);
+    assert_eq!(
+        sample(&text, r#"webhook_delivered_total{webhook="104"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="success",webhook="301"}"#
+        ),
+        1.0
+    );
     worker.stop().await.unwrap();
-    assert_eq!(broker.depth(broker.topology.deliveries()).await, 0, "everything acked");
+    assert_eq!(
+        broker.depth(broker.topology.deliveries()).await,
+        0,
+        "everything acked"
+    );
     broker.cleanup().await;
 }
 
 fn verify(secret_key: &[u8], r: &Received) -> bool {
     let id = r.header("webhook-id");
     let ts = r.header("webhook-timestamp");
-    let sig = r.header("webhook-signature").strip_prefix("v1,").expect("v1 prefix");
+    let sig = r
+        .header("webhook-signature")
+        .strip_prefix("v1,")
+        .expect("v1 prefix");
     let mut mac = Hmac::<Sha256>::new_from_slice(secret_key).unwrap();
     mac.update(format!("{id}.{ts}.").as_bytes());
     mac.update(&r.body);
@@ -71,20 +101,41 @@ async fn signatures_verify_with_default_and_message_secrets() {
     let receiver = Receiver::ok().await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("s-default", 104, &receiver.url("/default"), r#"{"a":1}"#)).await;
-    broker.publish(&event_with("s-own", 104, &receiver.url("/own"), r#"{"a":2}"#, r#""secret":"plain-secret""#)).await;
+    broker
+        .publish(&event(
+            "s-default",
+            104,
+            &receiver.url("/default"),
+            r#"{"a":1}"#,
+        ))
+        .await;
+    broker
+        .publish(&event_with(
+            "s-own",
+            104,
+            &receiver.url("/own"),
+            r#"{"a":2}"#,
+            r#""secret":"plain-secret""#,
+        ))
+        .await;
     receiver.wait_requests(2, LONG).await;
 
     let d = &receiver.requests_to("/default")[0];
     assert_eq!(d.header("webhook-id"), "s-default");
     let ts: i64 = d.header("webhook-timestamp").parse().unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     assert!((now - ts).abs() < 60, "timestamp is current");
     assert!(verify(default_key, d), "default secret signature verifies");
     assert!(!verify(b"plain-secret", d));
 
     let o = &receiver.requests_to("/own")[0];
-    assert!(verify(b"plain-secret", o), "message secret overrides the default");
+    assert!(
+        verify(b"plain-secret", o),
+        "message secret overrides the default"
+    );
     assert!(!verify(default_key, o));
     worker.stop().await.unwrap();
     broker.cleanup().await;
@@ -97,24 +148,55 @@ async fn succeeds_after_failures_with_gaps_matching_the_tiers() {
     config.retry_schedule = "300ms,1s,300ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     // Fails twice (500, then a closed-early 503), succeeds on the third.
-    let receiver = Receiver::start(|_, seen| if seen < 2 { Reply::status(500 + seen as u16 * 3) } else { Reply::ok() }).await;
+    let receiver = Receiver::start(|_, seen| {
+        if seen < 2 {
+            Reply::status(500 + seen as u16 * 3)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("r-1", 109, &receiver.url("/r"), "{}")).await;
+    broker
+        .publish(&event("r-1", 109, &receiver.url("/r"), "{}"))
+        .await;
     let got = receiver.wait_requests(3, LONG).await;
-    let attempts: Vec<_> = got.iter().map(|r| r.header("x-comm100-attempt").to_string()).collect();
+    let attempts: Vec<_> = got
+        .iter()
+        .map(|r| r.header("x-comm100-attempt").to_string())
+        .collect();
     assert_eq!(attempts, ["1", "2", "3"]);
     let gap1 = got[1].at - got[0].at;
     let gap2 = got[2].at - got[1].at;
-    assert!(gap1 >= Duration::from_millis(300) && gap1 < Duration::from_millis(1000), "first gap {gap1:?} ~ 300ms");
-    assert!(gap2 >= Duration::from_millis(1000) && gap2 < Duration::from_millis(1700), "second gap {gap2:?} ~ 1s");
-    assert!(got.iter().all(|r| r.header("x-comm100-delivery-id") == "r-1"), "same id on every attempt");
+    assert!(
+        gap1 >= Duration::from_millis(300) && gap1 < Duration::from_millis(1000),
+        "first gap {gap1:?} ~ 300ms"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(1000) && gap2 < Duration::from_millis(1700),
+        "second gap {gap2:?} ~ 1s"
+    );
+    assert!(
+        got.iter()
+            .all(|r| r.header("x-comm100-delivery-id") == "r-1"),
+        "same id on every attempt"
+    );
 
     let text = worker.scrape().await;
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="300ms"}"#), 1.0);
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="1s"}"#), 1.0);
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="http_error",webhook="109"}"#), 2.0);
-    assert_eq!(sample(&text, r#"webhook_delivered_total{webhook="109"}"#), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="http_error",webhook="109"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(&text, r#"webhook_delivered_total{webhook="109"}"#),
+        1.0
+    );
     worker.stop().await.unwrap();
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
     broker.cleanup().await;
@@ -128,18 +210,32 @@ async fn dropped_as_expired_when_the_schedule_is_exhausted() {
     let receiver = Receiver::start(|_, _| Reply::status(500)).await;
     let worker = RunningWorker::start(config).await;
 
-    let body = event("x-1", 201, &receiver.url("/x"), r#"{"offline_message":{"id":1}}"#);
+    let body = event(
+        "x-1",
+        201,
+        &receiver.url("/x"),
+        r#"{"offline_message":{"id":1}}"#,
+    );
     broker.publish(&body).await;
     let dead = broker.dead_messages(1, LONG).await;
     assert_eq!(receiver.requests().len(), 4, "1 attempt + 3 retries");
     let d = &dead[0];
     assert_eq!(d.data, body, "body unchanged");
-    assert_eq!(header_str(d, "webhook-drop-reason").as_deref(), Some("expired"));
+    assert_eq!(
+        header_str(d, "webhook-drop-reason").as_deref(),
+        Some("expired")
+    );
     assert_eq!(header_int(d, "webhook-attempts"), Some(4));
-    assert_eq!(header_str(d, "webhook-last-error").as_deref(), Some("HTTP 500"));
+    assert_eq!(
+        header_str(d, "webhook-last-error").as_deref(),
+        Some("HTTP 500")
+    );
     assert!(header_int(d, "webhook-first-attempt-ms").unwrap() > 1_700_000_000_000);
     let text = worker.scrape().await;
-    assert_eq!(sample(&text, r#"webhook_dropped_total{reason="expired"}"#), 1.0);
+    assert_eq!(
+        sample(&text, r#"webhook_dropped_total{reason="expired"}"#),
+        1.0
+    );
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 2.0);
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="500ms"}"#), 1.0);
     worker.stop().await.unwrap();
@@ -159,13 +255,18 @@ async fn dropped_as_expired_when_the_next_retry_passes_max_age() {
     let receiver = Receiver::start(|_, _| Reply::status(502)).await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("m-1", 101, &receiver.url("/m"), "{}")).await;
+    broker
+        .publish(&event("m-1", 101, &receiver.url("/m"), "{}"))
+        .await;
     let dead = broker.dead_messages(1, LONG).await;
     // Attempt 1 at 0 (retry due 1 s <= 2.5 s), attempt 2 at ~1 s (due ~2 s
     // <= 2.5 s), attempt 3 at ~2 s (due ~3 s > 2.5 s): expired after 3.
     assert_eq!(receiver.requests().len(), 3);
     assert_eq!(header_int(&dead[0], "webhook-attempts"), Some(3));
-    assert_eq!(header_str(&dead[0], "webhook-drop-reason").as_deref(), Some("expired"));
+    assert_eq!(
+        header_str(&dead[0], "webhook-drop-reason").as_deref(),
+        Some("expired")
+    );
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
@@ -180,12 +281,24 @@ async fn timeout_counts_as_a_failure() {
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(3))).await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("t-1", 105, &receiver.url("/slow"), "{}")).await;
+    broker
+        .publish(&event("t-1", 105, &receiver.url("/slow"), "{}"))
+        .await;
     let dead = broker.dead_messages(1, LONG).await;
     assert_eq!(receiver.requests().len(), 2);
-    assert!(header_str(&dead[0], "webhook-last-error").unwrap().starts_with("timeout"));
+    assert!(
+        header_str(&dead[0], "webhook-last-error")
+            .unwrap()
+            .starts_with("timeout")
+    );
     let text = worker.scrape().await;
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="timeout",webhook="105"}"#), 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="timeout",webhook="105"}"#
+        ),
+        2.0
+    );
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
@@ -198,14 +311,28 @@ async fn gone_drops_at_once() {
     let receiver = Receiver::start(|_, _| Reply::status(410)).await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("g-1", 106, &receiver.url("/g"), "{}")).await;
+    broker
+        .publish(&event("g-1", 106, &receiver.url("/g"), "{}"))
+        .await;
     let dead = broker.dead_messages(1, LONG).await;
     assert_eq!(receiver.requests().len(), 1, "no retry after 410");
-    assert_eq!(header_str(&dead[0], "webhook-drop-reason").as_deref(), Some("gone"));
+    assert_eq!(
+        header_str(&dead[0], "webhook-drop-reason").as_deref(),
+        Some("gone")
+    );
     assert_eq!(header_int(&dead[0], "webhook-attempts"), Some(1));
     let text = worker.scrape().await;
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="gone",webhook="106"}"#), 1.0);
-    assert_eq!(sample(&text, r#"webhook_dropped_total{reason="gone"}"#), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="gone",webhook="106"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, r#"webhook_dropped_total{reason="gone"}"#),
+        1.0
+    );
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
@@ -217,16 +344,28 @@ async fn redirects_are_not_followed() {
     config.retry_schedule = "200ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|r, _| {
-        if r.path == "/moved" { Reply::status(307).header("location", "/target") } else { Reply::ok() }
+        if r.path == "/moved" {
+            Reply::status(307).header("location", "/target")
+        } else {
+            Reply::ok()
+        }
     })
     .await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("rd-1", 107, &receiver.url("/moved"), "{}")).await;
+    broker
+        .publish(&event("rd-1", 107, &receiver.url("/moved"), "{}"))
+        .await;
     let dead = broker.dead_messages(1, LONG).await;
-    assert!(receiver.requests_to("/target").is_empty(), "the redirect target is never called");
+    assert!(
+        receiver.requests_to("/target").is_empty(),
+        "the redirect target is never called"
+    );
     assert_eq!(receiver.requests_to("/moved").len(), 2);
-    assert_eq!(header_str(&dead[0], "webhook-last-error").as_deref(), Some("HTTP 307"));
+    assert_eq!(
+        header_str(&dead[0], "webhook-last-error").as_deref(),
+        Some("HTTP 307")
+    );
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
@@ -238,18 +377,30 @@ async fn retry_after_chooses_the_tier() {
     config.retry_schedule = "200ms,1500ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, seen| {
-        if seen == 0 { Reply::status(429).header("retry-after", "1") } else { Reply::ok() }
+        if seen == 0 {
+            Reply::status(429).header("retry-after", "1")
+        } else {
+            Reply::ok()
+        }
     })
     .await;
     let worker = RunningWorker::start(config).await;
 
-    broker.publish(&event("ra-1", 110, &receiver.url("/ra"), "{}")).await;
+    broker
+        .publish(&event("ra-1", 110, &receiver.url("/ra"), "{}"))
+        .await;
     let got = receiver.wait_requests(2, LONG).await;
     let gap = got[1].at - got[0].at;
-    assert!(gap >= Duration::from_millis(1500), "waited in the 1500ms tier, not 200ms: {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(1500),
+        "waited in the 1500ms tier, not 200ms: {gap:?}"
+    );
     assert_eq!(got[1].header("x-comm100-attempt"), "2");
     let text = worker.scrape().await;
-    assert_eq!(sample(&text, r#"webhook_retried_total{tier="1500ms"}"#), 1.0);
+    assert_eq!(
+        sample(&text, r#"webhook_retried_total{tier="1500ms"}"#),
+        1.0
+    );
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 0.0);
     worker.stop().await.unwrap();
     broker.cleanup().await;
@@ -260,9 +411,18 @@ async fn classic_queues_deliver_and_retry_too() {
     let prefix = unique_prefix("classic");
     let config = classic(test_config(&prefix));
     let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, seen| if seen == 0 { Reply::status(500) } else { Reply::ok() }).await;
+    let receiver = Receiver::start(|_, seen| {
+        if seen == 0 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
     let worker = RunningWorker::start(config).await;
-    broker.publish(&event("c-1", 104, &receiver.url("/c"), "{}")).await;
+    broker
+        .publish(&event("c-1", 104, &receiver.url("/c"), "{}"))
+        .await;
     let got = receiver.wait_requests(2, LONG).await;
     assert_eq!(got[1].header("x-comm100-attempt"), "2");
     worker.stop().await.unwrap();
@@ -276,12 +436,24 @@ async fn a_slow_receiver_does_not_hold_up_the_others() {
     config.timeout = Duration::from_secs(10);
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|r, _| {
-        if r.path == "/slow" { Reply::ok().after(Duration::from_secs(4)) } else { Reply::ok() }
+        if r.path == "/slow" {
+            Reply::ok().after(Duration::from_secs(4))
+        } else {
+            Reply::ok()
+        }
     })
     .await;
     let worker = RunningWorker::start(config).await;
-    broker.publish_many((0..5).map(|i| event(&format!("slow-{i}"), 104, &receiver.url("/slow"), "{}"))).await;
-    broker.publish_many((0..50).map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}"))).await;
+    broker
+        .publish_many(
+            (0..5).map(|i| event(&format!("slow-{i}"), 104, &receiver.url("/slow"), "{}")),
+        )
+        .await;
+    broker
+        .publish_many(
+            (0..50).map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}")),
+        )
+        .await;
     wait_for("fast deliveries", Duration::from_secs(3), async || {
         (receiver.requests_to("/fast").len() == 50).then_some(())
     })

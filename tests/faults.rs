@@ -25,7 +25,11 @@ struct WorkerProcess {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl WorkerProcess {
@@ -35,20 +39,34 @@ impl WorkerProcess {
         let log = std::env::temp_dir().join(format!("{prefix}-{port}.log"));
         let metrics_addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhook-worker"));
-        cmd.args(["run", "--prefix", prefix, "--metrics-addr", &metrics_addr, "--allow-private-targets"])
-            .args(["--retry-schedule", "200ms*2,500ms", "--dead-ttl", "10m"])
-            .args(args)
-            .env("AMQP_URL", amqp_url())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        cmd.args([
+            "run",
+            "--prefix",
+            prefix,
+            "--metrics-addr",
+            &metrics_addr,
+            "--allow-private-targets",
+        ])
+        .args(["--retry-schedule", "200ms*2,500ms", "--dead-ttl", "10m"])
+        .args(args)
+        .env("AMQP_URL", amqp_url())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let w = Self { child, metrics: format!("http://{metrics_addr}"), log };
-        wait_for("worker process ready", LONG, async || (w.readyz().await == Some(200)).then_some(())).await;
+        let w = Self {
+            child,
+            metrics: format!("http://{metrics_addr}"),
+            log,
+        };
+        wait_for("worker process ready", LONG, async || {
+            (w.readyz().await == Some(200)).then_some(())
+        })
+        .await;
         w
     }
 
@@ -67,14 +85,21 @@ impl WorkerProcess {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
         assert!(ok, "kill {sig}");
     }
 
     /// Waits for the process to exit; returns its code and how long it took.
     async fn wait_exit(&mut self, deadline: Duration) -> (Option<i32>, Duration) {
         let start = Instant::now();
-        let status = wait_for("worker exit", deadline, async || self.child.try_wait().unwrap()).await;
+        let status = wait_for("worker exit", deadline, async || {
+            self.child.try_wait().unwrap()
+        })
+        .await;
         (status.code(), start.elapsed())
     }
 
@@ -94,7 +119,8 @@ impl Drop for WorkerProcess {
 fn ids(requests: &[Received]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
     for r in requests {
-        *m.entry(r.header("x-comm100-delivery-id").to_string()).or_insert(0) += 1;
+        *m.entry(r.header("x-comm100-delivery-id").to_string())
+            .or_insert(0) += 1;
     }
     m
 }
@@ -112,10 +138,15 @@ async fn kill_9_mid_flight_loses_nothing() {
     let broker = Broker::new(&process_config(&prefix)).await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
     const N: usize = 3000;
-    broker.publish_many((0..N).map(|i| event(&format!("k-{i}"), 104, &receiver.url("/k"), "{}"))).await;
+    broker
+        .publish_many((0..N).map(|i| event(&format!("k-{i}"), 104, &receiver.url("/k"), "{}")))
+        .await;
 
     let mut first = WorkerProcess::start(&prefix, &["--concurrency", "100"], &[]).await;
-    wait_for("some deliveries", LONG, async || (receiver.requests().len() > 300).then_some(())).await;
+    wait_for("some deliveries", LONG, async || {
+        (receiver.requests().len() > 300).then_some(())
+    })
+    .await;
     first.signal("-KILL");
     first.wait_exit(LONG).await;
     let before = receiver.requests().len();
@@ -129,10 +160,19 @@ async fn kill_9_mid_flight_loses_nothing() {
     .await;
     assert!((0..N).all(|i| seen.contains_key(&format!("k-{i}"))));
     let duplicates: usize = seen.values().map(|c| c - 1).sum();
-    assert!(duplicates <= 100, "at most the in-flight window is redelivered, got {duplicates}");
+    assert!(
+        duplicates <= 100,
+        "at most the in-flight window is redelivered, got {duplicates}"
+    );
     assert_eq!(broker.depth(broker.topology.dead()).await, 0, "none parked");
-    let by_second = sample(&second.scrape().await, r#"webhook_delivered_total{webhook="104"}"#);
-    assert!(by_second >= (N - before) as f64, "the second worker finished the rest ({by_second})");
+    let by_second = sample(
+        &second.scrape().await,
+        r#"webhook_delivered_total{webhook="104"}"#,
+    );
+    assert!(
+        by_second >= (N - before) as f64,
+        "the second worker finished the rest ({by_second})"
+    );
     drop(second);
     broker.cleanup().await;
 }
@@ -143,10 +183,20 @@ async fn sigterm_drains_in_flight_deliveries_and_exits_0() {
     let broker = Broker::new(&process_config(&prefix)).await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(1500))).await;
     const N: usize = 200;
-    broker.publish_many((0..N).map(|i| event(&format!("s-{i}"), 104, &receiver.url("/s"), "{}"))).await;
+    broker
+        .publish_many((0..N).map(|i| event(&format!("s-{i}"), 104, &receiver.url("/s"), "{}")))
+        .await;
 
-    let mut w = WorkerProcess::start(&prefix, &["--concurrency", "50", "--shutdown-grace", "10s"], &[]).await;
-    wait_for("50 in flight", LONG, async || (receiver.requests().len() >= 50).then_some(())).await;
+    let mut w = WorkerProcess::start(
+        &prefix,
+        &["--concurrency", "50", "--shutdown-grace", "10s"],
+        &[],
+    )
+    .await;
+    wait_for("50 in flight", LONG, async || {
+        (receiver.requests().len() >= 50).then_some(())
+    })
+    .await;
     w.signal("-TERM");
     let (code, took) = w.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "graceful exit");
@@ -157,8 +207,16 @@ async fn sigterm_drains_in_flight_deliveries_and_exits_0() {
     // still in the queue. Nothing lost, nothing parked.
     let delivered = ids(&receiver.requests());
     let remaining = broker.depth(broker.topology.deliveries()).await as usize;
-    assert_eq!(delivered.len() + remaining, N, "delivered {} + queued {remaining}", delivered.len());
-    assert!(delivered.values().all(|&c| c == 1), "nothing delivered twice before the restart");
+    assert_eq!(
+        delivered.len() + remaining,
+        N,
+        "delivered {} + queued {remaining}",
+        delivered.len()
+    );
+    assert!(
+        delivered.values().all(|&c| c == 1),
+        "nothing delivered twice before the restart"
+    );
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
     broker.cleanup().await;
 }
@@ -168,8 +226,15 @@ async fn sigterm_with_grace_exhausted_still_exits_0_and_returns_messages() {
     let prefix = unique_prefix("grace");
     let broker = Broker::new(&process_config(&prefix)).await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
-    broker.publish_many((0..10).map(|i| event(&format!("g-{i}"), 104, &receiver.url("/g"), "{}"))).await;
-    let mut w = WorkerProcess::start(&prefix, &["--shutdown-grace", "500ms", "--timeout", "60s"], &[]).await;
+    broker
+        .publish_many((0..10).map(|i| event(&format!("g-{i}"), 104, &receiver.url("/g"), "{}")))
+        .await;
+    let mut w = WorkerProcess::start(
+        &prefix,
+        &["--shutdown-grace", "500ms", "--timeout", "60s"],
+        &[],
+    )
+    .await;
     receiver.wait_requests(10, LONG).await;
     w.signal("-TERM");
     let (code, took) = w.wait_exit(Duration::from_secs(10)).await;
@@ -188,11 +253,16 @@ async fn second_signal_exits_at_once_and_loses_nothing() {
     let prefix = unique_prefix("twice");
     let broker = Broker::new(&process_config(&prefix)).await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
-    broker.publish_many((0..5).map(|i| event(&format!("t-{i}"), 104, &receiver.url("/t"), "{}"))).await;
+    broker
+        .publish_many((0..5).map(|i| event(&format!("t-{i}"), 104, &receiver.url("/t"), "{}")))
+        .await;
     let mut w = WorkerProcess::start(&prefix, &["--timeout", "60s"], &[]).await;
     receiver.wait_requests(5, LONG).await;
     w.signal("-TERM");
-    wait_for("draining", LONG, async || w.log_text().contains("draining").then_some(())).await;
+    wait_for("draining", LONG, async || {
+        w.log_text().contains("draining").then_some(())
+    })
+    .await;
     w.signal("-INT");
     let (code, took) = w.wait_exit(Duration::from_secs(5)).await;
     assert_ne!(code, Some(0), "forced exit");
@@ -213,15 +283,24 @@ async fn broker_closing_the_connection_is_survived() {
     let worker = RunningWorker::start(config).await;
     let readyz = format!("http://{}/readyz", worker.metrics_addr);
 
-    broker.publish_many((0..200).map(|i| event(&format!("before-{i}"), 104, &receiver.url("/b"), "{}"))).await;
+    broker
+        .publish_many(
+            (0..200).map(|i| event(&format!("before-{i}"), 104, &receiver.url("/b"), "{}")),
+        )
+        .await;
     receiver.wait_requests(50, LONG).await;
 
     // Close the worker's connection from the broker's side, twice.
     for round in 0..2 {
         let name = wait_for("worker connection listed", LONG, async || {
             management_connections().await.into_iter().find_map(|c| {
-                let n = c.get("client_properties")?.get("connection_name")?.as_str()?.to_string();
-                n.contains(&format!("prefix {prefix} ")).then(|| c["name"].as_str().unwrap().to_string())
+                let n = c
+                    .get("client_properties")?
+                    .get("connection_name")?
+                    .as_str()?
+                    .to_string();
+                n.contains(&format!("prefix {prefix} "))
+                    .then(|| c["name"].as_str().unwrap().to_string())
             })
         })
         .await;
@@ -231,20 +310,40 @@ async fn broker_closing_the_connection_is_survived() {
             .send()
             .await
             .unwrap();
-        assert!(resp.status().is_success(), "close connection: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "close connection: {}",
+            resp.status()
+        );
         // /readyz tells the truth: 503 while reconnecting, 200 once consuming.
         wait_for("readyz 503", LONG, async || {
             (reqwest::get(&readyz).await.ok()?.status() == 503).then_some(())
         })
         .await;
         broker
-            .publish_many((0..100).map(|i| event(&format!("during-{round}-{i}"), 104, &receiver.url("/d"), "{}")))
+            .publish_many((0..100).map(|i| {
+                event(
+                    &format!("during-{round}-{i}"),
+                    104,
+                    &receiver.url("/d"),
+                    "{}",
+                )
+            }))
             .await;
-        wait_for("readyz 200", LONG, async || (reqwest::get(&readyz).await.ok()?.status() == 200).then_some(())).await;
-        let healthz = reqwest::get(format!("http://{}/healthz", worker.metrics_addr)).await.unwrap();
+        wait_for("readyz 200", LONG, async || {
+            (reqwest::get(&readyz).await.ok()?.status() == 200).then_some(())
+        })
+        .await;
+        let healthz = reqwest::get(format!("http://{}/healthz", worker.metrics_addr))
+            .await
+            .unwrap();
         assert_eq!(healthz.status(), 200, "healthz stays 200");
     }
-    broker.publish_many((0..100).map(|i| event(&format!("after-{i}"), 104, &receiver.url("/a"), "{}"))).await;
+    broker
+        .publish_many(
+            (0..100).map(|i| event(&format!("after-{i}"), 104, &receiver.url("/a"), "{}")),
+        )
+        .await;
     let expected: HashSet<String> = (0..200)
         .map(|i| format!("before-{i}"))
         .chain((0..2).flat_map(|r| (0..100).map(move |i| format!("during-{r}-{i}"))))
@@ -266,7 +365,9 @@ async fn broker_closing_the_connection_is_survived() {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -278,8 +379,16 @@ async fn unreachable_broker_is_retried_forever_with_health_up() {
     let port = free_port();
     let log = std::env::temp_dir().join(format!("{prefix}.log"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
-        .args(["--prefix", &prefix, "--metrics-addr", &format!("127.0.0.1:{port}")])
-        .env("AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()))
+        .args([
+            "--prefix",
+            &prefix,
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env(
+            "AMQP_URL",
+            format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()),
+        )
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
@@ -290,11 +399,31 @@ async fn unreachable_broker_is_retried_forever_with_health_up() {
     })
     .await;
     assert!(child.try_wait().unwrap().is_none(), "still running");
-    assert_eq!(reqwest::get(format!("{base}/healthz")).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), 503);
-    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(sample(&metrics, "webhook_broker_connected"), 0.0);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = wait_for("exit", LONG, async || child.try_wait().unwrap()).await;
     assert_eq!(status.code(), Some(0));
     let _ = std::fs::remove_file(&log);
@@ -309,7 +438,9 @@ async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
     // The receiver never answers in time: every worker that takes the
     // message is killed while holding it.
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(60))).await;
-    broker.publish(&event("poison-1", 104, &receiver.url("/p"), "{}")).await;
+    broker
+        .publish(&event("poison-1", 104, &receiver.url("/p"), "{}"))
+        .await;
     let args = ["--delivery-limit", "2", "--timeout", "60s"];
     for round in 1..=3 {
         let mut w = WorkerProcess::start(&prefix, &args, &[]).await;
@@ -318,7 +449,11 @@ async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
         w.wait_exit(LONG).await;
     }
     let dead = broker.dead_messages(1, LONG).await;
-    assert_eq!(header(&dead[0], "webhook-drop-reason"), None, "parked by the broker, not the worker");
+    assert_eq!(
+        header(&dead[0], "webhook-drop-reason"),
+        None,
+        "parked by the broker, not the worker"
+    );
     let reason = webhook_worker::dead::parked_reason(dead[0].properties.headers().as_ref());
     assert_eq!(reason, "delivery_limit", "the broker's x-death says why");
     assert_eq!(broker.depth(broker.topology.deliveries()).await, 0);
@@ -334,15 +469,26 @@ async fn two_workers_share_the_queue_exactly_once() {
     let a = RunningWorker::start(config.clone()).await;
     let b = RunningWorker::start(config).await;
     const N: usize = 2000;
-    broker.publish_many((0..N).map(|i| event(&format!("w-{i}"), 201, &receiver.url("/w"), "{}"))).await;
+    broker
+        .publish_many((0..N).map(|i| event(&format!("w-{i}"), 201, &receiver.url("/w"), "{}")))
+        .await;
     let seen = wait_for("all delivered", LONG, async || {
         let m = ids(&receiver.requests());
         (m.len() == N).then_some(m)
     })
     .await;
-    assert!(seen.values().all(|&c| c == 1), "exactly once when receivers succeed");
-    let da = sample(&a.scrape().await, r#"webhook_delivered_total{webhook="201"}"#);
-    let db = sample(&b.scrape().await, r#"webhook_delivered_total{webhook="201"}"#);
+    assert!(
+        seen.values().all(|&c| c == 1),
+        "exactly once when receivers succeed"
+    );
+    let da = sample(
+        &a.scrape().await,
+        r#"webhook_delivered_total{webhook="201"}"#,
+    );
+    let db = sample(
+        &b.scrape().await,
+        r#"webhook_delivered_total{webhook="201"}"#,
+    );
     assert_eq!(da + db, N as f64);
     assert!(da > 0.0 && db > 0.0, "both workers did work: {da} + {db}");
     a.stop().await.unwrap();
@@ -377,28 +523,83 @@ async fn metrics_agree_with_receivers_and_the_dead_queue() {
     let dead = broker.dead_messages(5 + 3 + 4, LONG).await;
     receiver.wait_requests(20 + 20 + 5 + 12, LONG).await;
     let text = worker.scrape().await;
-    let reasons = |r: &str| dead.iter().filter(|d| header_str(d, "webhook-drop-reason").as_deref() == Some(r)).count() as f64;
-    assert_eq!(sample(&text, r#"webhook_dropped_total{reason="gone"}"#), reasons("gone"));
-    assert_eq!(sample(&text, r#"webhook_dropped_total{reason="expired"}"#), reasons("expired"));
-    assert_eq!(sample(&text, r#"webhook_dropped_total{reason="malformed"}"#), reasons("malformed"));
-    assert_eq!((reasons("gone"), reasons("expired"), reasons("malformed")), (5.0, 3.0, 4.0));
+    let reasons = |r: &str| {
+        dead.iter()
+            .filter(|d| header_str(d, "webhook-drop-reason").as_deref() == Some(r))
+            .count() as f64
+    };
+    assert_eq!(
+        sample(&text, r#"webhook_dropped_total{reason="gone"}"#),
+        reasons("gone")
+    );
+    assert_eq!(
+        sample(&text, r#"webhook_dropped_total{reason="expired"}"#),
+        reasons("expired")
+    );
+    assert_eq!(
+        sample(&text, r#"webhook_dropped_total{reason="malformed"}"#),
+        reasons("malformed")
+    );
+    assert_eq!(
+        (reasons("gone"), reasons("expired"), reasons("malformed")),
+        (5.0, 3.0, 4.0)
+    );
 
-    let delivered = |w: u16| sample(&text, &format!(r#"webhook_delivered_total{{webhook="{w}"}}"#));
+    let delivered = |w: u16| {
+        sample(
+            &text,
+            &format!(r#"webhook_delivered_total{{webhook="{w}"}}"#),
+        )
+    };
     assert_eq!(delivered(101), receiver.requests_to("/ok").len() as f64);
     assert_eq!(delivered(102), 10.0);
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="http_error",webhook="102"}"#), 10.0);
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="gone",webhook="103"}"#), 5.0);
-    assert_eq!(sample(&text, r#"webhook_attempts_total{outcome="http_error",webhook="104"}"#), 12.0);
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="http_error",webhook="102"}"#
+        ),
+        10.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="gone",webhook="103"}"#
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="http_error",webhook="104"}"#
+        ),
+        12.0
+    );
     let all_attempts: f64 = text
         .lines()
         .filter(|l| l.starts_with("webhook_attempts_total{"))
         .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
         .sum();
-    assert_eq!(all_attempts, receiver.requests().len() as f64, "one attempt per request received");
-    assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 10.0 + 3.0 * 2.0);
+    assert_eq!(
+        all_attempts,
+        receiver.requests().len() as f64,
+        "one attempt per request received"
+    );
+    assert_eq!(
+        sample(&text, r#"webhook_retried_total{tier="200ms"}"#),
+        10.0 + 3.0 * 2.0
+    );
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="500ms"}"#), 3.0);
-    assert_eq!(sample(&text, "webhook_attempt_duration_seconds_count{webhook=\"101\"}"), 20.0);
-    assert_eq!(sample(&text, "webhook_delivery_latency_seconds_count"), 30.0);
+    assert_eq!(
+        sample(
+            &text,
+            "webhook_attempt_duration_seconds_count{webhook=\"101\"}"
+        ),
+        20.0
+    );
+    assert_eq!(
+        sample(&text, "webhook_delivery_latency_seconds_count"),
+        30.0
+    );
     assert_eq!(sample(&text, "webhook_in_flight"), 0.0);
     worker.stop().await.unwrap();
     broker.cleanup().await;
@@ -408,19 +609,52 @@ async fn metrics_agree_with_receivers_and_the_dead_queue() {
 async fn secrets_never_reach_the_logs() {
     let prefix = unique_prefix("secrets");
     let broker = Broker::new(&process_config(&prefix)).await;
-    let receiver = Receiver::start(|r, _| if r.path == "/ok" { Reply::ok() } else { Reply::status(500) }).await;
+    let receiver = Receiver::start(|r, _| {
+        if r.path == "/ok" {
+            Reply::ok()
+        } else {
+            Reply::status(500)
+        }
+    })
+    .await;
     let default_secret = "default-SECRET-d9f8a7";
     let message_secret = "message-SECRET-71c2e0";
-    let mut w = WorkerProcess::start(&prefix, &["--signing-secret", default_secret], &[("RUST_LOG", "trace")]).await;
+    let mut w = WorkerProcess::start(
+        &prefix,
+        &["--signing-secret", default_secret],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
     let extra = format!(r#""secret":"{message_secret}""#);
-    broker.publish(&event_with("sec-1", 104, &receiver.url("/fail"), "{}", &extra)).await;
-    broker.publish(&event("sec-2", 104, &receiver.url("/ok"), "{}")).await;
-    broker.publish(&event_with("sec-3", 400, &receiver.url("/ok"), "{}", &extra)).await; // malformed
+    broker
+        .publish(&event_with(
+            "sec-1",
+            104,
+            &receiver.url("/fail"),
+            "{}",
+            &extra,
+        ))
+        .await;
+    broker
+        .publish(&event("sec-2", 104, &receiver.url("/ok"), "{}"))
+        .await;
+    broker
+        .publish(&event_with(
+            "sec-3",
+            400,
+            &receiver.url("/ok"),
+            "{}",
+            &extra,
+        ))
+        .await; // malformed
     broker.dead_messages(2, LONG).await;
     w.signal("-TERM");
     w.wait_exit(LONG).await;
     let log = w.log_text();
-    assert!(log.contains("sec-1") && log.contains("dropped"), "the log has the failures: {log}");
+    assert!(
+        log.contains("sec-1") && log.contains("dropped"),
+        "the log has the failures: {log}"
+    );
     assert!(!log.contains(default_secret), "default secret leaked");
     assert!(!log.contains(message_secret), "message secret leaked");
     broker.cleanup().await;

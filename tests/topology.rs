@@ -21,7 +21,13 @@ fn bin() -> Command {
 async fn quorum_arguments_read_back_from_the_broker() {
     let prefix = unique_prefix("topo-q");
     let status = bin()
-        .args(["declare", "--prefix", &prefix, "--retry-schedule", "60s*3,1h*3,24h*3,90s,1500ms"])
+        .args([
+            "declare",
+            "--prefix",
+            &prefix,
+            "--retry-schedule",
+            "60s*3,1h*3,24h*3,90s,1500ms",
+        ])
         .env_remove("AMQP_URL")
         .status()
         .unwrap();
@@ -49,7 +55,13 @@ async fn quorum_arguments_read_back_from_the_broker() {
             "x-delivery-limit": 10
         })
     );
-    for (suffix, ttl) in [("60s", 60_000), ("90s", 90_000), ("1h", 3_600_000), ("24h", 86_400_000), ("1500ms", 1500)] {
+    for (suffix, ttl) in [
+        ("60s", 60_000),
+        ("90s", 90_000),
+        ("1h", 3_600_000),
+        ("24h", 86_400_000),
+        ("1500ms", 1500),
+    ] {
         let q = management_queue(&format!("{prefix}.retry.{suffix}")).await;
         assert_eq!(
             q["arguments"],
@@ -65,7 +77,10 @@ async fn quorum_arguments_read_back_from_the_broker() {
         );
     }
     let q = management_queue(&format!("{prefix}.dead")).await;
-    assert_eq!(q["arguments"], json!({"x-queue-type": "quorum", "x-message-ttl": 604_800_000}));
+    assert_eq!(
+        q["arguments"],
+        json!({"x-queue-type": "quorum", "x-message-ttl": 604_800_000})
+    );
 
     // Bound to the fanout exchange, which is durable.
     let resp = reqwest::Client::new()
@@ -75,10 +90,25 @@ async fn quorum_arguments_read_back_from_the_broker() {
         .await
         .unwrap();
     let ex: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    assert_eq!((ex["type"].as_str(), ex["durable"].as_bool()), (Some("fanout"), Some(true)));
+    assert_eq!(
+        (ex["type"].as_str(), ex["durable"].as_bool()),
+        (Some("fanout"), Some(true))
+    );
 
     // Declaring again is a no-op.
-    assert!(bin().args(["declare", "--prefix", &prefix, "--retry-schedule", "60s*3,1h*3,24h*3,90s,1500ms"]).status().unwrap().success());
+    assert!(
+        bin()
+            .args([
+                "declare",
+                "--prefix",
+                &prefix,
+                "--retry-schedule",
+                "60s*3,1h*3,24h*3,90s,1500ms"
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
     broker.cleanup().await;
 }
 
@@ -104,22 +134,43 @@ async fn classic_arguments_read_back_from_the_broker() {
 async fn a_conflicting_queue_is_reported_and_left_alone() {
     let prefix = unique_prefix("conflict");
     // Someone created the retry tier with another TTL.
-    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.unwrap();
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
     let mut args = FieldTable::default();
     args.insert("x-message-ttl".into(), AMQPValue::LongInt(1234));
     let tier = format!("{prefix}.retry.60s");
-    ch.queue_declare(tier.as_str().into(), QueueDeclareOptions::durable(), args).await.unwrap();
+    ch.queue_declare(tier.as_str().into(), QueueDeclareOptions::durable(), args)
+        .await
+        .unwrap();
 
-    let out = bin().args(["declare", "--prefix", &prefix, "--queue-type", "classic"]).output().unwrap();
+    let out = bin()
+        .args(["declare", "--prefix", &prefix, "--queue-type", "classic"])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "declare must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("queue '{tier}'")), "names the queue: {stderr}");
-    assert!(stderr.contains("'x-message-ttl'"), "names the argument: {stderr}");
+    assert!(
+        stderr.contains(&format!("queue '{tier}'")),
+        "names the queue: {stderr}"
+    );
+    assert!(
+        stderr.contains("'x-message-ttl'"),
+        "names the argument: {stderr}"
+    );
 
     // `run` fails the same way rather than reconnecting forever.
     let out = bin()
-        .args(["run", "--prefix", &prefix, "--queue-type", "classic", "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--prefix",
+            &prefix,
+            "--queue-type",
+            "classic",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -130,13 +181,24 @@ async fn a_conflicting_queue_is_reported_and_left_alone() {
     assert_eq!(q["arguments"], json!({"x-message-ttl": 1234}));
 
     let ch = conn.create_channel().await.unwrap();
-    for q in [tier.clone(), format!("{prefix}.deliveries"), format!("{prefix}.dead")] {
+    for q in [
+        tier.clone(),
+        format!("{prefix}.deliveries"),
+        format!("{prefix}.dead"),
+    ] {
         let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
     }
     for q in ["1h", "24h"] {
-        let _ = ch.queue_delete(format!("{prefix}.retry.{q}").as_str().into(), Default::default()).await;
+        let _ = ch
+            .queue_delete(
+                format!("{prefix}.retry.{q}").as_str().into(),
+                Default::default(),
+            )
+            .await;
     }
-    let _ = ch.exchange_delete(prefix.as_str().into(), Default::default()).await;
+    let _ = ch
+        .exchange_delete(prefix.as_str().into(), Default::default())
+        .await;
 }
 
 #[test]
@@ -152,12 +214,35 @@ fn bad_settings_are_one_error_line_and_exit_2() {
         let out = bin().args(["run", flag, value]).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{flag} {value}");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.lines().next().unwrap().starts_with("error: invalid value"), "{flag}: {stderr}");
+        assert!(
+            stderr
+                .lines()
+                .next()
+                .unwrap()
+                .starts_with("error: invalid value"),
+            "{flag}: {stderr}"
+        );
     }
     // Environment variables are read, and the flag wins over them.
-    let out = bin().env("WEBHOOK_RETRY_SCHEDULE", "nope").arg("declare").output().unwrap();
+    let out = bin()
+        .env("WEBHOOK_RETRY_SCHEDULE", "nope")
+        .arg("declare")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = bin().env("WEBHOOK_SIGNING_SECRET", "whsec_***").args(["run", "--metrics-addr", "127.0.0.1:0"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("***"), "the secret is not echoed");
+    let out = bin()
+        .env("WEBHOOK_SIGNING_SECRET", "whsec_***")
+        .args(["run", "--metrics-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("***"),
+        "the secret is not echoed"
+    );
 }

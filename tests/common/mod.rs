@@ -45,8 +45,15 @@ pub const MANAGEMENT: &str = "http://127.0.0.1:15672";
 pub fn unique_prefix(name: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("t-{name}-{}-{nanos:x}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "t-{name}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A test configuration: fast tiers, private targets allowed, metrics on
@@ -67,7 +74,11 @@ pub fn test_config(prefix: &str) -> Config {
 }
 
 /// Waits until `check` returns `Some`, polling, or panics at the deadline.
-pub async fn wait_for<T>(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+pub async fn wait_for<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check().await {
@@ -95,12 +106,23 @@ pub struct Broker {
 impl Broker {
     /// Connects and declares the topology of `config` (as the worker would).
     pub async fn new(config: &Config) -> Self {
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("broker up");
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+            .await
+            .expect("broker up");
         let channel = conn.create_channel().await.unwrap();
-        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
         let topology = Topology::from_config(config);
         topology.declare(&channel).await.expect("declare");
-        Self { conn, channel, topology, prefix: config.prefix.clone(), cleaned: false }
+        Self {
+            conn,
+            channel,
+            topology,
+            prefix: config.prefix.clone(),
+            cleaned: false,
+        }
     }
 
     /// Publishes a body to the fanout exchange, as a producer would.
@@ -112,7 +134,13 @@ impl Broker {
     pub async fn publish_with(&self, body: &[u8], props: BasicProperties) {
         let confirm = self
             .channel
-            .basic_publish(self.prefix.as_str().into(), "".into(), BasicPublishOptions::default(), body, props)
+            .basic_publish(
+                self.prefix.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
             .await
             .unwrap()
             .await
@@ -145,7 +173,12 @@ impl Broker {
     /// Takes every message currently in `queue` (acked: removed).
     pub async fn drain(&self, queue: &str) -> Vec<lapin::message::Delivery> {
         let mut out = Vec::new();
-        while let Some(m) = self.channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        while let Some(m) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
             out.push(m.delivery);
         }
         out
@@ -157,7 +190,10 @@ impl Broker {
         let q = ch
             .queue_declare(
                 queue.into(),
-                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
                 FieldTable::default(),
             )
             .await
@@ -167,7 +203,11 @@ impl Broker {
     }
 
     /// Waits until `P.dead` holds `n` messages, then takes them all.
-    pub async fn dead_messages(&self, n: usize, deadline: Duration) -> Vec<lapin::message::Delivery> {
+    pub async fn dead_messages(
+        &self,
+        n: usize,
+        deadline: Duration,
+    ) -> Vec<lapin::message::Delivery> {
         let dead = self.topology.dead().to_string();
         let mut got = Vec::new();
         wait_for(&format!("{n} dead messages"), deadline, async || {
@@ -195,9 +235,14 @@ impl Drop for Broker {
         }
         let (prefix, topology) = (self.prefix.clone(), self.topology.clone());
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
-                if let Ok(conn) = Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+                if let Ok(conn) =
+                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
+                {
                     delete_topology(&conn, &prefix, &topology).await;
                     let _ = conn.close(200, "cleanup".into()).await;
                 }
@@ -209,10 +254,15 @@ impl Drop for Broker {
 
 async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
     let ch = conn.create_channel().await.unwrap();
-    let mut queues = vec![topology.deliveries().to_string(), topology.dead().to_string()];
+    let mut queues = vec![
+        topology.deliveries().to_string(),
+        topology.dead().to_string(),
+    ];
     queues.extend(topology.tiers().iter().map(|d| topology.retry_queue(*d)));
     for q in queues {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
     let _ = ch.exchange_delete(prefix.into(), Default::default()).await;
 }
@@ -250,7 +300,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no header {name}"))
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no header {name}"))
     }
 }
 
@@ -264,7 +317,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn status(status: u16) -> Self {
-        Self { status, headers: vec![], delay: Duration::ZERO }
+        Self {
+            status,
+            headers: vec![],
+            delay: Duration::ZERO,
+        }
     }
     pub fn ok() -> Self {
         Self::status(200)
@@ -298,9 +355,14 @@ pub struct Receiver {
 
 impl Receiver {
     /// Starts a receiver answering with `behaviour`.
-    pub async fn start(behaviour: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub async fn start(
+        behaviour: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let state = ReceiverState { log: log.clone(), behaviour: Arc::new(behaviour) };
+        let state = ReceiverState {
+            log: log.clone(),
+            behaviour: Arc::new(behaviour),
+        };
         let app = Router::new().fallback(handle).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -327,7 +389,10 @@ impl Receiver {
 
     /// Requests to one path.
     pub fn requests_to(&self, path: &str) -> Vec<Received> {
-        self.requests().into_iter().filter(|r| r.path == path).collect()
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect()
     }
 
     /// Waits until `n` requests arrived in all.
@@ -346,8 +411,18 @@ impl Drop for Receiver {
     }
 }
 
-async fn handle(State(s): State<ReceiverState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let r = Received { path: uri.path().to_string(), headers, body, at: Instant::now() };
+async fn handle(
+    State(s): State<ReceiverState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = Received {
+        path: uri.path().to_string(),
+        headers,
+        body,
+        at: Instant::now(),
+    };
     let (reply, _) = {
         let mut log = s.log.lock().unwrap();
         let seen = log.iter().filter(|x| x.path == r.path).count();
@@ -383,15 +458,36 @@ impl RunningWorker {
         let metrics = Metrics::new(&config.retry_schedule.tiers());
         let health = Arc::new(Health::default());
         let server_stop = CancellationToken::new();
-        let (metrics_addr, server) =
-            telemetry::serve(config.metrics_addr, metrics.clone(), health.clone(), server_stop.clone()).await.unwrap();
+        let (metrics_addr, server) = telemetry::serve(
+            config.metrics_addr,
+            metrics.clone(),
+            health.clone(),
+            server_stop.clone(),
+        )
+        .await
+        .unwrap();
         tokio::spawn(server);
         let shutdown = CancellationToken::new();
-        let worker = Worker::new(&config, cli::deliverer(&config).unwrap(), metrics.clone(), health.clone());
+        let worker = Worker::new(
+            &config,
+            cli::deliverer(&config).unwrap(),
+            metrics.clone(),
+            health.clone(),
+        );
         let task = tokio::spawn(worker.run(shutdown.clone()));
         let h = health.clone();
-        wait_for("worker consuming", Duration::from_secs(20), async || h.is_ready().then_some(())).await;
-        Self { shutdown, metrics, health, metrics_addr, task, server_stop }
+        wait_for("worker consuming", Duration::from_secs(20), async || {
+            h.is_ready().then_some(())
+        })
+        .await;
+        Self {
+            shutdown,
+            metrics,
+            health,
+            metrics_addr,
+            task,
+            server_stop,
+        }
     }
 
     /// Graceful shutdown; returns the worker's result.
@@ -404,7 +500,12 @@ impl RunningWorker {
 
     /// The `/metrics` text.
     pub async fn scrape(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.metrics_addr)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("http://{}/metrics", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 }
 
@@ -412,7 +513,10 @@ impl RunningWorker {
 /// rendered, labels sorted by name).
 pub fn sample(text: &str, series: &str) -> f64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
         .map(|v| v.trim().parse().unwrap())
         .unwrap_or(0.0)
 }
@@ -427,14 +531,24 @@ pub fn event(id: &str, webhook: u16, url: &str, data: &str) -> Vec<u8> {
 
 /// An event with extra top-level JSON fields (`"k":v,...`).
 pub fn event_with(id: &str, webhook: u16, url: &str, data: &str, extra: &str) -> Vec<u8> {
-    format!(r#"{{"id":"{id}","webhook":{webhook},"url":"{url}","data":{data},{extra}}}"#).into_bytes()
+    format!(r#"{{"id":"{id}","webhook":{webhook},"url":"{url}","data":{data},{extra}}}"#)
+        .into_bytes()
 }
 
 /// Queue details from the management API.
 pub async fn management_queue(name: &str) -> serde_json::Value {
     let url = format!("{MANAGEMENT}/api/queues/%2f/{name}");
-    let resp = reqwest::Client::new().get(url).basic_auth("guest", Some("guest")).send().await.unwrap();
-    assert!(resp.status().is_success(), "management API: {}", resp.status());
+    let resp = reqwest::Client::new()
+        .get(url)
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "management API: {}",
+        resp.status()
+    );
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
