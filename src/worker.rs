@@ -249,7 +249,9 @@ impl Worker {
         _permit: OwnedSemaphorePermit,
         broken: CancellationToken,
     ) {
-        self.metrics.in_flight.inc();
+        // A guard, so an abandoned task (dropped at the end of the grace)
+        // still leaves the gauge right.
+        let _in_flight = InFlight::new(&self.metrics.in_flight);
         let tag = delivery.delivery_tag;
         let settlement = self
             .handle(delivery.data.into(), delivery.properties, &publisher)
@@ -265,7 +267,6 @@ impl Worker {
                 }
             }
         }
-        self.metrics.in_flight.dec();
     }
 
     async fn handle(
@@ -410,6 +411,22 @@ impl Worker {
             .await?;
         self.metrics.deferred.inc();
         Ok(Settlement::Ack)
+    }
+}
+
+/// Counts one delivery in `webhook_in_flight` for as long as it lives.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
