@@ -10,8 +10,9 @@ use std::{
 };
 
 use lapin::{
-    BasicProperties, Connection,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
+    BasicProperties, Connection, ExchangeKind,
+    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
+    types::FieldTable,
 };
 
 use crate::{Error, message::CATALOG, topology::Topology};
@@ -67,8 +68,8 @@ pub async fn publish(
     count: Option<u64>,
     rate: f64,
 ) -> Result<u64, Error> {
+    ensure_topology(conn, topology).await?;
     let channel = conn.create_channel().await?;
-    topology.declare(&channel).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -135,6 +136,32 @@ pub async fn publish(
     confirmed += settle(&mut pending).await?;
     let _ = channel.close(200, "published".into()).await;
     Ok(confirmed)
+}
+
+/// Declares the topology only when the exchange does not exist yet, so a
+/// first `publish` before any worker ran loses nothing, while a publisher
+/// started with other retry settings than the workers never conflicts.
+async fn ensure_topology(conn: &Connection, topology: &Topology) -> Result<(), Error> {
+    let probe = conn.create_channel().await?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let exists = probe
+        .exchange_declare(
+            topology.exchange().into(),
+            ExchangeKind::Fanout,
+            passive,
+            FieldTable::default(),
+        )
+        .await
+        .is_ok();
+    if exists {
+        let _ = probe.close(200, "exists".into()).await;
+    } else {
+        topology.declare(&conn.create_channel().await?).await?;
+    }
+    Ok(())
 }
 
 async fn settle(pending: &mut Vec<lapin::PublisherConfirm>) -> Result<u64, Error> {

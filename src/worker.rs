@@ -46,6 +46,9 @@ use crate::{
     topology::Topology,
 };
 
+/// A session that lasted this long resets the reconnect backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+
 /// Everything a delivery task needs, shared by all of them.
 #[derive(Debug)]
 pub struct Worker {
@@ -107,6 +110,7 @@ impl Worker {
         let tracker = TaskTracker::new();
         let abandon = CancellationToken::new();
         let mut sessions = 0u64;
+        let mut session_backoff = broker::reconnect_backoff();
         loop {
             let Some(conn) = broker::connect(&uri, &name, &shutdown).await else {
                 // Shutdown while disconnected: whatever still runs holds
@@ -125,6 +129,7 @@ impl Worker {
             }
             sessions += 1;
             self.metrics.broker_connected.set(1);
+            let started = Instant::now();
             let end = self.session(&conn, &shutdown, &tracker, &abandon).await;
             self.health.set_ready(false);
             self.metrics.broker_connected.set(0);
@@ -137,10 +142,17 @@ impl Worker {
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => tracing::warn!(error = %e, "broker session failed; reconnecting"),
             }
-            // A short pause so a broker that accepts and then drops
-            // connections is not hammered; connect() backs off further.
+            // Sessions that end quickly back off like failed connects, so a
+            // broker that accepts and then drops us (or a channel that
+            // breaks at once) is never hammered in a tight loop.
+            if started.elapsed() > STABLE_SESSION {
+                session_backoff = broker::reconnect_backoff();
+            }
+            let pause = session_backoff
+                .next()
+                .unwrap_or(broker::MAX_RECONNECT_DELAY);
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = tokio::time::sleep(pause) => {}
                 () = shutdown.cancelled() => {}
             }
         }
