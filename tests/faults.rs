@@ -304,17 +304,11 @@ async fn broker_closing_the_connection_is_survived() {
             })
         })
         .await;
-        let resp = reqwest::Client::new()
-            .delete(format!("{MANAGEMENT}/api/connections/{}", urlencode(&name)))
-            .basic_auth("guest", Some("guest"))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "close connection: {}",
-            resp.status()
-        );
+        management(
+            reqwest::Method::DELETE,
+            &format!("connections/{}", urlencode(&name)),
+        )
+        .await;
         // /readyz tells the truth: 503 while reconnecting, 200 once consuming.
         wait_for("readyz 503", LONG, async || {
             (reqwest::get(&readyz).await.ok()?.status() == 503).then_some(())

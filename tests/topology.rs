@@ -83,13 +83,7 @@ async fn quorum_arguments_read_back_from_the_broker() {
     );
 
     // Bound to the fanout exchange, which is durable.
-    let resp = reqwest::Client::new()
-        .get(format!("{MANAGEMENT}/api/exchanges/%2f/{prefix}"))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap();
-    let ex: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    let ex: serde_json::Value = management_json(&format!("exchanges/%2f/{prefix}")).await;
     assert_eq!(
         (ex["type"].as_str(), ex["durable"].as_bool()),
         (Some("fanout"), Some(true))

@@ -535,32 +535,36 @@ pub fn event_with(id: &str, webhook: u16, url: &str, data: &str, extra: &str) ->
         .into_bytes()
 }
 
-/// Queue details from the management API.
-pub async fn management_queue(name: &str) -> serde_json::Value {
-    let url = format!("{MANAGEMENT}/api/queues/%2f/{name}");
+/// One call to the management API.
+pub async fn management(method: reqwest::Method, path: &str) -> reqwest::Response {
     let resp = reqwest::Client::new()
-        .get(url)
+        .request(method, format!("{MANAGEMENT}/api/{path}"))
         .basic_auth("guest", Some("guest"))
         .send()
         .await
         .unwrap();
     assert!(
         resp.status().is_success(),
-        "management API: {}",
+        "management API {path}: {}",
         resp.status()
     );
+    resp
+}
+
+/// A GET of the management API, as JSON.
+pub async fn management_json<T: serde::de::DeserializeOwned>(path: &str) -> T {
+    let resp = management(reqwest::Method::GET, path).await;
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
-/// Connection names and ids from the management API.
+/// Queue details from the management API.
+pub async fn management_queue(name: &str) -> serde_json::Value {
+    management_json(&format!("queues/%2f/{name}")).await
+}
+
+/// Connections with their properties, from the management API.
 pub async fn management_connections() -> Vec<HashMap<String, serde_json::Value>> {
-    let resp = reqwest::Client::new()
-        .get(format!("{MANAGEMENT}/api/connections"))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+    management_json("connections").await
 }
 
 /// The classic variant of a test config.
