@@ -4,39 +4,78 @@
 //! order, so a receiver that hangs until the timeout would otherwise collect
 //! every delivery slot and stall delivery to everyone else. Each receiver
 //! (scheme, host and port) gets at most `WEBHOOK_HOST_CONCURRENCY`
-//! deliveries in flight. A delivery whose host stays full for
-//! [`HOST_SLOT_WAIT`] is deferred: moved to the shortest retry tier without
-//! an attempt, so it neither holds a prefetch slot nor counts as a failure.
-//! A healthy busy host frees slots in milliseconds and is never deferred.
+//! deliveries in flight.
+//!
+//! When a receiver's slots are all taken, what happens depends on whether it
+//! is *answering*: a receiver that finished an attempt quickly within the
+//! last [`RECENT`] is busy but healthy, so the delivery waits (briefly) for
+//! one of its slots. A receiver that has not is stalled, and the delivery is
+//! *deferred* at once: moved to the shortest retry tier without an attempt,
+//! so it holds neither a delivery slot nor a prefetch slot while the
+//! receiver hangs.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
 };
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a delivery waits for its host's slot before it is deferred.
-pub const HOST_SLOT_WAIT: Duration = Duration::from_millis(50);
+/// An attempt that ends within this is "quick": its receiver is answering.
+pub const QUICK: Duration = Duration::from_secs(1);
+
+/// How recent a quick answer must be for a full receiver to count as busy
+/// rather than stalled.
+pub const RECENT: Duration = Duration::from_secs(1);
+
+/// Longest wait for a slot of a busy (answering) receiver.
+pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// Hosts kept in the map before idle ones are pruned.
 const PRUNE_ABOVE: usize = 4096;
+
+/// One receiver's slots and when it last answered quickly.
+#[derive(Debug)]
+struct Host {
+    slots: Arc<Semaphore>,
+    /// Milliseconds since the limiter's epoch of the last quick answer (0:
+    /// never).
+    last_quick_ms: AtomicU64,
+}
 
 /// The per-host semaphores.
 #[derive(Debug)]
 pub struct HostLimiter {
     cap: usize,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    epoch: Instant,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
-/// What the limiter answers.
+/// A slot of one receiver, held for one attempt.
 #[derive(Debug)]
-pub enum HostSlot {
-    /// A slot, held until dropped (or no cap configured).
-    Granted(Option<OwnedSemaphorePermit>),
-    /// The host stayed full for the whole wait.
-    Full,
+pub struct HostSlot {
+    host: Option<Arc<Host>>,
+    _permit: Option<OwnedSemaphorePermit>,
+    epoch: Instant,
+    started: Instant,
+}
+
+impl HostSlot {
+    /// Releases the slot, recording how long the attempt took.
+    pub fn finish(self) {
+        if let Some(host) = &self.host
+            && self.started.elapsed() < QUICK
+        {
+            host.last_quick_ms.store(
+                self.epoch.elapsed().as_millis() as u64 + 1,
+                Ordering::Relaxed,
+            );
+        }
+    }
 }
 
 impl HostLimiter {
@@ -44,6 +83,7 @@ impl HostLimiter {
     pub fn new(cap: u16) -> Self {
         Self {
             cap: cap.into(),
+            epoch: Instant::now(),
             hosts: Mutex::new(HashMap::new()),
         }
     }
@@ -58,28 +98,45 @@ impl HostLimiter {
         )
     }
 
-    /// Waits up to `wait` for a slot of `host`.
-    pub async fn acquire(&self, host: &str, wait: Duration) -> HostSlot {
+    /// A slot of `host`, or `None` when the receiver is full and stalled
+    /// (or stayed full for [`BUSY_WAIT`]): defer the delivery.
+    pub async fn acquire(&self, host: &str) -> Option<HostSlot> {
+        let slot = |host: Option<Arc<Host>>, permit| HostSlot {
+            host,
+            _permit: permit,
+            epoch: self.epoch,
+            started: Instant::now(),
+        };
         if self.cap == 0 {
-            return HostSlot::Granted(None);
+            return Some(slot(None, None));
         }
-        let semaphore = {
+        let entry = {
             let mut hosts = self.hosts.lock().expect("host map lock");
             if hosts.len() > PRUNE_ABOVE {
                 let cap = self.cap;
-                hosts.retain(|_, s| Arc::strong_count(s) > 1 || s.available_permits() < cap);
+                hosts.retain(|_, h| Arc::strong_count(h) > 1 || h.slots.available_permits() < cap);
             }
             hosts
                 .entry(host.to_string())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.cap)))
+                .or_insert_with(|| {
+                    Arc::new(Host {
+                        slots: Arc::new(Semaphore::new(self.cap)),
+                        last_quick_ms: AtomicU64::new(0),
+                    })
+                })
                 .clone()
         };
-        if let Ok(permit) = semaphore.clone().try_acquire_owned() {
-            return HostSlot::Granted(Some(permit));
+        if let Ok(permit) = entry.slots.clone().try_acquire_owned() {
+            return Some(slot(Some(entry), Some(permit)));
         }
-        match tokio::time::timeout(wait, semaphore.acquire_owned()).await {
-            Ok(Ok(permit)) => HostSlot::Granted(Some(permit)),
-            _ => HostSlot::Full,
+        let last_quick = entry.last_quick_ms.load(Ordering::Relaxed);
+        let now = self.epoch.elapsed().as_millis() as u64 + 1;
+        if last_quick == 0 || now.saturating_sub(last_quick) > RECENT.as_millis() as u64 {
+            return None;
+        }
+        match tokio::time::timeout(BUSY_WAIT, entry.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(slot(Some(entry), Some(permit))),
+            _ => None,
         }
     }
 }
@@ -89,37 +146,46 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_full_host_does_not_block_another() {
+    async fn a_full_stalled_host_defers_without_blocking_another() {
         let l = HostLimiter::new(2);
-        let a1 = l.acquire("a", HOST_SLOT_WAIT).await;
-        let a2 = l.acquire("a", HOST_SLOT_WAIT).await;
-        assert!(matches!(a1, HostSlot::Granted(Some(_))));
-        assert!(matches!(a2, HostSlot::Granted(Some(_))));
-        assert!(matches!(
-            l.acquire("a", Duration::from_millis(5)).await,
-            HostSlot::Full
-        ));
-        assert!(matches!(
-            l.acquire("b", HOST_SLOT_WAIT).await,
-            HostSlot::Granted(Some(_))
-        ));
-        drop(a1);
-        assert!(matches!(
-            l.acquire("a", HOST_SLOT_WAIT).await,
-            HostSlot::Granted(Some(_))
-        ));
+        let a1 = l.acquire("a").await.unwrap();
+        let _a2 = l.acquire("a").await.unwrap();
+        // Full and never answered: defer at once.
+        let started = Instant::now();
+        assert!(l.acquire("a").await.is_none());
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(l.acquire("b").await.is_some(), "another host is unaffected");
+        a1.finish();
+        assert!(l.acquire("a").await.is_some(), "a freed slot is taken");
+    }
+
+    #[tokio::test]
+    async fn a_full_answering_host_is_waited_for() {
+        let l = Arc::new(HostLimiter::new(1));
+        let first = l.acquire("a").await.unwrap();
+        first.finish(); // a quick answer
+        let held = l.acquire("a").await.unwrap();
+        let l2 = l.clone();
+        let waiter = tokio::spawn(async move { l2.acquire("a").await.is_some() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        held.finish();
+        assert!(
+            waiter.await.unwrap(),
+            "the waiter got the slot instead of being deferred"
+        );
     }
 
     #[tokio::test]
     async fn zero_means_no_cap() {
         let l = HostLimiter::new(0);
-        for _ in 0..10 {
-            assert!(matches!(
-                l.acquire("a", Duration::ZERO).await,
-                HostSlot::Granted(None)
-            ));
-        }
+        let held: Vec<_> = futures_lite::stream::iter(0..10)
+            .then(|_| l.acquire("a"))
+            .collect()
+            .await;
+        assert!(held.iter().all(Option::is_some));
     }
+
+    use futures_lite::StreamExt;
 
     #[test]
     fn key_includes_default_port() {

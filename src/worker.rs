@@ -38,7 +38,7 @@ use crate::{
     broker::{self, PublishError, Publisher},
     config::Config,
     delivery::{AttemptOutcome, Deliverer},
-    hosts::{HOST_SLOT_WAIT, HostLimiter, HostSlot},
+    hosts::HostLimiter,
     message,
     retry::{Decision, DropReason, RetryPolicy, RetryState, with_retry_headers},
     settle::{self, Settlement, SettlerHandle},
@@ -321,15 +321,14 @@ impl Worker {
         let attempt = state.this_attempt();
         let span = tracing::info_span!("delivery", id = %env.id, webhook = env.webhook, attempt);
         async {
-            let _host_slot = match self.hosts.acquire(&HostLimiter::key(&env.url), HOST_SLOT_WAIT).await {
-                HostSlot::Granted(permit) => permit,
-                HostSlot::Full => {
-                    let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
-                    return self.defer(publisher, copy).await;
-                }
+            let Some(host_slot) = self.hosts.acquire(&HostLimiter::key(&env.url)).await else {
+                let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
+                return self.defer(publisher, copy).await;
             };
             let started = Instant::now();
             let outcome = self.deliverer.attempt(&env, &body, attempt).await;
+            // The receiver's slot is free again before any publishing.
+            host_slot.finish();
             let handles = self.metrics.webhook(env.webhook);
             handles.attempts(&outcome).inc();
             handles.attempt_duration.observe(started.elapsed().as_secs_f64());

@@ -461,3 +461,48 @@ async fn a_slow_receiver_does_not_hold_up_the_others() {
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
+    let prefix = unique_prefix("hostcap");
+    let mut config = test_config(&prefix);
+    config.host_concurrency = 2;
+    config.timeout = Duration::from_secs(2);
+    let broker = Broker::new(&config).await;
+    let stalled = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(5))).await;
+    let healthy = Receiver::ok().await;
+    let worker = RunningWorker::start(config).await;
+
+    broker
+        .publish_many(
+            (0..10).map(|i| event(&format!("stalled-{i}"), 104, &stalled.url("/h"), "{}")),
+        )
+        .await;
+    broker
+        .publish_many(
+            (0..50).map(|i| event(&format!("healthy-{i}"), 104, &healthy.url("/ok"), "{}")),
+        )
+        .await;
+    healthy.wait_requests(50, LONG).await;
+    assert_eq!(
+        stalled.requests().len(),
+        2,
+        "two slots for the stalled receiver, no more"
+    );
+    let text = worker.scrape().await;
+    assert!(
+        sample(&text, "webhook_deferred_total") >= 8.0,
+        "the other eight were deferred: {}",
+        sample(&text, "webhook_deferred_total")
+    );
+    // Deferred deliveries are not attempts.
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="success",webhook="104"}"#
+        ),
+        50.0
+    );
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
