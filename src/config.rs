@@ -75,7 +75,7 @@ pub struct Config {
     pub shutdown_grace: Duration,
 
     /// Retention of parked messages in `P.dead`.
-    #[arg(long, env = "WEBHOOK_DEAD_TTL", default_value = "7d", value_parser = parse_positive_duration)]
+    #[arg(long, env = "WEBHOOK_DEAD_TTL", default_value = "7d", value_parser = parse_ttl)]
     pub dead_ttl: Duration,
 
     /// Redeliveries of one message (crashes, lost connections) before the
@@ -178,6 +178,9 @@ pub enum ConfigError {
     /// A schedule too long to be meaningful.
     #[error("retry schedule expands to {0} retries; at most {MAX_RETRIES} are allowed")]
     TooManyRetries(u64),
+    /// A queue TTL longer than the broker accepts.
+    #[error("duration '{0}' is longer than the broker's limit for queue TTLs (10 years)")]
+    TooLong(String),
     /// A prefix the broker would refuse as part of a queue name.
     #[error("prefix must be 1-200 characters of letters, digits, '.', '-', '_' or ':'")]
     Prefix,
@@ -205,6 +208,18 @@ pub fn parse_positive_duration(s: &str) -> Result<Duration, ConfigError> {
     let d = parse_duration(s)?;
     if d.is_zero() {
         return Err(ConfigError::ZeroDuration);
+    }
+    Ok(d)
+}
+
+/// Longest queue TTL RabbitMQ accepts (`x-message-ttl`): 10 years.
+pub const MAX_TTL: Duration = Duration::from_millis(315_360_000_000);
+
+/// A duration used as a queue TTL: positive and at most [`MAX_TTL`].
+pub fn parse_ttl(s: &str) -> Result<Duration, ConfigError> {
+    let d = parse_positive_duration(s)?;
+    if d > MAX_TTL {
+        return Err(ConfigError::TooLong(s.into()));
     }
     Ok(d)
 }
@@ -241,8 +256,8 @@ impl FromStr for RetrySchedule {
             if entry.is_empty() || count == 0 {
                 return Err(ConfigError::ScheduleEntry(entry.into()));
             }
-            let delay = parse_positive_duration(duration)?;
-            let total = delays.len() as u64 + count;
+            let delay = parse_ttl(duration)?;
+            let total = (delays.len() as u64).saturating_add(count);
             if total > MAX_RETRIES {
                 return Err(ConfigError::TooManyRetries(total));
             }
@@ -305,7 +320,19 @@ mod tests {
     #[test]
     fn schedule_rejects_bad_entries() {
         for bad in [
-            "", ",", "60s,", "60s*0", "60s*-1", "60s*x", "abc", "0s", "60s**2", "60s*3*2", "1us",
+            "",
+            ",",
+            "60s,",
+            "60s*0",
+            "60s*-1",
+            "60s*x",
+            "abc",
+            "0s",
+            "60s**2",
+            "60s*3*2",
+            "1us",
+            "1ms,1ms*18446744073709551615",
+            "11years",
             "60s*1001",
         ] {
             assert!(
