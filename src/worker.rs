@@ -319,7 +319,10 @@ impl Worker {
             }
         };
         let attempt = state.this_attempt();
-        let span = tracing::info_span!("delivery", id = %env.id, webhook = env.webhook, attempt);
+        // The span is DEBUG: at the default level it costs nothing per
+        // delivery, and the WARN lines below carry id, webhook and attempt
+        // themselves.
+        let span = tracing::debug_span!("delivery", id = %env.id, webhook = env.webhook, attempt);
         async {
             let Some(host_slot) = self.hosts.acquire(&HostLimiter::key(&env.url)).await else {
                 let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
@@ -344,18 +347,23 @@ impl Worker {
             let copy = Copy { body: &body, props: &props, attempts: attempt, first_attempt_ms };
             match self.policy.decide(attempt, first_attempt_ms, done, &outcome) {
                 Decision::Retry(delay) => {
-                    tracing::warn!(outcome = outcome.label(), error = %error, retry_in = %humantime::format_duration(delay), "attempt failed; retry scheduled");
+                    tracing::warn!(
+                        id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error,
+                        retry_in = %humantime::format_duration(delay), "attempt failed; retry scheduled"
+                    );
                     let queue = self.topology.retry_queue(delay);
                     publisher.publish(&queue, &body, copy.properties(Some(&error), None)).await?;
                     self.metrics.retried(delay).inc();
                     Ok(Settlement::Ack)
                 }
                 Decision::Drop(reason) => {
-                    if matches!(outcome, AttemptOutcome::Gone | AttemptOutcome::ForbiddenTarget(_)) {
-                        tracing::warn!(outcome = outcome.label(), error = %error, "attempt failed");
-                    } else {
-                        tracing::warn!(outcome = outcome.label(), error = %error, "attempt failed; no retry left");
-                    }
+                    let why = match outcome {
+                        AttemptOutcome::Gone | AttemptOutcome::ForbiddenTarget(_) => "attempt failed; not retried",
+                        _ => "attempt failed; no retry left",
+                    };
+                    tracing::warn!(
+                        id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error, "{why}"
+                    );
                     self.park(publisher, copy, reason, &error).await
                 }
             }
