@@ -138,6 +138,9 @@ impl Deliverer {
     pub fn new(config: DeliveryConfig) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // The worker retries through the broker; reqwest's own retry
+            // policy would only copy every request's headers.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .no_proxy()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)

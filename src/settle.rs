@@ -5,15 +5,22 @@
 //! promise; acking a run with `multiple = true` costs one. The settler keeps
 //! the channel's unsettled delivery tags in order and, after each batch of
 //! completions, acks the longest finished prefix with one `multiple` ack.
-//! A finished delivery stuck behind a slow one is acked on its own right
-//! away, so it never holds a prefetch slot while the slow one runs.
+//! A finished delivery behind an unfinished one waits up to 20 ms for the
+//! prefix to catch up (usually it does, and one `multiple` ack covers both);
+//! when the one in front has been in flight longer than that, a slow
+//! receiver is holding it, and everything finished behind it is acked on its
+//! own at once, so it never holds a prefetch slot while the slow one runs.
 //!
 //! A delivery that is never completed (abandoned at shutdown, or its task
 //! lost with the connection) stays in the map as a hole: no `multiple` ack
 //! ever covers it, so the broker redelivers it. That is what makes
 //! "settle only after the outcome is durable" hold with batching.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use lapin::{
     Channel,
@@ -76,15 +83,32 @@ pub fn spawn(channel: Channel, metrics: Arc<Metrics>) -> (SettlerHandle, JoinHan
 /// Most events folded into one flush.
 const BATCH: usize = 512;
 
+/// How long a finished delivery behind an unfinished one may wait for the
+/// prefix to catch up (and be covered by one `multiple` ack) before it is
+/// acked on its own. A blocker already in flight longer than this is a slow
+/// receiver: then everything finished behind it is acked at once, so a
+/// hanging receiver holds only its own prefetch slots.
+const LINGER: Duration = Duration::from_millis(20);
+
 async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<Event>, metrics: Arc<Metrics>) {
     let mut pending = Pending::default();
     let mut events = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut events, BATCH).await > 0 {
+    loop {
+        let received = match pending.next_deadline(LINGER) {
+            Some(at) => tokio::select! {
+                n = rx.recv_many(&mut events, BATCH) => n,
+                () = tokio::time::sleep_until(at.into()) => usize::MAX,
+            },
+            None => rx.recv_many(&mut events, BATCH).await,
+        };
+        // Every handle dropped: flush everything finished, then stop.
+        let closed = received == 0;
+        let now = Instant::now();
         let mut requeue = Vec::new();
         for event in events.drain(..) {
             match event {
-                Event::Received(tag) => pending.received(tag),
-                Event::Settled(tag, Settlement::Ack) => pending.done(tag),
+                Event::Received(tag) => pending.received(tag, now),
+                Event::Settled(tag, Settlement::Ack) => pending.done(tag, now),
                 Event::Settled(tag, Settlement::Requeue) => {
                     pending.forget(tag);
                     requeue.push(tag);
@@ -103,24 +127,33 @@ async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<Event>, metrics: 
                 .await;
             report(&metrics, r, 1, "nack");
         }
-        let plan = pending.take_acks();
-        if let Some((tag, count)) = plan.prefix {
-            let r = channel
-                .basic_ack(
-                    tag,
-                    BasicAckOptions {
-                        multiple: count > 1,
-                    },
-                )
-                .await;
-            report(&metrics, r, count, "ack");
+        let plan = pending.take_acks(now, if closed { Duration::ZERO } else { LINGER });
+        send_acks(&channel, &metrics, plan).await;
+        if closed {
+            return;
         }
-        for tag in plan.singles {
-            let r = channel
-                .basic_ack(tag, BasicAckOptions { multiple: false })
-                .await;
-            report(&metrics, r, 1, "ack");
+    }
+}
+
+/// Sends every ack frame of a flush first (the first poll of `basic_ack`
+/// queues its frame), then waits for them all: one round trip to lapin's I/O
+/// thread per flush instead of one per ack.
+async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan) {
+    let acks = plan
+        .prefix
+        .map(|(tag, count)| (tag, count, count > 1))
+        .into_iter()
+        .chain(plan.singles.into_iter().map(|tag| (tag, 1, false)));
+    let mut waiting = Vec::new();
+    for (tag, count, multiple) in acks {
+        let mut ack = Box::pin(channel.basic_ack(tag, BasicAckOptions { multiple }));
+        match futures_lite::future::poll_once(ack.as_mut()).await {
+            Some(r) => report(metrics, r, count, "ack"),
+            None => waiting.push((count, ack)),
         }
+    }
+    for (count, ack) in waiting {
+        report(metrics, ack.await, count, "ack");
     }
 }
 
@@ -131,11 +164,12 @@ fn report(metrics: &Metrics, result: lapin::Result<()>, count: u64, what: &str) 
     }
 }
 
-/// The bookkeeping, apart from I/O so it can be tested directly.
+/// The bookkeeping, apart from I/O (and with the clock passed in) so it can
+/// be tested directly.
 #[derive(Debug, Default)]
 struct Pending {
-    /// Unsettled tags; `true` once the delivery is done.
-    tags: BTreeMap<u64, bool>,
+    /// Unsettled tags: when received, and when done (once it is).
+    tags: BTreeMap<u64, (Instant, Option<Instant>)>,
 }
 
 /// The acks one flush sends.
@@ -143,18 +177,18 @@ struct Pending {
 struct AckPlan {
     /// Highest tag of the finished prefix and the number of tags it covers.
     prefix: Option<(u64, u64)>,
-    /// Finished tags behind an unfinished one.
+    /// Finished tags behind an unfinished one, due now.
     singles: Vec<u64>,
 }
 
 impl Pending {
-    fn received(&mut self, tag: u64) {
-        self.tags.insert(tag, false);
+    fn received(&mut self, tag: u64, now: Instant) {
+        self.tags.insert(tag, (now, None));
     }
 
-    fn done(&mut self, tag: u64) {
-        if let Some(done) = self.tags.get_mut(&tag) {
-            *done = true;
+    fn done(&mut self, tag: u64, now: Instant) {
+        if let Some((_, done)) = self.tags.get_mut(&tag) {
+            *done = Some(now);
         }
     }
 
@@ -162,18 +196,34 @@ impl Pending {
         self.tags.remove(&tag);
     }
 
-    fn take_acks(&mut self) -> AckPlan {
+    /// The unfinished tag at the front of the rest, blocking the prefix.
+    fn blocker(&self) -> Option<Instant> {
+        self.tags
+            .values()
+            .find(|(_, done)| done.is_none())
+            .map(|(received, _)| *received)
+    }
+
+    /// When the next finished tag behind the blocker falls due.
+    fn next_deadline(&self, linger: Duration) -> Option<Instant> {
+        let oldest_done = self.tags.values().filter_map(|(_, done)| *done).min()?;
+        let due = oldest_done + linger;
+        Some(self.blocker().map_or(due, |b| due.min(b + linger)))
+    }
+
+    fn take_acks(&mut self, now: Instant, linger: Duration) -> AckPlan {
         let mut plan = AckPlan::default();
         let mut count = 0;
-        while let Some((&tag, &true)) = self.tags.first_key_value() {
+        while let Some((&tag, &(_, Some(_)))) = self.tags.first_key_value() {
             self.tags.pop_first();
             count += 1;
             plan.prefix = Some((tag, count));
         }
+        let blocked_long = self.blocker().is_some_and(|b| b + linger <= now);
         plan.singles = self
             .tags
             .iter()
-            .filter(|(_, done)| **done)
+            .filter(|(_, (_, done))| done.is_some_and(|t| blocked_long || t + linger <= now))
             .map(|(t, _)| *t)
             .collect();
         for tag in &plan.singles {
@@ -187,71 +237,117 @@ impl Pending {
 mod tests {
     use super::*;
 
+    const L: Duration = Duration::from_millis(20);
+
+    fn ms(t0: Instant, n: u64) -> Instant {
+        t0 + Duration::from_millis(n)
+    }
+
     #[test]
     fn finished_prefix_is_one_multiple_ack() {
+        let t0 = Instant::now();
         let mut p = Pending::default();
-        (1..=5).for_each(|t| p.received(t));
-        [2, 1, 3].into_iter().for_each(|t| p.done(t));
+        (1..=5).for_each(|t| p.received(t, t0));
+        [2, 1, 3].into_iter().for_each(|t| p.done(t, t0));
         assert_eq!(
-            p.take_acks(),
+            p.take_acks(t0, L),
             AckPlan {
                 prefix: Some((3, 3)),
                 singles: vec![]
             }
         );
-        p.done(5);
+        // 5 finished behind 4: it lingers, hoping 4 finishes soon...
+        p.done(5, ms(t0, 1));
+        assert_eq!(p.take_acks(ms(t0, 2), L), AckPlan::default());
         assert_eq!(
-            p.take_acks(),
-            AckPlan {
-                prefix: None,
-                singles: vec![5]
-            }
+            p.next_deadline(L),
+            Some(ms(t0, 20)),
+            "...no longer than the blocker's age allows"
         );
-        p.done(4);
+        // ...and 4 does: one multiple ack for both.
+        p.done(4, ms(t0, 3));
         assert_eq!(
-            p.take_acks(),
+            p.take_acks(ms(t0, 3), L),
             AckPlan {
-                prefix: Some((4, 1)),
+                prefix: Some((5, 2)),
                 singles: vec![]
             }
         );
         assert!(p.tags.is_empty());
+        assert_eq!(p.next_deadline(L), None);
+    }
+
+    #[test]
+    fn finished_deliveries_behind_a_slow_one_are_acked_alone() {
+        let t0 = Instant::now();
+        let mut p = Pending::default();
+        (1..=3).for_each(|t| p.received(t, t0));
+        p.done(2, ms(t0, 5));
+        // The blocker (1) has been in flight past the linger: ack 2 now.
+        assert_eq!(
+            p.take_acks(ms(t0, 21), L),
+            AckPlan {
+                prefix: None,
+                singles: vec![2]
+            }
+        );
+        p.received(4, ms(t0, 30));
+        p.done(4, ms(t0, 31));
+        assert_eq!(
+            p.take_acks(ms(t0, 31), L),
+            AckPlan {
+                prefix: None,
+                singles: vec![4]
+            }
+        );
     }
 
     #[test]
     fn a_hole_is_never_covered_by_a_multiple_ack() {
+        let t0 = Instant::now();
         let mut p = Pending::default();
-        (1..=4).for_each(|t| p.received(t));
+        (1..=4).for_each(|t| p.received(t, t0));
         // 2 is abandoned (never settled); 1, 3, 4 finish.
-        [1, 3, 4].into_iter().for_each(|t| p.done(t));
+        [1, 3, 4].into_iter().for_each(|t| p.done(t, t0));
         assert_eq!(
-            p.take_acks(),
+            p.take_acks(ms(t0, 100), L),
             AckPlan {
                 prefix: Some((1, 1)),
                 singles: vec![3, 4]
             }
         );
-        (5..=6).for_each(|t| p.received(t));
-        [5, 6].into_iter().for_each(|t| p.done(t));
+        (5..=6).for_each(|t| p.received(t, ms(t0, 100)));
+        [5, 6].into_iter().for_each(|t| p.done(t, ms(t0, 101)));
         // 5 and 6 sit behind the hole at 2: acked one by one, never multiple.
         assert_eq!(
-            p.take_acks(),
+            p.take_acks(ms(t0, 101), L),
             AckPlan {
                 prefix: None,
                 singles: vec![5, 6]
             }
         );
         assert_eq!(p.tags.keys().copied().collect::<Vec<_>>(), vec![2]);
+        // Closing flushes with no linger, and still never covers the hole.
+        p.received(7, ms(t0, 200));
+        p.done(7, ms(t0, 200));
+        assert_eq!(
+            p.take_acks(ms(t0, 200), Duration::ZERO),
+            AckPlan {
+                prefix: None,
+                singles: vec![7]
+            }
+        );
     }
 
     #[test]
     fn requeued_tags_leave_the_map() {
+        let t0 = Instant::now();
         let mut p = Pending::default();
-        (1..=3).for_each(|t| p.received(t));
+        (1..=3).for_each(|t| p.received(t, t0));
         p.forget(1);
-        p.done(2);
+        p.done(2, t0);
         assert_eq!(
-            p.take_acks(),
+            p.take_acks(t0, L),
             AckPlan {
                 prefix: Some((2, 1)),
                 singles: vec![]

@@ -329,7 +329,9 @@ impl Worker {
                 return self.defer(publisher, copy).await;
             };
             let started = Instant::now();
-            let outcome = self.deliverer.attempt(&env, &body, attempt).await;
+            // Boxed: the HTTP future is large, and moving it inline with every
+            // task costs more than one allocation.
+            let outcome = Box::pin(self.deliverer.attempt(&env, &body, attempt)).await;
             // The receiver's slot is free again before any publishing.
             host_slot.finish();
             let handles = self.metrics.webhook(env.webhook);
