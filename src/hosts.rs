@@ -8,9 +8,9 @@
 //!
 //! When a receiver's slots are all taken, what happens depends on whether it
 //! is *answering*: a receiver that finished an attempt quickly within the
-//! last [`RECENT`] is busy but healthy, so the delivery waits (briefly) for
-//! one of its slots. A receiver that has not is stalled, and the delivery is
-//! *deferred* at once: moved to the shortest retry tier without an attempt,
+//! last [`RECENT`] (or was first seen within it, too new to judge) is busy,
+//! so the delivery waits up to [`BUSY_WAIT`] for one of its slots. A
+//! receiver that has not is stalled, and the delivery is *deferred* at once: moved to the shortest retry tier without an attempt,
 //! so it holds neither a delivery slot nor a prefetch slot while the
 //! receiver hangs.
 
@@ -42,6 +42,8 @@ const PRUNE_ABOVE: usize = 4096;
 #[derive(Debug)]
 struct Host {
     slots: Arc<Semaphore>,
+    /// Milliseconds since the limiter's epoch when the host was first seen.
+    created_ms: u64,
     /// Milliseconds since the limiter's epoch of the last quick answer (0:
     /// never).
     last_quick_ms: AtomicU64,
@@ -88,6 +90,11 @@ impl HostLimiter {
         }
     }
 
+    /// Milliseconds since the epoch, never 0.
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64 + 1
+    }
+
     /// The key of a URL's receiver: scheme, host and port.
     pub fn key(url: &url::Url) -> String {
         format!(
@@ -121,6 +128,7 @@ impl HostLimiter {
                 .or_insert_with(|| {
                     Arc::new(Host {
                         slots: Arc::new(Semaphore::new(self.cap)),
+                        created_ms: self.now_ms(),
                         last_quick_ms: AtomicU64::new(0),
                     })
                 })
@@ -129,9 +137,11 @@ impl HostLimiter {
         if let Ok(permit) = entry.slots.clone().try_acquire_owned() {
             return Some(slot(Some(entry), Some(permit)));
         }
-        let last_quick = entry.last_quick_ms.load(Ordering::Relaxed);
-        let now = self.epoch.elapsed().as_millis() as u64 + 1;
-        if last_quick == 0 || now.saturating_sub(last_quick) > RECENT.as_millis() as u64 {
+        // Busy (answering recently, or too new to judge): wait for a slot.
+        // Stalled: defer at once.
+        let now = self.now_ms();
+        let recent = |ms: u64| ms != 0 && now.saturating_sub(ms) <= RECENT.as_millis() as u64;
+        if !recent(entry.last_quick_ms.load(Ordering::Relaxed)) && !recent(entry.created_ms) {
             return None;
         }
         match tokio::time::timeout(BUSY_WAIT, entry.slots.clone().acquire_owned()).await {
@@ -150,7 +160,11 @@ mod tests {
         let l = HostLimiter::new(2);
         let a1 = l.acquire("a").await.unwrap();
         let _a2 = l.acquire("a").await.unwrap();
-        // Full and never answered: defer at once.
+        // Full and too new to judge: waited for, up to BUSY_WAIT.
+        let started = Instant::now();
+        assert!(l.acquire("a").await.is_none());
+        assert!(started.elapsed() >= BUSY_WAIT);
+        // Full, and no quick answer for longer than RECENT: defer at once.
         let started = Instant::now();
         assert!(l.acquire("a").await.is_none());
         assert!(started.elapsed() < Duration::from_millis(100));
