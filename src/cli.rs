@@ -147,9 +147,9 @@ pub async fn execute(command: Command) -> Result<(), Error> {
         Command::Run(config) => run(config).await,
         Command::Declare(config) => {
             let conn = connect_once(&config).await?;
-            Topology::from_config(&config)
-                .declare(&conn.create_channel().await?)
-                .await?;
+            let channel = conn.create_channel().await?;
+            Topology::from_config(&config).declare(&channel).await?;
+            let _ = channel.close(200, "declared".into()).await;
             let _ = conn.close(200, "declared".into()).await;
             println!("declared the topology of prefix '{}'", config.prefix);
             Ok(())
