@@ -123,16 +123,19 @@ impl HostLimiter {
                 let cap = self.cap;
                 hosts.retain(|_, h| Arc::strong_count(h) > 1 || h.slots.available_permits() < cap);
             }
-            hosts
-                .entry(host.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Host {
+            // Look up before inserting: no key allocation on the hot path.
+            match hosts.get(host) {
+                Some(h) => h.clone(),
+                None => {
+                    let h = Arc::new(Host {
                         slots: Arc::new(Semaphore::new(self.cap)),
                         created_ms: self.now_ms(),
                         last_quick_ms: AtomicU64::new(0),
-                    })
-                })
-                .clone()
+                    });
+                    hosts.insert(host.to_string(), h.clone());
+                    h
+                }
+            }
         };
         if let Ok(permit) = entry.slots.clone().try_acquire_owned() {
             return Some(slot(Some(entry), Some(permit)));

@@ -653,3 +653,42 @@ async fn secrets_never_reach_the_logs() {
     assert!(!log.contains(message_secret), "message secret leaked");
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
+    let prefix = unique_prefix("unroutable");
+    let mut config = process_config(&prefix);
+    config.delivery_limit = 2;
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start(|_, _| Reply::status(500)).await;
+    let worker = RunningWorker::start(config).await;
+    // Someone deletes the retry tier after the worker declared it: the
+    // retry copy comes back unroutable (mandatory).
+    let tier = broker.topology.retry_queue(Duration::from_millis(200));
+    broker
+        .channel
+        .queue_delete(tier.as_str().into(), Default::default())
+        .await
+        .unwrap();
+
+    let body = event("u-1", 104, &receiver.url("/u"), "{}");
+    broker.publish(&body).await;
+    // Never acked: nacked back each time, until the delivery limit parks it.
+    let dead = broker.dead_messages(1, LONG).await;
+    assert_eq!(dead[0].data, body);
+    let reason = webhook_worker::dead::parked_reason(dead[0].properties.headers().as_ref());
+    assert_eq!(
+        reason, "delivery_limit",
+        "parked by the broker, not acked by the worker"
+    );
+    assert_eq!(
+        receiver.requests().len(),
+        3,
+        "first delivery + 2 redeliveries, then parked"
+    );
+    let text = worker.scrape().await;
+    assert_eq!(sample(&text, "webhook_publish_failures_total"), 3.0);
+    assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 0.0);
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
