@@ -507,3 +507,33 @@ async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_large_response_body_does_not_fail_the_delivery() {
+    let prefix = unique_prefix("bigbody");
+    let config = test_config(&prefix);
+    let broker = Broker::new(&config).await;
+    // 8 MiB answers: the status decides (the worker reads at most 64 KiB
+    // of a body, then drops the connection).
+    let receiver = Receiver::start(|_, _| Reply::ok().body(vec![b'x'; 8 << 20])).await;
+    let worker = RunningWorker::start(config).await;
+    broker
+        .publish_many((0..5).map(|i| event(&format!("big-{i}"), 104, &receiver.url("/big"), "{}")))
+        .await;
+    receiver.wait_requests(5, LONG).await;
+    let text = wait_for("five successes", LONG, async || {
+        let text = worker.scrape().await;
+        (sample(&text, r#"webhook_delivered_total{webhook="104"}"#) == 5.0).then_some(text)
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"webhook_attempts_total{outcome="success",webhook="104"}"#
+        ),
+        5.0
+    );
+    assert_eq!(receiver.requests().len(), 5, "no retries");
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}

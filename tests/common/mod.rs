@@ -313,6 +313,7 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
+    pub body: Bytes,
 }
 
 impl Reply {
@@ -321,6 +322,7 @@ impl Reply {
             status,
             headers: vec![],
             delay: Duration::ZERO,
+            body: Bytes::new(),
         }
     }
     pub fn ok() -> Self {
@@ -328,6 +330,10 @@ impl Reply {
     }
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
+        self
+    }
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
         self
     }
     pub fn after(mut self, delay: Duration) -> Self {
@@ -433,7 +439,7 @@ async fn handle(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut resp = StatusCode::from_u16(reply.status).unwrap().into_response();
+    let mut resp = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
         resp.headers_mut().insert(name, value.parse().unwrap());
     }
