@@ -25,9 +25,6 @@ pub enum Error {
     /// Binding a socket or other I/O failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
-    /// The broker could not be reached before the command gave up.
-    #[error("the broker is unreachable")]
-    Unreachable,
 }
 
 impl Error {

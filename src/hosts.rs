@@ -156,6 +156,8 @@ impl HostLimiter {
 
 #[cfg(test)]
 mod tests {
+    use futures_lite::StreamExt;
+
     use super::*;
 
     #[tokio::test]
@@ -201,8 +203,6 @@ mod tests {
             .await;
         assert!(held.iter().all(Option::is_some));
     }
-
-    use futures_lite::StreamExt;
 
     #[test]
     fn key_includes_default_port() {

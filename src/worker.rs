@@ -59,10 +59,20 @@ pub struct Worker {
     health: Arc<Health>,
     hosts: HostLimiter,
     slots: Arc<Semaphore>,
+    tiers: Vec<Tier>,
     concurrency: u16,
     max_message_bytes: usize,
     shutdown_grace: Duration,
     amqp_url: String,
+}
+
+/// One retry tier, resolved at start: its queue name and counter handle,
+/// so the retry path formats and hashes nothing per message.
+#[derive(Debug)]
+struct Tier {
+    delay: Duration,
+    queue: String,
+    retried: prometheus::IntCounter,
 }
 
 /// How a session ended.
@@ -81,8 +91,20 @@ impl Worker {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
     ) -> Arc<Self> {
+        let topology = Topology::from_config(config);
+        let tiers = config
+            .retry_schedule
+            .tiers()
+            .into_iter()
+            .map(|delay| Tier {
+                delay,
+                queue: topology.retry_queue(delay),
+                retried: metrics.retried(delay),
+            })
+            .collect();
         Arc::new(Self {
-            topology: Topology::from_config(config),
+            tiers,
+            topology,
             policy: RetryPolicy::new(config.retry_schedule.clone(), config.max_age),
             deliverer,
             metrics,
@@ -353,9 +375,9 @@ impl Worker {
                         id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error,
                         retry_in = %humantime::format_duration(delay), "attempt failed; retry scheduled"
                     );
-                    let queue = self.topology.retry_queue(delay);
-                    publisher.publish(&queue, &body, copy.properties(Some(&error), None)).await?;
-                    self.metrics.retried(delay).inc();
+                    let tier = self.tier(delay);
+                    publisher.publish(&tier.queue, &body, copy.properties(Some(&error), None)).await?;
+                    tier.retried.inc();
                     Ok(Settlement::Ack)
                 }
                 Decision::Drop(reason) => {
@@ -372,6 +394,15 @@ impl Worker {
         }
         .instrument(span)
         .await
+    }
+
+    /// The retry tier of a delay the policy chose (always one of the
+    /// schedule's tiers).
+    fn tier(&self, delay: Duration) -> &Tier {
+        self.tiers
+            .iter()
+            .find(|t| t.delay == delay)
+            .expect("the policy only picks the schedule's tiers")
     }
 
     /// Drops a message: publishes the dead copy and waits for the confirm.
@@ -405,7 +436,8 @@ impl Worker {
         publisher: &Publisher,
         copy: Copy<'_>,
     ) -> Result<Settlement, PublishError> {
-        let delay = self.policy.tiers()[0];
+        let tier = &self.tiers[0];
+        let delay = tier.delay;
         if now_ms().saturating_add(delay.as_millis() as i64)
             > copy
                 .first_attempt_ms
@@ -421,11 +453,10 @@ impl Worker {
                 .await;
         }
         tracing::debug!(retry_in = %humantime::format_duration(delay), "receiver saturated; deferred");
-        let queue = self.topology.retry_queue(delay);
         let last_error = copy.last_error().map(str::to_owned);
         publisher
             .publish(
-                &queue,
+                &tier.queue,
                 copy.body,
                 copy.properties(last_error.as_deref(), None),
             )
