@@ -683,7 +683,10 @@ impl Receivers {
 // ----------------------------------------------------------------- broker --
 
 struct Broker {
-    conn: Connection,
+    /// The harness's connection; reopened if the broker dropped it (RabbitMQ
+    /// 3.10's quorum segment writer can crash while a just-drained quorum
+    /// queue is deleted, which closes every connection).
+    conn: Mutex<Arc<Connection>>,
     /// The publishing channel (confirm mode); reopened if the broker closed it.
     channel: Mutex<Channel>,
 }
@@ -696,9 +699,32 @@ impl Broker {
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         Ok(Self {
-            conn,
+            conn: Mutex::new(Arc::new(conn)),
             channel: Mutex::new(channel),
         })
+    }
+
+    /// The connection, reopened (with a note) if the broker closed it.
+    async fn conn(&self) -> Res<Arc<Connection>> {
+        let current = self.conn.lock().unwrap().clone();
+        if current.status().connected() {
+            return Ok(current);
+        }
+        eprintln!("bench: note: the broker closed the harness's connection; reconnecting");
+        let mut pause = Duration::from_millis(200);
+        let conn = loop {
+            match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+                Ok(c) => break Arc::new(c),
+                Err(e) if pause < Duration::from_secs(10) => {
+                    eprintln!("bench: note: reconnect failed ({e}); again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        *self.conn.lock().unwrap() = conn.clone();
+        Ok(conn)
     }
 
     /// Declares the worker's own topology for `config` (so the worker's
@@ -760,7 +786,7 @@ impl Broker {
             "bench: note: the broker closed the harness's channel ({:?}); opening a new one",
             current.status()
         );
-        let channel = self.conn.create_channel().await?;
+        let channel = self.conn().await?.create_channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -769,7 +795,10 @@ impl Broker {
     }
 
     async fn cleanup(&self, t: &Topology) {
-        let Ok(ch) = self.conn.create_channel().await else {
+        let Ok(conn) = self.conn().await else {
+            return;
+        };
+        let Ok(ch) = conn.create_channel().await else {
             return;
         };
         let mut queues = vec![t.deliveries().to_string(), t.dead().to_string()];
@@ -1268,7 +1297,9 @@ async fn orchestrate(opts: Opts) -> Res<()> {
         fs::write(out.with_extension("md"), &table)?;
         eprintln!("bench: wrote {} (and the table as .md)", out.display());
     }
-    let _ = b.broker.conn.close(200, "done".into()).await;
+    if let Ok(conn) = b.broker.conn().await {
+        let _ = conn.close(200, "done".into()).await;
+    }
     Ok(())
 }
 
@@ -1631,7 +1662,7 @@ impl Bench {
             let sampler = {
                 let sampling = sampling.clone();
                 let queue = t.deliveries().to_string();
-                let ch = self.broker.conn.create_channel().await?;
+                let ch = self.broker.conn().await?.create_channel().await?;
                 let metrics = worker.as_ref().map(|w| (w.http.clone(), format!("{}/metrics", w.metrics)));
                 tokio::spawn(async move {
                     let (mut ready, mut in_flight) = (Vec::new(), Vec::new());
@@ -1835,8 +1866,19 @@ impl Bench {
         let r = async {
             w.wait_ready(Duration::from_secs(30)).await?;
             let t0 = Instant::now();
+            // The nine's deliveries per half second: shows whether a loss is
+            // a start-up transient or steady.
+            let (mut timeline, mut mark, mut at_mark) = (Vec::new(), Instant::now(), 0u64);
             loop {
                 let got: u64 = self.recv.iso[1..].iter().map(|p| p.count()).sum();
+                if mark.elapsed() >= Duration::from_millis(500) && got > 0 {
+                    timeline.push(
+                        ((got - at_mark) as f64 / mark.elapsed().as_secs_f64()).round() as u64,
+                    );
+                    (mark, at_mark) = (Instant::now(), got);
+                } else if got == 0 {
+                    mark = Instant::now();
+                }
                 if got >= nine {
                     break;
                 }
@@ -1857,13 +1899,19 @@ impl Bench {
             let cpu = cpu_secs(w.pid).unwrap_or(0.0)
                 - (*self.recv.shared.cpu_first.lock().unwrap()).unwrap_or(0.0);
             let deferred = w.metric("webhook_deferred_total").await.unwrap_or(-1.0);
+            let rotations = w
+                .metric("webhook_consumer_rotations_total")
+                .await
+                .unwrap_or(-1.0);
             let timeouts = metric_line(&w, "webhook_attempts_total", "outcome=\"timeout\"").await;
             Ok::<_, BoxError>(json!({
                 "nine_delivered": nine,
                 "elapsed_s": round(last - first, 3),
                 "nine_per_s": (nine as f64 / (last - first)).round() as u64,
+                "nine_per_s_every_half_second": timeline,
                 "hanging_receiver_requests": self.recv.iso[0].count(),
                 "deferred": deferred,
+                "consumer_rotations": rotations,
                 "timeouts": timeouts,
                 "peak_rss_mib": round(vm_bytes(w.pid, "VmHWM").unwrap_or(0) as f64 / MIB, 1),
                 "cpu_us_per_delivery": round(cpu * 1e6 / nine as f64, 1),
@@ -1878,7 +1926,14 @@ impl Bench {
             p.set(Mode::Ok, 0);
         }
         let v = r?;
-        eprintln!("bench:   nine receivers: {} deliveries/s", v["nine_per_s"]);
+        eprintln!(
+            "bench:   nine receivers: {} deliveries/s; every half second: {}; deferred {}, rotations {}, broker {} cores",
+            v["nine_per_s"],
+            v["nine_per_s_every_half_second"],
+            v["deferred"],
+            v["consumer_rotations"],
+            v["noise"]["broker_cores"]
+        );
         Ok(v)
     }
 

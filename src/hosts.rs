@@ -10,15 +10,19 @@
 //! is *answering*: a receiver that finished an attempt quickly within the
 //! last [`RECENT`] (or was first seen within it, too new to judge) is busy,
 //! so the delivery waits up to [`BUSY_WAIT`] for one of its slots. A
-//! receiver that has not is stalled, and the delivery is *deferred* at once: moved to the shortest retry tier without an attempt,
-//! so it holds neither a delivery slot nor a prefetch slot while the
-//! receiver hangs.
+//! receiver that has not is stalled, and the delivery is *deferred* at once:
+//! moved to the shortest retry tier without an attempt, so it holds neither
+//! a delivery slot nor a prefetch slot while the receiver hangs. At most a
+//! quarter of the cap may wait on one receiver at a time (the rest are
+//! deferred): a receiver that stalls right after it was first seen, before
+//! it can be judged, may then hold its cap plus a quarter of slots for one
+//! [`BUSY_WAIT`], not every slot of the process.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -47,6 +51,8 @@ struct Host {
     /// Milliseconds since the limiter's epoch of the last quick answer (0:
     /// never).
     last_quick_ms: AtomicU64,
+    /// Deliveries waiting for one of `slots`.
+    waiting: AtomicUsize,
 }
 
 /// The per-host semaphores.
@@ -131,6 +137,7 @@ impl HostLimiter {
                         slots: Arc::new(Semaphore::new(self.cap)),
                         created_ms: self.now_ms(),
                         last_quick_ms: AtomicU64::new(0),
+                        waiting: AtomicUsize::new(0),
                     });
                     hosts.insert(host.to_string(), h.clone());
                     h
@@ -147,7 +154,14 @@ impl HostLimiter {
         if !recent(entry.last_quick_ms.load(Ordering::Relaxed)) && !recent(entry.created_ms) {
             return None;
         }
-        match tokio::time::timeout(BUSY_WAIT, entry.slots.clone().acquire_owned()).await {
+        let max_waiting = (self.cap / 4).max(1);
+        if entry.waiting.fetch_add(1, Ordering::Relaxed) >= max_waiting {
+            entry.waiting.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        let got = tokio::time::timeout(BUSY_WAIT, entry.slots.clone().acquire_owned()).await;
+        entry.waiting.fetch_sub(1, Ordering::Relaxed);
+        match got {
             Ok(Ok(permit)) => Some(slot(Some(entry), Some(permit))),
             _ => None,
         }
@@ -192,6 +206,33 @@ mod tests {
             waiter.await.unwrap(),
             "the waiter got the slot instead of being deferred"
         );
+    }
+
+    #[tokio::test]
+    async fn at_most_a_quarter_of_the_cap_waits_on_one_host() {
+        let l = Arc::new(HostLimiter::new(8));
+        let _held: Vec<_> = futures_lite::stream::iter(0..8)
+            .then(|_| l.acquire("a"))
+            .collect()
+            .await;
+        // Too new to judge, so the next ones wait; only two (8 / 4) may.
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let l = l.clone();
+                tokio::spawn(async move { l.acquire("a").await.is_some() })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while l.hosts.lock().unwrap()["a"].waiting.load(Ordering::Relaxed) < 2 {
+            assert!(Instant::now() < deadline, "the two never started waiting");
+            tokio::task::yield_now().await;
+        }
+        let started = Instant::now();
+        assert!(l.acquire("a").await.is_none(), "a third is deferred");
+        assert!(started.elapsed() < BUSY_WAIT / 2, "without waiting");
+        for w in waiters {
+            assert!(!w.await.unwrap(), "nothing freed a slot: both time out");
+        }
     }
 
     #[tokio::test]

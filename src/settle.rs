@@ -11,6 +11,13 @@
 //! receiver is holding it, and everything finished behind it is acked on its
 //! own at once, so it never holds a prefetch slot while the slow one runs.
 //!
+//! A delivery that stays unfinished for long ([`STUCK`]) makes every later
+//! ack a single one, which costs the broker one queue command per message
+//! (on a quorum queue, a Raft log entry each). The settler then raises its
+//! [`Stuck`] signal, and the consumer loop moves consumption to a fresh
+//! channel, whose acks can be `multiple` again; the old channel keeps only
+//! the slow deliveries it already has (see [`crate::worker`]).
+//!
 //! A delivery that is never completed (abandoned at shutdown, or its task
 //! lost with the connection) stays in the map as a hole: no `multiple` ack
 //! ever covers it, so the broker redelivers it. That is what makes
@@ -26,7 +33,10 @@ use lapin::{
     Channel,
     options::{BasicAckOptions, BasicNackOptions},
 };
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
 
 use crate::telemetry::Metrics;
 
@@ -72,12 +82,17 @@ impl SettlerHandle {
     }
 }
 
+/// Raised (at most one stored wake-up) when finished deliveries have to be
+/// acked one by one behind a delivery unfinished for longer than [`STUCK`].
+pub type Stuck = Arc<Notify>;
+
 /// Starts the settler of `channel`. It runs until every handle is dropped,
 /// flushing what it has before it returns.
-pub fn spawn(channel: Channel, metrics: Arc<Metrics>) -> (SettlerHandle, JoinHandle<()>) {
+pub fn spawn(channel: Channel, metrics: Arc<Metrics>) -> (SettlerHandle, JoinHandle<()>, Stuck) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(channel, rx, metrics));
-    (SettlerHandle { tx }, task)
+    let stuck = Stuck::default();
+    let task = tokio::spawn(run(channel, rx, metrics, stuck.clone()));
+    (SettlerHandle { tx }, task, stuck)
 }
 
 /// Most events folded into one flush.
@@ -90,7 +105,17 @@ const BATCH: usize = 512;
 /// hanging receiver holds only its own prefetch slots.
 const LINGER: Duration = Duration::from_millis(20);
 
-async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<Event>, metrics: Arc<Metrics>) {
+/// How long the oldest unfinished delivery may block `multiple` acks
+/// before the settler raises [`Stuck`]. Long enough that ordinary jitter
+/// never triggers it; short against the 10 s a hanging receiver holds one.
+pub const STUCK: Duration = Duration::from_millis(500);
+
+async fn run(
+    channel: Channel,
+    mut rx: mpsc::UnboundedReceiver<Event>,
+    metrics: Arc<Metrics>,
+    stuck: Stuck,
+) {
     let mut pending = Pending::default();
     let mut events = Vec::with_capacity(BATCH);
     loop {
@@ -128,6 +153,9 @@ async fn run(channel: Channel, mut rx: mpsc::UnboundedReceiver<Event>, metrics: 
             report(&metrics, r, 1, "nack");
         }
         let plan = pending.take_acks(now, if closed { Duration::ZERO } else { LINGER });
+        if !plan.singles.is_empty() && pending.blocked_for(now) >= STUCK {
+            stuck.notify_one();
+        }
         send_acks(&channel, &metrics, plan).await;
         if closed {
             return;
@@ -202,6 +230,12 @@ impl Pending {
             .values()
             .find(|(_, done)| done.is_none())
             .map(|(received, _)| *received)
+    }
+
+    /// How long the blocker has been unfinished (zero without one).
+    fn blocked_for(&self, now: Instant) -> Duration {
+        self.blocker()
+            .map_or(Duration::ZERO, |b| now.saturating_duration_since(b))
     }
 
     /// When the next finished tag behind the blocker falls due.
@@ -327,6 +361,7 @@ mod tests {
             }
         );
         assert_eq!(p.tags.keys().copied().collect::<Vec<_>>(), vec![2]);
+        assert_eq!(p.blocked_for(ms(t0, 101)), Duration::from_millis(101));
         // Closing flushes with no linger, and still never covers the hole.
         p.received(7, ms(t0, 200));
         p.done(7, ms(t0, 200));

@@ -102,6 +102,9 @@ pub struct Metrics {
     /// `webhook_deferred_total`: deliveries moved to the shortest retry tier
     /// without an attempt because their host had no free slot.
     pub deferred: IntCounter,
+    /// `webhook_consumer_rotations_total`: consumption moved to a fresh
+    /// channel because a slow delivery blocked `multiple` acks.
+    pub consumer_rotations: IntCounter,
 }
 
 impl Metrics {
@@ -184,6 +187,11 @@ impl Metrics {
             "Deliveries deferred to the shortest retry tier, without an attempt, because their host was saturated.",
         )
         .unwrap();
+        let consumer_rotations = IntCounter::new(
+            "webhook_consumer_rotations_total",
+            "Times consumption moved to a fresh channel because a slow delivery blocked batched acks.",
+        )
+        .unwrap();
 
         for c in [
             attempts_total.clone(),
@@ -203,6 +211,7 @@ impl Metrics {
             settle_failures.clone(),
             publish_failures.clone(),
             deferred.clone(),
+            consumer_rotations.clone(),
         ] {
             reg(Box::new(c));
         }
@@ -231,6 +240,7 @@ impl Metrics {
             settle_failures,
             publish_failures,
             deferred,
+            consumer_rotations,
         });
         // Catalog numbers appear at zero from the start, so dashboards and
         // rate() have series before the first event.

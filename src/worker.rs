@@ -7,6 +7,15 @@
 //! retry and dead copies. Each delivery runs in its own task, so a slow
 //! receiver holds one slot, not the pipeline.
 //!
+//! When a delivery stays unfinished long enough that everything behind it
+//! must be acked one by one (see [`settle::STUCK`]), the session *rotates*:
+//! it starts consuming on a fresh channel and retires the old one, which
+//! cancels its consumer, runs what the broker had already sent it, and
+//! closes once the slow deliveries settle. A hanging receiver then costs
+//! one rotation instead of a single ack (a queue command each) for every
+//! message behind it. A process-wide semaphore keeps the deliveries in
+//! flight at `WEBHOOK_CONCURRENCY` across all of a session's channels.
+//!
 //! What happens on each failure:
 //! - receiver fails: the retry copy is published and confirmed, then the
 //!   original is acked; or it is parked in `P.dead` the same way;
@@ -17,19 +26,25 @@
 //! - the process dies: the same, from the broker's side.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use futures_lite::StreamExt;
 use lapin::{
-    BasicProperties, Connection,
+    BasicProperties, Channel, Connection, Consumer,
     message::Delivery,
     options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    task::JoinHandle,
+};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
@@ -73,6 +88,30 @@ struct Tier {
     delay: Duration,
     queue: String,
     retried: prometheus::IntCounter,
+}
+
+/// Most retired consumer channels still holding slow deliveries; past it,
+/// acks behind a slow delivery stay single (correct, only dearer).
+const MAX_RETIRED: usize = 4;
+
+/// One consumer channel: its consumer and its settler.
+struct Lane {
+    channel: Channel,
+    consumer: Consumer,
+    settler: SettlerHandle,
+    settler_task: JoinHandle<()>,
+    stuck: settle::Stuck,
+}
+
+/// What every delivery task of one session shares.
+#[derive(Clone)]
+struct SessionCtx {
+    publisher: Publisher,
+    /// Cancelled when the publisher channel fails: the session restarts.
+    broken: CancellationToken,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    abandon: CancellationToken,
 }
 
 /// How a session ended.
@@ -189,20 +228,16 @@ impl Worker {
     ) -> Result<SessionEnd, Error> {
         let channel = conn.create_channel().await?;
         self.topology.declare(&channel).await?;
-        channel
-            .basic_qos(self.concurrency, BasicQosOptions { global: false })
-            .await?;
-        let publisher = Publisher::open(conn).await?;
-        let mut consumer = channel
-            .basic_consume(
-                self.topology.deliveries().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        let (settler, settler_task) = settle::spawn(channel.clone(), self.metrics.clone());
-        let broken = CancellationToken::new();
+        let mut lane = self.consume_on(channel).await?;
+        let ctx = SessionCtx {
+            publisher: Publisher::open(conn).await?,
+            broken: CancellationToken::new(),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+            abandon: abandon.clone(),
+        };
+        let retired = Arc::new(AtomicUsize::new(0));
+        let mut last_rotation = Instant::now();
         self.health.set_ready(true);
         tracing::info!(
             queue = self.topology.deliveries(),
@@ -214,44 +249,48 @@ impl Worker {
             let next = tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break SessionEnd::Shutdown,
-                () = broken.cancelled() => break SessionEnd::Lost("publisher channel failed".into()),
-                next = consumer.next() => next,
+                () = ctx.broken.cancelled() => break SessionEnd::Lost("publisher channel failed".into()),
+                () = lane.stuck.notified() => {
+                    if retired.load(Ordering::Relaxed) >= MAX_RETIRED
+                        || last_rotation.elapsed() < settle::STUCK
+                    {
+                        continue;
+                    }
+                    let fresh = match conn.create_channel().await {
+                        Ok(channel) => self.consume_on(channel).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    match fresh {
+                        Ok(fresh) => {
+                            let old = std::mem::replace(&mut lane, fresh);
+                            retired.fetch_add(1, Ordering::Relaxed);
+                            last_rotation = Instant::now();
+                            self.metrics.consumer_rotations.inc();
+                            tracing::debug!("a slow delivery blocks batched acks; consuming on a fresh channel");
+                            tracker.spawn(self.clone().retire(old, ctx.clone(), retired.clone()));
+                        }
+                        Err(e) => break SessionEnd::Lost(e.to_string()),
+                    }
+                    continue;
+                }
+                next = lane.consumer.next() => next,
             };
             let delivery = match next {
                 Some(Ok(d)) => d,
                 Some(Err(e)) => break SessionEnd::Lost(e.to_string()),
                 None => break SessionEnd::Lost("the broker cancelled the consumer".into()),
             };
-            // Prefetch already bounds this session; the semaphore also
-            // bounds tasks a lost session left running.
-            let permit = tokio::select! {
-                p = self.slots.clone().acquire_owned() => p.expect("never closed"),
-                () = shutdown.cancelled() => break SessionEnd::Shutdown,
-            };
-            settler.received(delivery.delivery_tag);
-            let task = self.clone().process(
-                delivery,
-                publisher.clone(),
-                settler.clone(),
-                permit,
-                broken.clone(),
-            );
-            let abandon = abandon.clone();
-            tracker.spawn(async move {
-                tokio::select! {
-                    () = task => {}
-                    // Grace ran out: leave the message unsettled; the
-                    // broker redelivers it once the channel closes.
-                    () = abandon.cancelled() => {}
-                }
-            });
+            if !self.start(delivery, &lane.settler, &ctx).await {
+                break SessionEnd::Shutdown;
+            }
         };
         self.health.set_ready(false);
 
         if let SessionEnd::Shutdown = end {
             tracing::info!(grace = ?self.shutdown_grace, in_flight = self.metrics.in_flight.get(), "shutting down: draining");
-            let _ = channel
-                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+            let _ = lane
+                .channel
+                .basic_cancel(lane.consumer.tag(), BasicCancelOptions::default())
                 .await;
             tracker.close();
             if tokio::time::timeout(self.shutdown_grace, tracker.wait())
@@ -265,13 +304,91 @@ impl Worker {
                 abandon.cancel();
                 tracker.wait().await;
             }
-            drop(settler);
-            let _ = settler_task.await;
-            publisher.close().await;
-            let _ = channel.close(200, "shutdown".into()).await;
+            drop(lane.settler);
+            let _ = lane.settler_task.await;
+            ctx.publisher.close().await;
+            let _ = lane.channel.close(200, "shutdown".into()).await;
             tracing::info!("drained");
         }
         Ok(end)
+    }
+
+    /// Sets the prefetch on `channel` and starts consuming there, with a
+    /// settler of its own.
+    async fn consume_on(&self, channel: Channel) -> Result<Lane, Error> {
+        channel
+            .basic_qos(self.concurrency, BasicQosOptions { global: false })
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                self.topology.deliveries().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (settler, settler_task, stuck) = settle::spawn(channel.clone(), self.metrics.clone());
+        Ok(Lane {
+            channel,
+            consumer,
+            settler,
+            settler_task,
+            stuck,
+        })
+    }
+
+    /// Takes one of the process's slots and starts the delivery's task.
+    /// `false` when shutdown came first (the delivery stays unsettled; the
+    /// broker redelivers it once the channel closes).
+    async fn start(
+        self: &Arc<Self>,
+        delivery: Delivery,
+        settler: &SettlerHandle,
+        ctx: &SessionCtx,
+    ) -> bool {
+        // Prefetch already bounds one channel; the semaphore bounds the
+        // process: retired channels, and tasks a lost session left running.
+        let permit = tokio::select! {
+            p = self.slots.clone().acquire_owned() => p.expect("never closed"),
+            () = ctx.shutdown.cancelled() => return false,
+        };
+        settler.received(delivery.delivery_tag);
+        let task = self.clone().process(
+            delivery,
+            ctx.publisher.clone(),
+            settler.clone(),
+            permit,
+            ctx.broken.clone(),
+        );
+        let abandon = ctx.abandon.clone();
+        ctx.tracker.spawn(async move {
+            tokio::select! {
+                () = task => {}
+                // Grace ran out: leave the message unsettled; the
+                // broker redelivers it once the channel closes.
+                () = abandon.cancelled() => {}
+            }
+        });
+        true
+    }
+
+    /// Winds down a consumer channel replaced by a fresh one: cancels its
+    /// consumer, runs the deliveries the broker had already sent, waits
+    /// until every one of them is settled, then closes the channel.
+    async fn retire(self: Arc<Self>, mut lane: Lane, ctx: SessionCtx, retired: Arc<AtomicUsize>) {
+        let _ = lane
+            .channel
+            .basic_cancel(lane.consumer.tag(), BasicCancelOptions::default())
+            .await;
+        while let Some(Ok(delivery)) = lane.consumer.next().await {
+            if !self.start(delivery, &lane.settler, &ctx).await {
+                break;
+            }
+        }
+        drop(lane.settler);
+        let _ = lane.settler_task.await;
+        let _ = lane.channel.close(200, "retired".into()).await;
+        retired.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// One delivery, from the message to its settlement.

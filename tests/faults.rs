@@ -692,3 +692,100 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
+
+/// A delivery that stays unfinished blocks `multiple` acks for everything
+/// behind it; the worker then consumes on a fresh channel and retires the
+/// old one once its slow delivery settles. Every event arrives exactly
+/// once, the queue ends empty with one consumer, and the retired channel
+/// is closed.
+#[tokio::test]
+async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
+    let prefix = unique_prefix("rotate");
+    let mut config = process_config(&prefix);
+    config.timeout = Duration::from_secs(20);
+    let concurrency = u64::from(config.concurrency);
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start(|r, _| {
+        if r.path == "/slow" {
+            Reply::ok().after(Duration::from_secs(3))
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let worker = RunningWorker::start(config).await;
+    broker
+        .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
+        .await;
+    // Fast events keep finishing behind the slow one until the worker
+    // moves to a fresh channel.
+    let mut fast = 0;
+    wait_for("a consumer rotation", LONG, async || {
+        broker
+            .publish_many(
+                (fast..fast + 20)
+                    .map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}")),
+            )
+            .await;
+        fast += 20;
+        let text = worker.scrape().await;
+        (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
+    })
+    .await;
+    // The fresh channel delivers, while the slow one is still in flight.
+    broker
+        .publish_many(
+            (fast..fast + 200)
+                .map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}")),
+        )
+        .await;
+    fast += 200;
+    let total = fast + 1;
+    let got = receiver.wait_requests(total, LONG).await;
+    let mut seen = HashSet::new();
+    for r in &got {
+        assert!(
+            seen.insert(r.header("x-comm100-delivery-id").to_string()),
+            "delivered twice: {}",
+            r.header("x-comm100-delivery-id")
+        );
+    }
+    assert!(seen.contains("slow"));
+    // Everything is acked, one consumer is left, and the retired channel
+    // is closed: the worker's connection keeps its consumer and publisher
+    // channels only.
+    let deliveries = format!("{prefix}.deliveries");
+    let connection = wait_for("worker connection listed", LONG, async || {
+        management_connections().await.into_iter().find_map(|c| {
+            let n = c
+                .get("client_properties")?
+                .get("connection_name")?
+                .as_str()?;
+            n.contains(&format!("prefix {prefix} "))
+                .then(|| c["name"].as_str().unwrap().to_string())
+        })
+    })
+    .await;
+    wait_for(
+        "queue settled, one consumer, two channels",
+        LONG,
+        async || {
+            let q = management_queue(&deliveries).await;
+            let channels: Vec<serde_json::Value> =
+                management_json(&format!("connections/{}/channels", urlencode(&connection))).await;
+            (q["messages"].as_u64() == Some(0)
+                && q["consumers"].as_u64() == Some(1)
+                && q["consumer_details"][0]["prefetch_count"].as_u64() == Some(concurrency)
+                && channels.len() == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    let text = worker.scrape().await;
+    assert_eq!(
+        sample(&text, r#"webhook_delivered_total{webhook="104"}"#),
+        total as f64
+    );
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
