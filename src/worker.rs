@@ -437,9 +437,7 @@ impl Worker {
                     attempts: 0,
                     first_attempt_ms: now,
                 };
-                return self
-                    .park(publisher, copy, DropReason::Malformed, &why)
-                    .await;
+                return Box::pin(self.park(publisher, copy, DropReason::Malformed, &why)).await;
             }
         };
         let first_attempt_ms = state.first_attempt_ms.unwrap_or(now);
@@ -452,9 +450,13 @@ impl Worker {
                     attempts: state.attempts,
                     first_attempt_ms,
                 };
-                return self
-                    .park(publisher, copy, rejection.reason(), &rejection.to_string())
-                    .await;
+                return Box::pin(self.park(
+                    publisher,
+                    copy,
+                    rejection.reason(),
+                    &rejection.to_string(),
+                ))
+                .await;
             }
         };
         let attempt = state.this_attempt();
@@ -465,11 +467,12 @@ impl Worker {
         async {
             let Some(host_slot) = self.hosts.acquire(&HostLimiter::key(&env.url)).await else {
                 let copy = Copy { body: &body, props: &props, attempts: state.attempts, first_attempt_ms };
-                return self.defer(publisher, copy).await;
+                return Box::pin(self.defer(publisher, copy)).await;
             };
             let started = Instant::now();
-            // Boxed: the HTTP future is large, and moving it inline with every
-            // task costs more than one allocation.
+            // Boxed, like every publishing path here: a task's future is as
+            // large as its largest await, and every in-flight delivery pays
+            // for that size while it waits on the receiver.
             let outcome = Box::pin(self.deliverer.attempt(&env, &body, attempt)).await;
             // The receiver's slot is free again before any publishing.
             host_slot.finish();
@@ -493,7 +496,7 @@ impl Worker {
                         retry_in = %humantime::format_duration(delay), "attempt failed; retry scheduled"
                     );
                     let tier = self.tier(delay);
-                    publisher.publish(&tier.queue, &body, copy.properties(Some(&error), None)).await?;
+                    Box::pin(publisher.publish(&tier.queue, &body, copy.properties(Some(&error), None))).await?;
                     tier.retried.inc();
                     Ok(Settlement::Ack)
                 }
@@ -505,7 +508,7 @@ impl Worker {
                     tracing::warn!(
                         id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error, "{why}"
                     );
-                    self.park(publisher, copy, reason, &error).await
+                    Box::pin(self.park(publisher, copy, reason, &error)).await
                 }
             }
         }
