@@ -217,6 +217,21 @@ fn machine_busy_secs() -> f64 {
     busy as f64 / clk_tck()
 }
 
+/// Seconds the threads of `pid` spent runnable but waiting for a CPU
+/// (`/proc/<pid>/task/*/schedstat`, second field): the scheduler's share of
+/// a latency.
+fn runqueue_wait_secs(pid: u32) -> f64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum::<u64>() as f64
+        / 1e9
+}
+
 fn broker_pid() -> Option<u32> {
     fs::read_dir("/proc")
         .ok()?
@@ -261,6 +276,10 @@ impl Noise {
             "other_cores": round(other / wall, 2),
         })
     }
+}
+
+fn num_cpus() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -837,7 +856,7 @@ struct Opts {
 
 impl Opts {
     const HELP: &'static str = "\
-bench run [--n 50000] [--repeat 3] [--iso-repeat 2] [--concurrency 256] [--queue-types quorum,classic]
+bench run [--n 50000] [--repeat 3] [--iso-repeat 3] [--concurrency 256] [--queue-types quorum,classic]
           [--inflight 2000] [--iso-seconds 10] [--latency-seconds 10]
           [--latency-rate R (default: half the worker's measured peak)]
           [--no-naive-latency] (skip the naive worker's latency reference)
@@ -890,7 +909,7 @@ bench run [--n 50000] [--repeat 3] [--iso-repeat 2] [--concurrency 256] [--queue
             command: f.get("--command").unwrap_or("bench/run.sh").to_string(),
             perf: f.has("--perf"),
             repeat: f.num("--repeat", 3).unwrap().max(1) as usize,
-            iso_repeat: f.num("--iso-repeat", 2).unwrap().max(1) as usize,
+            iso_repeat: f.num("--iso-repeat", 3).unwrap().max(1) as usize,
             latency_rate: f.get("--latency-rate").and_then(|s| s.parse().ok()),
             no_naive_latency: f.has("--no-naive-latency"),
         }
@@ -1237,6 +1256,25 @@ async fn orchestrate(opts: Opts) -> Res<()> {
                 json!(median(&ceilings).round() as u64),
             );
         }
+        // Both halves of the pipeline on the same cores: each costs the
+        // whole machine (broker, receiver, client) some core-seconds per
+        // message; no consume→POST pipeline can beat the sum.
+        let machine_cost =
+            |v: &Value| v["noise"]["machine_busy_cores"].as_f64().unwrap_or(0.0) / per_s(v);
+        if let Some(x) = paired(success, &|j| {
+            let ceiling =
+                num_cpus() / (machine_cost(consume.get(j)?) + machine_cost(http_runs.get(j)?));
+            Some(per_s(&success[j]) / ceiling)
+        }) {
+            ratios.insert("worker_over_machine_ceiling".into(), x);
+            let ceilings: Vec<f64> = (0..consume.len().min(http_runs.len()))
+                .map(|j| num_cpus() / (machine_cost(&consume[j]) + machine_cost(&http_runs[j])))
+                .collect();
+            ratios.insert(
+                "machine_ceiling_per_s".into(),
+                json!(median(&ceilings).round() as u64),
+            );
+        }
         if let Some(x) = paired(failure, &|j| {
             Some(per_s(&failure[j]) / per_s(success.get(j)?))
         }) {
@@ -1250,6 +1288,13 @@ async fn orchestrate(opts: Opts) -> Res<()> {
             r.insert("latency".into(), b.latency(qt, rate, false).await?);
             if !b.opts.no_naive_latency {
                 r.insert("latency_naive".into(), b.latency(qt, rate, true).await?);
+            }
+            // Where the tail comes from: the same at a quarter of the peak.
+            if b.opts.latency_rate.is_none() {
+                r.insert(
+                    "latency_quarter".into(),
+                    b.latency(qt, rate / 2.0, false).await?,
+                );
             }
         }
         r.insert("ratios".into(), Value::Object(ratios));
@@ -1651,6 +1696,10 @@ impl Bench {
             let url = self.recv.ok.url();
             let noise0 = Noise::now();
             let cpu0 = cpu_secs(pid).unwrap_or(0.0);
+            let waits = |pid: u32| {
+                [pid, broker_pid().unwrap_or(0), std::process::id()].map(runqueue_wait_secs)
+            };
+            let wait0 = waits(pid);
             let start = Instant::now();
             let start_unix = unix_nanos();
             let mut sent = 0u64;
@@ -1707,6 +1756,8 @@ impl Bench {
             }
             let wall = start.elapsed().as_secs_f64();
             let cpu = cpu_secs(pid).unwrap_or(0.0) - cpu0;
+            let wait1 = waits(pid);
+            let wait_ms_per_s = |i: usize| round((wait1[i] - wait0[i]) * 1e3 / wall, 1);
             sampling.store(false, Ordering::SeqCst);
             let (ready, in_flight) = sampler.await.unwrap_or_default();
             let stat = |v: &[f64]| {
@@ -1754,6 +1805,11 @@ impl Bench {
                 "including_first_second": { "p50_ms": pct(&every, 0.5), "p99_ms": pct(&every, 0.99), "max_ms": pct(&every, 1.0) },
                 "cpu_us_per_delivery": round(cpu * 1e6 / total as f64, 1),
                 "peak_rss_mib": round(vm_bytes(pid, "VmHWM").unwrap_or(0) as f64 / MIB, 1),
+                // Milliseconds per second that each process's threads were
+                // runnable but had no CPU (summed over threads).
+                "runqueue_wait_ms_per_s": {
+                    "sut": wait_ms_per_s(0), "broker": wait_ms_per_s(1), "bench_and_receiver": wait_ms_per_s(2),
+                },
                 "noise": Noise::now().since(&noise0, wall, cpu),
             }))
         }
@@ -1769,8 +1825,12 @@ impl Bench {
         self.broker.cleanup(&t).await;
         let v = r?;
         eprintln!(
-            "bench:   p50 {} ms, p99 {} ms, max {} ms",
-            v["p50_ms"], v["p99_ms"], v["max_ms"]
+            "bench:   p50 {} ms, p99 {} ms, max {} ms; machine {} cores busy; waiting for a CPU (ms/s): {}",
+            v["p50_ms"],
+            v["p99_ms"],
+            v["max_ms"],
+            v["noise"]["machine_busy_cores"],
+            v["runqueue_wait_ms_per_s"]
         );
         Ok(v)
     }
@@ -2323,9 +2383,9 @@ fn summary_table(report: &Value) -> String {
     }
     let _ = writeln!(
         s,
-        "\n| queue | worker ÷ naive | worker ÷ min(consume, HTTP) | failure ÷ success |"
+        "\n| queue | worker ÷ naive | worker ÷ min(consume, HTTP) | failure ÷ success | worker ÷ machine ceiling (consume + HTTP on the same cores) |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
     for qt in ["quorum", "classic"] {
         let t = &r["by_queue_type"][qt];
         if t.is_null() || t["worker_success"].is_null() {
@@ -2333,10 +2393,12 @@ fn summary_table(report: &Value) -> String {
         }
         let _ = writeln!(
             s,
-            "| {qt} | {} | {} | {} |",
+            "| {qt} | {} | {} | {} | {} ({} /s) |",
             t["ratios"]["worker_over_naive"],
             t["ratios"]["worker_over_ceiling"],
             t["ratios"]["failure_over_success"],
+            t["ratios"]["worker_over_machine_ceiling"],
+            t["ratios"]["machine_ceiling_per_s"],
         );
     }
     let _ = writeln!(
@@ -2348,6 +2410,7 @@ fn summary_table(report: &Value) -> String {
         for (name, key) in [
             ("worker", "latency"),
             ("naive (reference)", "latency_naive"),
+            ("worker, quarter peak", "latency_quarter"),
         ] {
             let l = &r["by_queue_type"][qt][key];
             if l.is_null() {

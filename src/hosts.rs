@@ -12,11 +12,11 @@
 //! so the delivery waits up to [`BUSY_WAIT`] for one of its slots. A
 //! receiver that has not is stalled, and the delivery is *deferred* at once:
 //! moved to the shortest retry tier without an attempt, so it holds neither
-//! a delivery slot nor a prefetch slot while the receiver hangs. At most a
-//! quarter of the cap may wait on one receiver at a time (the rest are
-//! deferred): a receiver that stalls right after it was first seen, before
-//! it can be judged, may then hold its cap plus a quarter of slots for one
-//! [`BUSY_WAIT`], not every slot of the process.
+//! a delivery slot nor a prefetch slot while the receiver hangs. While a
+//! receiver has never answered, at most a quarter of its cap may wait on it
+//! (the rest are deferred): one that hangs from the moment it is first seen
+//! then holds its cap plus a quarter of slots for one [`BUSY_WAIT`], not
+//! every slot of the process.
 
 use std::{
     collections::HashMap,
@@ -154,7 +154,15 @@ impl HostLimiter {
         if !recent(entry.last_quick_ms.load(Ordering::Relaxed)) && !recent(entry.created_ms) {
             return None;
         }
-        let max_waiting = (self.cap / 4).max(1);
+        // A receiver that has never answered may be hanging from the start:
+        // only a quarter of its cap may wait on it. One that answers may
+        // have any number waiting (each for at most BUSY_WAIT).
+        let never_answered = entry.last_quick_ms.load(Ordering::Relaxed) == 0;
+        let max_waiting = if never_answered {
+            (self.cap / 4).max(1)
+        } else {
+            usize::MAX
+        };
         if entry.waiting.fetch_add(1, Ordering::Relaxed) >= max_waiting {
             entry.waiting.fetch_sub(1, Ordering::Relaxed);
             return None;
@@ -209,7 +217,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn at_most_a_quarter_of_the_cap_waits_on_one_host() {
+    async fn at_most_a_quarter_of_the_cap_waits_on_a_host_that_never_answered() {
         let l = Arc::new(HostLimiter::new(8));
         let _held: Vec<_> = futures_lite::stream::iter(0..8)
             .then(|_| l.acquire("a"))
@@ -232,6 +240,34 @@ mod tests {
         assert!(started.elapsed() < BUSY_WAIT / 2, "without waiting");
         for w in waiters {
             assert!(!w.await.unwrap(), "nothing freed a slot: both time out");
+        }
+    }
+
+    #[tokio::test]
+    async fn any_number_may_wait_on_a_host_that_answers() {
+        let l = Arc::new(HostLimiter::new(4));
+        l.acquire("a").await.unwrap().finish(); // a quick answer
+        let held: Vec<_> = futures_lite::stream::iter(0..4)
+            .then(|_| l.acquire("a"))
+            .collect()
+            .await;
+        let waiters: Vec<_> = (0..4)
+            .map(|_| {
+                let l = l.clone();
+                tokio::spawn(async move { l.acquire("a").await.map(HostSlot::finish).is_some() })
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while l.hosts.lock().unwrap()["a"].waiting.load(Ordering::Relaxed) < 4 {
+            assert!(Instant::now() < deadline, "four never waited together");
+            tokio::task::yield_now().await;
+        }
+        held.into_iter().flatten().for_each(HostSlot::finish);
+        for w in waiters {
+            assert!(
+                w.await.unwrap(),
+                "every waiter got a slot, none was deferred"
+            );
         }
     }
 

@@ -509,6 +509,36 @@ async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
 }
 
 #[tokio::test]
+async fn a_busy_answering_receiver_is_waited_for_not_deferred() {
+    let prefix = unique_prefix("hostbusy");
+    let mut config = test_config(&prefix);
+    config.host_concurrency = 4;
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
+    let worker = RunningWorker::start(config).await;
+    broker
+        .publish(&event("first", 104, &receiver.url("/b"), "{}"))
+        .await;
+    receiver.wait_requests(1, LONG).await;
+    // 100 at once to a receiver that takes 4 at a time, 20 ms each: far
+    // more than its cap plus a quarter wait, and each gets its turn.
+    broker
+        .publish_many(
+            (0..100).map(|i| event(&format!("burst-{i}"), 104, &receiver.url("/b"), "{}")),
+        )
+        .await;
+    let text = wait_for("101 delivered", LONG, async || {
+        let text = worker.scrape().await;
+        (sample(&text, r#"webhook_delivered_total{webhook="104"}"#) == 101.0).then_some(text)
+    })
+    .await;
+    assert_eq!(sample(&text, "webhook_deferred_total"), 0.0);
+    assert_eq!(receiver.requests().len(), 101, "each once");
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_large_response_body_does_not_fail_the_delivery() {
     let prefix = unique_prefix("bigbody");
     let config = test_config(&prefix);
