@@ -1610,6 +1610,7 @@ impl Bench {
             }
             v["receipts"] = json!(self.recv.shared.total());
             v["deferred"] = json!(deferred);
+            v["consumer_rotations"] = json!(w.metric("webhook_consumer_rotations_total").await.unwrap_or(-1.0));
             if failing {
                 v["retried"] = json!(retried);
             }
@@ -1621,8 +1622,12 @@ impl Bench {
         self.broker.cleanup(&t).await;
         let v = r?;
         eprintln!(
-            "bench:   {} events/s, {} CPU-µs each, peak RSS {} MiB, deferred {}",
-            v["per_s"], v["cpu_us_per_delivery"], v["peak_rss_mib"], v["deferred"]
+            "bench:   {} events/s, {} CPU-µs each, peak RSS {} MiB, deferred {}, rotations {}",
+            v["per_s"],
+            v["cpu_us_per_delivery"],
+            v["peak_rss_mib"],
+            v["deferred"],
+            v["consumer_rotations"]
         );
         Ok(v)
     }

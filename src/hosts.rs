@@ -8,21 +8,22 @@
 //!
 //! When a receiver's slots are all taken, what happens depends on whether it
 //! is *answering*: a receiver that finished an attempt quickly within the
-//! last [`RECENT`] (or was first seen within it, too new to judge) is busy,
-//! so the delivery waits up to [`BUSY_WAIT`] for one of its slots. A
-//! receiver that has not is stalled, and the delivery is *deferred* at once:
-//! moved to the shortest retry tier without an attempt, so it holds neither
-//! a delivery slot nor a prefetch slot while the receiver hangs. While a
-//! receiver has never answered, at most a quarter of its cap may wait on it
-//! (the rest are deferred): one that hangs from the moment it is first seen
-//! then holds its cap plus a quarter of slots for one [`BUSY_WAIT`], not
-//! every slot of the process.
+//! last [`RECENT`] is busy, so the delivery waits up to [`BUSY_WAIT`] for one
+//! of its slots. A receiver that never answered and was first seen within
+//! [`NEW_HOST_WAIT`] is too new to judge: the delivery waits that long, and
+//! the rest of [`BUSY_WAIT`] if the receiver has answered meanwhile. Any
+//! other receiver is stalled, and the delivery is *deferred* at once: moved
+//! to the shortest retry tier without an attempt, so it holds neither a
+//! delivery slot nor a prefetch slot while the receiver hangs. A receiver
+//! that hangs from the moment it is first seen therefore holds extra slots
+//! for at most twice [`NEW_HOST_WAIT`], and a healthy one is never deferred
+//! for being busy at start-up.
 
 use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -39,6 +40,10 @@ pub const RECENT: Duration = Duration::from_secs(1);
 /// Longest wait for a slot of a busy (answering) receiver.
 pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a receiver that has never answered counts as too new to judge,
+/// and how long a delivery waits on it before the receiver has answered.
+pub const NEW_HOST_WAIT: Duration = Duration::from_millis(250);
+
 /// Hosts kept in the map before idle ones are pruned.
 const PRUNE_ABOVE: usize = 4096;
 
@@ -51,8 +56,6 @@ struct Host {
     /// Milliseconds since the limiter's epoch of the last quick answer (0:
     /// never).
     last_quick_ms: AtomicU64,
-    /// Deliveries waiting for one of `slots`.
-    waiting: AtomicUsize,
 }
 
 /// The per-host semaphores.
@@ -137,7 +140,6 @@ impl HostLimiter {
                         slots: Arc::new(Semaphore::new(self.cap)),
                         created_ms: self.now_ms(),
                         last_quick_ms: AtomicU64::new(0),
-                        waiting: AtomicUsize::new(0),
                     });
                     hosts.insert(host.to_string(), h.clone());
                     h
@@ -147,29 +149,31 @@ impl HostLimiter {
         if let Ok(permit) = entry.slots.clone().try_acquire_owned() {
             return Some(slot(Some(entry), Some(permit)));
         }
-        // Busy (answering recently, or too new to judge): wait for a slot.
+        // Busy (answering recently) or too new to judge: wait for a slot.
         // Stalled: defer at once.
         let now = self.now_ms();
-        let recent = |ms: u64| ms != 0 && now.saturating_sub(ms) <= RECENT.as_millis() as u64;
-        if !recent(entry.last_quick_ms.load(Ordering::Relaxed)) && !recent(entry.created_ms) {
+        let within =
+            |ms: u64, d: Duration| ms != 0 && now.saturating_sub(ms) <= d.as_millis() as u64;
+        let answered = || entry.last_quick_ms.load(Ordering::Relaxed);
+        let answering = within(answered(), RECENT);
+        let new = answered() == 0 && within(entry.created_ms, NEW_HOST_WAIT);
+        if !answering && !new {
             return None;
         }
-        // A receiver that has never answered may be hanging from the start:
-        // only a quarter of its cap may wait on it. One that answers may
-        // have any number waiting (each for at most BUSY_WAIT).
-        let never_answered = entry.last_quick_ms.load(Ordering::Relaxed) == 0;
-        let max_waiting = if never_answered {
-            (self.cap / 4).max(1)
-        } else {
-            usize::MAX
-        };
-        if entry.waiting.fetch_add(1, Ordering::Relaxed) >= max_waiting {
-            entry.waiting.fetch_sub(1, Ordering::Relaxed);
-            return None;
+        let wait = if answering { BUSY_WAIT } else { NEW_HOST_WAIT };
+        match tokio::time::timeout(wait, entry.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => return Some(slot(Some(entry), Some(permit))),
+            Ok(Err(_)) => return None,
+            Err(_) if answering || answered() == 0 => return None,
+            // A new receiver that answered meanwhile is busy, not stalled.
+            Err(_) => {}
         }
-        let got = tokio::time::timeout(BUSY_WAIT, entry.slots.clone().acquire_owned()).await;
-        entry.waiting.fetch_sub(1, Ordering::Relaxed);
-        match got {
+        match tokio::time::timeout(
+            BUSY_WAIT - NEW_HOST_WAIT,
+            entry.slots.clone().acquire_owned(),
+        )
+        .await
+        {
             Ok(Ok(permit)) => Some(slot(Some(entry), Some(permit))),
             _ => None,
         }
@@ -187,17 +191,36 @@ mod tests {
         let l = HostLimiter::new(2);
         let a1 = l.acquire("a").await.unwrap();
         let _a2 = l.acquire("a").await.unwrap();
-        // Full and too new to judge: waited for, up to BUSY_WAIT.
+        // Full and too new to judge: waited for, up to NEW_HOST_WAIT.
         let started = Instant::now();
         assert!(l.acquire("a").await.is_none());
-        assert!(started.elapsed() >= BUSY_WAIT);
-        // Full, and no quick answer for longer than RECENT: defer at once.
+        assert!(started.elapsed() >= NEW_HOST_WAIT);
+        assert!(started.elapsed() < BUSY_WAIT);
+        // Full, never answered, and no longer new: defer at once.
         let started = Instant::now();
         assert!(l.acquire("a").await.is_none());
         assert!(started.elapsed() < Duration::from_millis(100));
         assert!(l.acquire("b").await.is_some(), "another host is unaffected");
         a1.finish();
         assert!(l.acquire("a").await.is_some(), "a freed slot is taken");
+    }
+
+    #[tokio::test]
+    async fn a_new_host_that_answers_meanwhile_is_waited_for_longer() {
+        let l = Arc::new(HostLimiter::new(1));
+        let held = l.acquire("a").await.unwrap();
+        let l2 = l.clone();
+        let waiter = tokio::spawn(async move { l2.acquire("a").await.is_some() });
+        tokio::time::sleep(NEW_HOST_WAIT / 4).await;
+        // Another attempt of this receiver answered quickly.
+        let host = l.hosts.lock().unwrap()["a"].clone();
+        host.last_quick_ms.store(l.now_ms(), Ordering::Relaxed);
+        tokio::time::sleep(NEW_HOST_WAIT * 3 / 2).await;
+        drop(held);
+        assert!(
+            waiter.await.unwrap(),
+            "past NEW_HOST_WAIT, the waiter still got the slot"
+        );
     }
 
     #[tokio::test]
@@ -214,61 +237,6 @@ mod tests {
             waiter.await.unwrap(),
             "the waiter got the slot instead of being deferred"
         );
-    }
-
-    #[tokio::test]
-    async fn at_most_a_quarter_of_the_cap_waits_on_a_host_that_never_answered() {
-        let l = Arc::new(HostLimiter::new(8));
-        let _held: Vec<_> = futures_lite::stream::iter(0..8)
-            .then(|_| l.acquire("a"))
-            .collect()
-            .await;
-        // Too new to judge, so the next ones wait; only two (8 / 4) may.
-        let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let l = l.clone();
-                tokio::spawn(async move { l.acquire("a").await.is_some() })
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while l.hosts.lock().unwrap()["a"].waiting.load(Ordering::Relaxed) < 2 {
-            assert!(Instant::now() < deadline, "the two never started waiting");
-            tokio::task::yield_now().await;
-        }
-        let started = Instant::now();
-        assert!(l.acquire("a").await.is_none(), "a third is deferred");
-        assert!(started.elapsed() < BUSY_WAIT / 2, "without waiting");
-        for w in waiters {
-            assert!(!w.await.unwrap(), "nothing freed a slot: both time out");
-        }
-    }
-
-    #[tokio::test]
-    async fn any_number_may_wait_on_a_host_that_answers() {
-        let l = Arc::new(HostLimiter::new(4));
-        l.acquire("a").await.unwrap().finish(); // a quick answer
-        let held: Vec<_> = futures_lite::stream::iter(0..4)
-            .then(|_| l.acquire("a"))
-            .collect()
-            .await;
-        let waiters: Vec<_> = (0..4)
-            .map(|_| {
-                let l = l.clone();
-                tokio::spawn(async move { l.acquire("a").await.map(HostSlot::finish).is_some() })
-            })
-            .collect();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while l.hosts.lock().unwrap()["a"].waiting.load(Ordering::Relaxed) < 4 {
-            assert!(Instant::now() < deadline, "four never waited together");
-            tokio::task::yield_now().await;
-        }
-        held.into_iter().flatten().for_each(HostSlot::finish);
-        for w in waiters {
-            assert!(
-                w.await.unwrap(),
-                "every waiter got a slot, none was deferred"
-            );
-        }
     }
 
     #[tokio::test]
