@@ -856,7 +856,7 @@ struct Opts {
 
 impl Opts {
     const HELP: &'static str = "\
-bench run [--n 50000] [--repeat 3] [--iso-repeat 3] [--concurrency 256] [--queue-types quorum,classic]
+bench run [--n 50000] [--repeat 5] [--iso-repeat 3] [--concurrency 256] [--queue-types quorum,classic]
           [--inflight 2000] [--iso-seconds 10] [--latency-seconds 10]
           [--latency-rate R (default: half the worker's measured peak)]
           [--no-naive-latency] (skip the naive worker's latency reference)
@@ -908,7 +908,7 @@ bench run [--n 50000] [--repeat 3] [--iso-repeat 3] [--concurrency 256] [--queue
             queue_types,
             command: f.get("--command").unwrap_or("bench/run.sh").to_string(),
             perf: f.has("--perf"),
-            repeat: f.num("--repeat", 3).unwrap().max(1) as usize,
+            repeat: f.num("--repeat", 5).unwrap().max(1) as usize,
             iso_repeat: f.num("--iso-repeat", 3).unwrap().max(1) as usize,
             latency_rate: f.get("--latency-rate").and_then(|s| s.parse().ok()),
             no_naive_latency: f.has("--no-naive-latency"),
