@@ -700,6 +700,7 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
 /// is closed.
 #[tokio::test]
 async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
+    const SLOW: Duration = Duration::from_secs(5);
     let prefix = unique_prefix("rotate");
     let mut config = process_config(&prefix);
     config.timeout = Duration::from_secs(20);
@@ -707,7 +708,7 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|r, _| {
         if r.path == "/slow" {
-            Reply::ok().after(Duration::from_secs(3))
+            Reply::ok().after(SLOW)
         } else {
             Reply::ok()
         }
@@ -717,31 +718,28 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     broker
         .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
         .await;
+    let fast = |from: usize, n: usize| {
+        (from..from + n).map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}"))
+    };
     // Fast events keep finishing behind the slow one until the worker
     // moves to a fresh channel.
-    let mut fast = 0;
+    let mut sent = 0;
     wait_for("a consumer rotation", LONG, async || {
-        broker
-            .publish_many(
-                (fast..fast + 20)
-                    .map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}")),
-            )
-            .await;
-        fast += 20;
+        broker.publish_many(fast(sent, 20)).await;
+        sent += 20;
         let text = worker.scrape().await;
         (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
     })
     .await;
-    // The fresh channel delivers, while the slow one is still in flight.
-    broker
-        .publish_many(
-            (fast..fast + 200)
-                .map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}")),
-        )
-        .await;
-    fast += 200;
-    let total = fast + 1;
+    // The fresh channel delivers while the slow one is still in flight.
+    broker.publish_many(fast(sent, 200)).await;
+    let total = sent + 200 + 1;
     let got = receiver.wait_requests(total, LONG).await;
+    let slow_answered = got.iter().find(|r| r.path == "/slow").unwrap().at + SLOW;
+    assert!(
+        got.iter().all(|r| r.at < slow_answered),
+        "every fast event arrived while the slow one was held"
+    );
     let mut seen = HashSet::new();
     for r in &got {
         assert!(
