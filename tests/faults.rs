@@ -292,18 +292,7 @@ async fn broker_closing_the_connection_is_survived() {
 
     // Close the worker's connection from the broker's side, twice.
     for round in 0..2 {
-        let name = wait_for("worker connection listed", LONG, async || {
-            management_connections().await.into_iter().find_map(|c| {
-                let n = c
-                    .get("client_properties")?
-                    .get("connection_name")?
-                    .as_str()?
-                    .to_string();
-                n.contains(&format!("prefix {prefix} "))
-                    .then(|| c["name"].as_str().unwrap().to_string())
-            })
-        })
-        .await;
+        let name = worker_connection(&prefix).await;
         management(
             reqwest::Method::DELETE,
             &format!("connections/{}", urlencode(&name)),
@@ -354,6 +343,22 @@ async fn broker_closing_the_connection_is_survived() {
     worker.stop().await.unwrap();
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
     broker.cleanup().await;
+}
+
+/// The management API's name of the connection of the worker with `prefix`
+/// (its client-provided name carries the prefix), once it is listed.
+async fn worker_connection(prefix: &str) -> String {
+    wait_for("worker connection listed", LONG, async || {
+        management_connections().await.into_iter().find_map(|c| {
+            let n = c
+                .get("client_properties")?
+                .get("connection_name")?
+                .as_str()?;
+            n.contains(&format!("prefix {prefix} "))
+                .then(|| c["name"].as_str().unwrap().to_string())
+        })
+    })
+    .await
 }
 
 fn urlencode(s: &str) -> String {
@@ -753,17 +758,7 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     // is closed: the worker's connection keeps its consumer and publisher
     // channels only.
     let deliveries = format!("{prefix}.deliveries");
-    let connection = wait_for("worker connection listed", LONG, async || {
-        management_connections().await.into_iter().find_map(|c| {
-            let n = c
-                .get("client_properties")?
-                .get("connection_name")?
-                .as_str()?;
-            n.contains(&format!("prefix {prefix} "))
-                .then(|| c["name"].as_str().unwrap().to_string())
-        })
-    })
-    .await;
+    let connection = worker_connection(&prefix).await;
     wait_for(
         "queue settled, one consumer, two channels",
         LONG,
@@ -783,6 +778,80 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     assert_eq!(
         sample(&text, r#"webhook_delivered_total{webhook="104"}"#),
         total as f64
+    );
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
+
+/// The connection drops while a retired channel still holds a slow
+/// delivery: the worker reconnects, and every event still arrives (the slow
+/// one possibly twice: its ack died with the connection).
+#[tokio::test]
+async fn losing_the_connection_during_a_rotation_loses_nothing() {
+    const SLOW: Duration = Duration::from_secs(3);
+    let prefix = unique_prefix("rotlost");
+    let mut config = process_config(&prefix);
+    config.timeout = Duration::from_secs(20);
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start(|r, _| {
+        if r.path == "/slow" {
+            Reply::ok().after(SLOW)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let worker = RunningWorker::start(config).await;
+    let fast = |from: usize, n: usize| {
+        (from..from + n).map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}"))
+    };
+    broker
+        .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
+        .await;
+    let mut sent = 0;
+    wait_for("a consumer rotation", LONG, async || {
+        broker.publish_many(fast(sent, 20)).await;
+        sent += 20;
+        let text = worker.scrape().await;
+        (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
+    })
+    .await;
+    let name = worker_connection(&prefix).await;
+    management(
+        reqwest::Method::DELETE,
+        &format!("connections/{}", urlencode(&name)),
+    )
+    .await;
+    wait_for("a reconnect", LONG, async || {
+        let text = worker.scrape().await;
+        (sample(&text, "webhook_broker_reconnects_total") >= 1.0).then_some(())
+    })
+    .await;
+    broker.publish_many(fast(sent, 100)).await;
+    sent += 100;
+    let expected: HashSet<String> = (0..sent)
+        .map(|i| format!("fast-{i}"))
+        .chain(["slow".to_string()])
+        .collect();
+    wait_for("every event delivered", LONG, async || {
+        let seen: HashSet<String> = receiver
+            .requests()
+            .iter()
+            .map(|r| r.header("x-comm100-delivery-id").to_string())
+            .collect();
+        expected.is_subset(&seen).then_some(())
+    })
+    .await;
+    let deliveries = format!("{prefix}.deliveries");
+    wait_for("the queue settled", LONG, async || {
+        let q = management_queue(&deliveries).await;
+        (q["messages"].as_u64() == Some(0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        broker.depth(&format!("{prefix}.dead")).await,
+        0,
+        "nothing parked"
     );
     worker.stop().await.unwrap();
     broker.cleanup().await;
