@@ -38,6 +38,13 @@ CONTRACT_HISTOGRAMS = {
     "webhook_attempt_duration_seconds",
     "webhook_delivery_latency_seconds",
 }
+# The worker's own, beyond the contract (README, Metrics).
+WORKER_METRICS = {
+    "webhook_settle_failures_total",
+    "webhook_publish_failures_total",
+    "webhook_deferred_total",
+    "webhook_consumer_rotations_total",
+}
 OTHER_METRICS = {
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
@@ -47,6 +54,7 @@ OTHER_METRICS = {
 }
 ALLOWED = (
     CONTRACT_METRICS
+    | WORKER_METRICS
     | OTHER_METRICS
     | {h + s for h in CONTRACT_HISTOGRAMS for s in ("_bucket", "_sum", "_count")}
 )
