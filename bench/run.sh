@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [bench options]      e.g. bench/run.sh --n 20000
 #
-# Builds the release worker and the harness (examples/bench.rs), runs every
+# Builds the release worker and the harness (examples/bench/), runs every
 # scenario against the local RabbitMQ (AMQP_URL, default guest@127.0.0.1),
 # prints the summary table and writes bench/results/<UTC date>.json.
 # Options are passed to `bench run` (bench/run.sh --help lists them).

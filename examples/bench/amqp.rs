@@ -1,0 +1,152 @@
+//! The harness's own broker connection: declaring each scenario's topology,
+//! bulk publishing with pipelined confirms, and deleting it all afterwards.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use lapin::{
+    Channel, Connection, ConnectionProperties, PublisherConfirm,
+    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions},
+};
+use webhook_worker::{config::Config, topology::Topology};
+
+use crate::{
+    Res, amqp_url,
+    payloads::{envelope, props},
+};
+
+pub(crate) struct Broker {
+    /// The harness's connection; reopened if the broker dropped it (RabbitMQ
+    /// 3.10's quorum segment writer can crash while a just-drained quorum
+    /// queue is deleted, which closes every connection).
+    conn: Mutex<Arc<Connection>>,
+    /// The publishing channel (confirm mode); reopened if the broker closed it.
+    channel: Mutex<Channel>,
+}
+
+impl Broker {
+    pub(crate) async fn connect() -> Res<Self> {
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self {
+            conn: Mutex::new(Arc::new(conn)),
+            channel: Mutex::new(channel),
+        })
+    }
+
+    /// The connection, reopened (with a note) if the broker closed it.
+    pub(crate) async fn conn(&self) -> Res<Arc<Connection>> {
+        let current = self.conn.lock().unwrap().clone();
+        if current.status().connected() {
+            return Ok(current);
+        }
+        eprintln!("bench: note: the broker closed the harness's connection; reconnecting");
+        let mut pause = Duration::from_millis(200);
+        let conn = loop {
+            match Connection::connect(&amqp_url(), ConnectionProperties::default()).await {
+                Ok(c) => break Arc::new(c),
+                Err(e) if pause < Duration::from_secs(10) => {
+                    eprintln!("bench: note: reconnect failed ({e}); again in {pause:?}");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        *self.conn.lock().unwrap() = conn.clone();
+        Ok(conn)
+    }
+
+    /// Declares the worker's own topology for `config` (so the worker's
+    /// declaration at start is a no-op).
+    pub(crate) async fn declare(&self, config: &Config) -> Res<Topology> {
+        let t = Topology::from_config(config);
+        t.declare(&self.channel().await?).await?;
+        Ok(t)
+    }
+
+    /// Publishes `n` envelopes to the fanout exchange with pipelined
+    /// confirms (at most `WINDOW` outstanding). Returns messages/s.
+    pub(crate) async fn publish_bulk(
+        &self,
+        exchange: &str,
+        n: usize,
+        url: &dyn Fn(usize) -> String,
+        tag: &str,
+    ) -> Res<f64> {
+        const WINDOW: usize = 4096;
+        let channel = self.channel().await?;
+        let t0 = Instant::now();
+        let mut pending: VecDeque<PublisherConfirm> = VecDeque::with_capacity(WINDOW);
+        for i in 0..n {
+            if pending.len() >= WINDOW {
+                let c = pending.pop_front().unwrap().await?;
+                if !c.is_ack() {
+                    return Err("publish nacked".into());
+                }
+            }
+            let body = envelope(&format!("{tag}-{i:08}"), &url(i), i);
+            pending.push_back(
+                channel
+                    .basic_publish(
+                        exchange.into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        props(),
+                    )
+                    .await?,
+            );
+        }
+        for p in pending {
+            if !p.await?.is_ack() {
+                return Err("publish nacked".into());
+            }
+        }
+        Ok(n as f64 / t0.elapsed().as_secs_f64())
+    }
+
+    /// The publishing channel, reopened (with a note) if it was closed.
+    pub(crate) async fn channel(&self) -> Res<Channel> {
+        let current = self.channel.lock().unwrap().clone();
+        if current.status().connected() {
+            return Ok(current);
+        }
+        eprintln!(
+            "bench: note: the broker closed the harness's channel ({:?}); opening a new one",
+            current.status()
+        );
+        let channel = self.conn().await?.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        *self.channel.lock().unwrap() = channel.clone();
+        Ok(channel)
+    }
+
+    pub(crate) async fn cleanup(&self, t: &Topology) {
+        let Ok(conn) = self.conn().await else {
+            return;
+        };
+        let Ok(ch) = conn.create_channel().await else {
+            return;
+        };
+        let mut queues = vec![t.deliveries().to_string(), t.dead().to_string()];
+        queues.extend(t.tiers().iter().map(|d| t.retry_queue(*d)));
+        for q in queues {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        let _ = ch
+            .exchange_delete(t.exchange().into(), Default::default())
+            .await;
+        let _ = ch.close(200, "".into()).await;
+    }
+}
