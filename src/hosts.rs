@@ -10,14 +10,15 @@
 //! is *answering*: a receiver that finished an attempt quickly within the
 //! last [`RECENT`] is busy, so the delivery waits up to [`BUSY_WAIT`] for one
 //! of its slots. A receiver that never answered and was first seen within
-//! [`NEW_HOST_WAIT`] is too new to judge: the delivery waits that long, and
-//! the rest of [`BUSY_WAIT`] if the receiver has answered meanwhile. Any
+//! [`NEW_HOST_WAIT`] is too new to judge: the delivery waits until that
+//! much after the receiver was first seen, and the rest of [`BUSY_WAIT`] if
+//! the receiver has answered meanwhile. Any
 //! other receiver is stalled, and the delivery is *deferred* at once: moved
 //! to the shortest retry tier without an attempt, so it holds neither a
 //! delivery slot nor a prefetch slot while the receiver hangs. A receiver
 //! that hangs from the moment it is first seen therefore holds extra slots
-//! for at most twice [`NEW_HOST_WAIT`], and a healthy one is never deferred
-//! for being busy at start-up.
+//! for at most [`NEW_HOST_WAIT`], and a healthy one is never deferred for
+//! being busy at start-up.
 
 use std::{
     collections::HashMap,
@@ -160,7 +161,14 @@ impl HostLimiter {
         if !answering && !new {
             return None;
         }
-        let wait = if answering { BUSY_WAIT } else { NEW_HOST_WAIT };
+        // A new receiver is judged NEW_HOST_WAIT after it was first seen,
+        // however late a delivery started waiting on it.
+        let judged_at = entry.created_ms + NEW_HOST_WAIT.as_millis() as u64;
+        let wait = if answering {
+            BUSY_WAIT
+        } else {
+            Duration::from_millis(judged_at.saturating_sub(now))
+        };
         match tokio::time::timeout(wait, entry.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => return Some(slot(Some(entry), Some(permit))),
             Ok(Err(_)) => return None,
@@ -191,10 +199,11 @@ mod tests {
         let l = HostLimiter::new(2);
         let a1 = l.acquire("a").await.unwrap();
         let _a2 = l.acquire("a").await.unwrap();
-        // Full and too new to judge: waited for, up to NEW_HOST_WAIT.
+        // Full and too new to judge: waited for, until NEW_HOST_WAIT after
+        // the host was first seen.
         let started = Instant::now();
         assert!(l.acquire("a").await.is_none());
-        assert!(started.elapsed() >= NEW_HOST_WAIT);
+        assert!(started.elapsed() >= NEW_HOST_WAIT / 2);
         assert!(started.elapsed() < BUSY_WAIT);
         // Full, never answered, and no longer new: defer at once.
         let started = Instant::now();
