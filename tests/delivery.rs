@@ -564,3 +564,36 @@ async fn a_large_response_body_does_not_fail_the_delivery() {
     worker.stop().await.unwrap();
     broker.cleanup().await;
 }
+
+/// The worker asks for 16 KiB AMQP frames; a message near the 1 MiB limit
+/// then crosses the broker in dozens of frames each way — delivered, failed,
+/// published as a retry copy, redelivered — and arrives byte for byte.
+#[tokio::test]
+async fn a_message_near_the_size_limit_crosses_many_frames_intact() {
+    let prefix = unique_prefix("bigmsg");
+    let config = test_config(&prefix);
+    assert_eq!(config.max_message_bytes, 1 << 20, "the contract's default");
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start(|_, seen| {
+        if seen == 0 {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    })
+    .await;
+    let worker = RunningWorker::start(config).await;
+    let data = format!(r#"{{"blob":"{}"}}"#, "x".repeat(1_000_000));
+    let message = event("big-1", 105, &receiver.url("/big"), &data);
+    assert!(message.len() < 1 << 20);
+    broker.publish(&message).await;
+    let got = receiver.wait_requests(2, LONG).await;
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(r.header("x-comm100-attempt"), (i + 1).to_string());
+        assert!(r.body == data.as_bytes(), "attempt {} body intact", i + 1);
+    }
+    let connection = worker_connection(&prefix).await;
+    assert_eq!(connection["frame_max"].as_u64(), Some(16 * 1024));
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}

@@ -292,12 +292,7 @@ async fn broker_closing_the_connection_is_survived() {
 
     // Close the worker's connection from the broker's side, twice.
     for round in 0..2 {
-        let name = worker_connection(&prefix).await;
-        management(
-            reqwest::Method::DELETE,
-            &format!("connections/{}", urlencode(&name)),
-        )
-        .await;
+        close_worker_connection(&prefix).await;
         // /readyz tells the truth: 503 while reconnecting, 200 once consuming.
         wait_for("readyz 503", LONG, async || {
             (reqwest::get(&readyz).await.ok()?.status() == 503).then_some(())
@@ -343,33 +338,6 @@ async fn broker_closing_the_connection_is_survived() {
     worker.stop().await.unwrap();
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
     broker.cleanup().await;
-}
-
-/// The management API's name of the connection of the worker with `prefix`
-/// (its client-provided name carries the prefix), once it is listed.
-async fn worker_connection(prefix: &str) -> String {
-    wait_for("worker connection listed", LONG, async || {
-        management_connections().await.into_iter().find_map(|c| {
-            let n = c
-                .get("client_properties")?
-                .get("connection_name")?
-                .as_str()?;
-            n.contains(&format!("prefix {prefix} "))
-                .then(|| c["name"].as_str().unwrap().to_string())
-        })
-    })
-    .await
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -698,6 +666,76 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     broker.cleanup().await;
 }
 
+/// A worker with one delivery held by a slow receiver (`/slow`, answered
+/// after `slow`) and fast events (`/fast`) published behind it until the
+/// worker has moved consumption to a fresh channel.
+struct Rotated {
+    prefix: String,
+    concurrency: u64,
+    broker: Broker,
+    receiver: Receiver,
+    worker: RunningWorker,
+    /// Fast events published so far (`fast-0` ...).
+    sent: usize,
+}
+
+impl Rotated {
+    async fn start(name: &str, slow: Duration) -> Self {
+        let prefix = unique_prefix(name);
+        let mut config = process_config(&prefix);
+        config.timeout = Duration::from_secs(20);
+        let concurrency = u64::from(config.concurrency);
+        let broker = Broker::new(&config).await;
+        let receiver = Receiver::start(move |r, _| {
+            if r.path == "/slow" {
+                Reply::ok().after(slow)
+            } else {
+                Reply::ok()
+            }
+        })
+        .await;
+        let worker = RunningWorker::start(config).await;
+        broker
+            .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
+            .await;
+        let mut r = Self {
+            prefix,
+            concurrency,
+            broker,
+            receiver,
+            worker,
+            sent: 0,
+        };
+        // Fast events keep finishing behind the slow one until the worker
+        // rotates.
+        wait_for("a consumer rotation", LONG, async || {
+            r.publish_fast(20).await;
+            let text = r.worker.scrape().await;
+            (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
+        })
+        .await;
+        r
+    }
+
+    async fn publish_fast(&mut self, n: usize) {
+        let url = self.receiver.url("/fast");
+        let from = self.sent;
+        self.broker
+            .publish_many((from..from + n).map(|i| event(&format!("fast-{i}"), 104, &url, "{}")))
+            .await;
+        self.sent += n;
+    }
+
+    fn deliveries(&self) -> String {
+        format!("{}.deliveries", self.prefix)
+    }
+
+    async fn stop(self) {
+        self.worker.stop().await.unwrap();
+        self.broker.cleanup().await;
+    }
+}
+
 /// A delivery that stays unfinished blocks `multiple` acks for everything
 /// behind it; the worker then consumes on a fresh channel and retires the
 /// old one once its slow delivery settles. Every event arrives exactly
@@ -706,81 +744,49 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
 #[tokio::test]
 async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     const SLOW: Duration = Duration::from_secs(5);
-    let prefix = unique_prefix("rotate");
-    let mut config = process_config(&prefix);
-    config.timeout = Duration::from_secs(20);
-    let concurrency = u64::from(config.concurrency);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|r, _| {
-        if r.path == "/slow" {
-            Reply::ok().after(SLOW)
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
-    broker
-        .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
-        .await;
-    let fast = |from: usize, n: usize| {
-        (from..from + n).map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}"))
-    };
-    // Fast events keep finishing behind the slow one until the worker
-    // moves to a fresh channel.
-    let mut sent = 0;
-    wait_for("a consumer rotation", LONG, async || {
-        broker.publish_many(fast(sent, 20)).await;
-        sent += 20;
-        let text = worker.scrape().await;
-        (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
-    })
-    .await;
+    let mut r = Rotated::start("rotate", SLOW).await;
     // The fresh channel delivers while the slow one is still in flight.
-    broker.publish_many(fast(sent, 200)).await;
-    let total = sent + 200 + 1;
-    let got = receiver.wait_requests(total, LONG).await;
-    let slow_answered = got.iter().find(|r| r.path == "/slow").unwrap().at + SLOW;
+    r.publish_fast(200).await;
+    let total = r.sent + 1;
+    let got = r.receiver.wait_requests(total, LONG).await;
+    let slow_answered = got.iter().find(|q| q.path == "/slow").unwrap().at + SLOW;
     assert!(
-        got.iter().all(|r| r.at < slow_answered),
+        got.iter().all(|q| q.at < slow_answered),
         "every fast event arrived while the slow one was held"
     );
     let mut seen = HashSet::new();
-    for r in &got {
+    for q in &got {
         assert!(
-            seen.insert(r.header("x-comm100-delivery-id").to_string()),
+            seen.insert(q.header("x-comm100-delivery-id").to_string()),
             "delivered twice: {}",
-            r.header("x-comm100-delivery-id")
+            q.header("x-comm100-delivery-id")
         );
     }
     assert!(seen.contains("slow"));
     // Everything is acked, one consumer is left, and the retired channel
     // is closed: the worker's connection keeps its consumer and publisher
     // channels only.
-    let deliveries = format!("{prefix}.deliveries");
-    let connection = worker_connection(&prefix).await;
+    let deliveries = r.deliveries();
     wait_for(
         "queue settled, one consumer, two channels",
         LONG,
         async || {
             let q = management_queue(&deliveries).await;
-            let channels: Vec<serde_json::Value> =
-                management_json(&format!("connections/{}/channels", urlencode(&connection))).await;
+            let channels = worker_channels(&r.prefix).await;
             (q["messages"].as_u64() == Some(0)
                 && q["consumers"].as_u64() == Some(1)
-                && q["consumer_details"][0]["prefetch_count"].as_u64() == Some(concurrency)
+                && q["consumer_details"][0]["prefetch_count"].as_u64() == Some(r.concurrency)
                 && channels.len() == 2)
                 .then_some(())
         },
     )
     .await;
-    let text = worker.scrape().await;
+    let text = r.worker.scrape().await;
     assert_eq!(
         sample(&text, r#"webhook_delivered_total{webhook="104"}"#),
         total as f64
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    r.stop().await;
 }
 
 /// The connection drops while a retired channel still holds a slow
@@ -788,71 +794,71 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
 /// one possibly twice: its ack died with the connection).
 #[tokio::test]
 async fn losing_the_connection_during_a_rotation_loses_nothing() {
-    const SLOW: Duration = Duration::from_secs(3);
-    let prefix = unique_prefix("rotlost");
-    let mut config = process_config(&prefix);
-    config.timeout = Duration::from_secs(20);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|r, _| {
-        if r.path == "/slow" {
-            Reply::ok().after(SLOW)
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
-    let fast = |from: usize, n: usize| {
-        (from..from + n).map(|i| event(&format!("fast-{i}"), 104, &receiver.url("/fast"), "{}"))
-    };
-    broker
-        .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
-        .await;
-    let mut sent = 0;
-    wait_for("a consumer rotation", LONG, async || {
-        broker.publish_many(fast(sent, 20)).await;
-        sent += 20;
-        let text = worker.scrape().await;
-        (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
-    })
-    .await;
-    let name = worker_connection(&prefix).await;
-    management(
-        reqwest::Method::DELETE,
-        &format!("connections/{}", urlencode(&name)),
-    )
-    .await;
+    let mut r = Rotated::start("rotlost", Duration::from_secs(3)).await;
+    close_worker_connection(&r.prefix).await;
     wait_for("a reconnect", LONG, async || {
-        let text = worker.scrape().await;
+        let text = r.worker.scrape().await;
         (sample(&text, "webhook_broker_reconnects_total") >= 1.0).then_some(())
     })
     .await;
-    broker.publish_many(fast(sent, 100)).await;
-    sent += 100;
-    let expected: HashSet<String> = (0..sent)
+    r.publish_fast(100).await;
+    let expected: HashSet<String> = (0..r.sent)
         .map(|i| format!("fast-{i}"))
         .chain(["slow".to_string()])
         .collect();
     wait_for("every event delivered", LONG, async || {
-        let seen: HashSet<String> = receiver
+        let seen: HashSet<String> = r
+            .receiver
             .requests()
             .iter()
-            .map(|r| r.header("x-comm100-delivery-id").to_string())
+            .map(|q| q.header("x-comm100-delivery-id").to_string())
             .collect();
         expected.is_subset(&seen).then_some(())
     })
     .await;
-    let deliveries = format!("{prefix}.deliveries");
+    let deliveries = r.deliveries();
     wait_for("the queue settled", LONG, async || {
         let q = management_queue(&deliveries).await;
         (q["messages"].as_u64() == Some(0)).then_some(())
     })
     .await;
     assert_eq!(
-        broker.depth(&format!("{prefix}.dead")).await,
+        r.broker.depth(&format!("{}.dead", r.prefix)).await,
         0,
         "nothing parked"
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    r.stop().await;
+}
+
+/// Shutdown's drain covers a retired channel: its slow delivery finishes
+/// within the grace and is acked before the worker stops, so the broker has
+/// nothing to redeliver.
+#[tokio::test]
+async fn shutdown_drains_a_retired_channel() {
+    const SLOW: Duration = Duration::from_secs(3);
+    let r = Rotated::start("rotstop", SLOW).await;
+    let fast = r.sent;
+    wait_for("the fast events delivered", LONG, async || {
+        (r.receiver.requests_to("/fast").len() == fast).then_some(())
+    })
+    .await;
+    let slow_at = r.receiver.requests_to("/slow")[0].at;
+    assert!(
+        Instant::now() < slow_at + SLOW,
+        "the slow one is still held"
+    );
+    let deliveries = r.deliveries();
+    r.worker.stop().await.unwrap();
+    assert!(
+        Instant::now() >= slow_at + SLOW,
+        "the worker waited for the retired channel's delivery"
+    );
+    assert_eq!(r.receiver.requests_to("/slow").len(), 1);
+    assert_eq!(r.receiver.requests_to("/fast").len(), fast);
+    assert_eq!(
+        r.broker.depth(&deliveries).await,
+        0,
+        "nothing returned to the queue"
+    );
+    r.broker.cleanup().await;
 }

@@ -573,6 +573,54 @@ pub async fn management_connections() -> Vec<HashMap<String, serde_json::Value>>
     management_json("connections").await
 }
 
+/// The management API's record of the connection of the worker with
+/// `prefix` (its client-provided name carries the prefix), once listed.
+pub async fn worker_connection(prefix: &str) -> HashMap<String, serde_json::Value> {
+    wait_for(
+        "worker connection listed",
+        Duration::from_secs(60),
+        async || {
+            management_connections().await.into_iter().find(|c| {
+                c.get("client_properties")
+                    .and_then(|p| p.get("connection_name"))
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| n.contains(&format!("prefix {prefix} ")))
+            })
+        },
+    )
+    .await
+}
+
+/// The channels of the worker with `prefix`, from the management API.
+pub async fn worker_channels(prefix: &str) -> Vec<serde_json::Value> {
+    let c = worker_connection(prefix).await;
+    let name = c["name"].as_str().unwrap();
+    management_json(&format!("connections/{}/channels", urlencode(name))).await
+}
+
+/// Closes the worker's connection from the broker's side.
+pub async fn close_worker_connection(prefix: &str) {
+    let c = worker_connection(prefix).await;
+    let name = c["name"].as_str().unwrap();
+    management(
+        reqwest::Method::DELETE,
+        &format!("connections/{}", urlencode(name)),
+    )
+    .await;
+}
+
+/// Percent-encodes a path segment of the management API.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The classic variant of a test config.
 pub fn classic(mut c: Config) -> Config {
     c.queue_type = QueueType::Classic;
