@@ -11,7 +11,7 @@ use std::{
 
 use futures_lite::StreamExt;
 use lapin::{
-    Connection, ConnectionProperties,
+    Connection, ConnectionProperties, Consumer,
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
@@ -34,23 +34,30 @@ fn report_line(n: u64, elapsed: f64, cpu: f64, extra: Value) {
     println!("{v}");
 }
 
+/// A consumer of `queue` with `prefetch`, on a connection of its own (kept
+/// alive by the caller).
+async fn consume(queue: &str, prefetch: u16) -> Res<(Connection, Consumer)> {
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let consumer = ch
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((conn, consumer))
+}
+
 /// Baseline 1: consume `n` messages and ack each (acks pipelined: each is
 /// its own task, none awaited one by one before the next delivery).
 pub(crate) async fn raw_consume(f: Flags<'_>) -> Res<()> {
     let queue = f.req("--queue")?;
     let n = f.num("--n", 50_000)?;
     let prefetch = f.num("--prefetch", DEFAULT_CONCURRENCY.into())? as u16;
-    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
-    let mut consumer = ch
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    let (conn, mut consumer) = consume(&queue, prefetch).await?;
     let me = std::process::id();
     let mut started = None;
     let mut acks = Vec::with_capacity(n as usize);
@@ -169,18 +176,8 @@ struct Minimal<'a> {
 pub(crate) async fn naive_worker(f: Flags<'_>) -> Res<()> {
     let queue = f.req("--queue")?;
     let conc = f.num("--concurrency", DEFAULT_CONCURRENCY.into())? as u16;
-    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(conc, BasicQosOptions::default()).await?;
+    let (_conn, mut consumer) = consume(&queue, conc).await?;
     let client = http_client(conc.into());
-    let mut consumer = ch
-        .basic_consume(
-            queue.as_str().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
     println!("ready");
     while let Some(d) = consumer.next().await {
         let d = d?;
