@@ -138,6 +138,70 @@ for dir in deploy/kubernetes/base deploy/kubernetes/overlays/example; do
     check "kubernetes-validate and cross-references $dir" missing "rendered manifests" "kustomize failed"
   fi
 done
+# The worker with its own three-node RabbitMQ cluster. Its worker reads
+# AMQP_URL (the per-pod URL list) from another Secret key than KEDA's `host`
+# (one URL), and it has a second PDB, so the base's cross-reference check does
+# not fit it; it gets its own.
+rabbitmq_cluster_refs() {
+  run_py - "$1" deploy/kubernetes/rabbitmq-cluster/secret.example.yaml <<'PY'
+import re, sys, yaml
+rendered, secret_file = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+errors = []
+def check(cond, msg):
+    if not cond:
+        errors.append(msg)
+def kind(k):
+    return [d for d in docs if d["kind"] == k]
+(rc,) = kind("RabbitmqCluster") or [None]
+check(rc is not None and rc["apiVersion"] == "rabbitmq.com/v1beta1", "one rabbitmq.com/v1beta1 RabbitmqCluster expected")
+if rc is None:
+    sys.exit("\n".join(errors))
+name, ns, n = rc["metadata"]["name"], rc["metadata"].get("namespace"), rc["spec"].get("replicas", 1)
+check(n >= 3 and n % 2 == 1, f"replicas={n}: quorum queues want an odd number, at least 3")
+check(ns is not None, "the RabbitmqCluster has no namespace (the URLs spell it out)")
+(dep,) = kind("Deployment")
+(ctr,) = dep["spec"]["template"]["spec"]["containers"]
+env = {e["name"]: e for e in ctr.get("env", [])}
+amqp = env.get("AMQP_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+check(amqp is not None, "AMQP_URL does not come from a secretKeyRef")
+(ta,) = kind("TriggerAuthentication")
+host = [r for r in ta["spec"].get("secretTargetRef", []) if r["parameter"] == "host"]
+check(len(host) == 1, "TriggerAuthentication has no `host` secretTargetRef")
+secret = yaml.safe_load(open(secret_file))
+data = secret.get("stringData", {})
+pod_url = re.compile(r"amqps?://[^@/]+@" + re.escape(name) + r"-server-(\d+)\." + re.escape(name)
+                     + r"-nodes\." + re.escape(str(ns)) + r"(\.svc(\.cluster\.local)?)?:\d+/[^,]*")
+if amqp and host:
+    check(amqp["name"] == secret["metadata"]["name"] == host[0]["name"],
+          "AMQP_URL, KEDA's host and secret.example.yaml must use the same Secret")
+    urls = data.get(amqp["key"], "").split(",")
+    idx = [m.group(1) for m in map(pod_url.fullmatch, urls) if m]
+    check(len(idx) == len(urls) and sorted(idx, key=int) == [str(i) for i in range(n)],
+          f"secret.example.yaml `{amqp['key']}` must list {name}-server-0..{n-1}.{name}-nodes.{ns}, one URL each: {urls}")
+    one = data.get(host[0]["key"], "")
+    check("," not in one and re.fullmatch(r"amqps?://[^@/]+@" + re.escape(f"{name}.{ns}") + r"(\.svc(\.cluster\.local)?)?:\d+/.*", one),
+          f"KEDA's `{host[0]['key']}` must be ONE URL of the Service {name}.{ns}: {one!r}")
+labels = {"app.kubernetes.io/name": name}
+pdbs = [p for p in kind("PodDisruptionBudget") if p["spec"]["selector"].get("matchLabels") == labels]
+check(len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1,
+      f"one PDB with maxUnavailable 1 selecting the broker pods ({labels}) expected")
+(cm,) = kind("ConfigMap")
+check(cm["data"].get("WEBHOOK_QUEUE_TYPE", "quorum") == "quorum", "WEBHOOK_QUEUE_TYPE must be quorum on a cluster")
+print(f"{len(docs)} objects; RabbitmqCluster {ns}/{name} x{n}")
+sys.exit("\n".join(errors) or None)
+PY
+}
+dir=deploy/kubernetes/rabbitmq-cluster
+rendered=$WORK/rabbitmq-cluster.yaml
+rm -f "$rendered"
+check "kubectl kustomize $dir" render "$dir" "$rendered"
+if [[ -s $rendered ]]; then
+  check "kubernetes-validate --strict (k8s ${K8S_VERSIONS[*]}) $dir" k8s_schema "$rendered"
+  check "RabbitmqCluster, per-pod AMQP_URL list, KEDA host, broker PDB $dir" rabbitmq_cluster_refs "$rendered"
+else
+  check "kubernetes-validate and cross-references $dir" missing "rendered manifests" "kustomize failed"
+fi
 check "${COMPOSE[*]:-docker compose} -f docker-compose.yml config -q" compose_config
 check "hadolint Dockerfile" run_venv_tool hadolint Dockerfile
 
