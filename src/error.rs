@@ -1,14 +1,17 @@
-//! The program's errors, as one enum: what went wrong, and whether retrying
-//! can help.
+//! The program's one error type: what ended a command, and whether
+//! retrying can help.
 
-use crate::{broker::PublishError, topology::TopologyError};
+use crate::{
+    broker::{publisher::PublishError, topology::TopologyError, url::UrlError},
+    domain::signing::SecretError,
+};
 
 /// Anything that ends a command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A setting that parsed but cannot be used (exit code 2).
     #[error("configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     /// The topology conflicts with what the broker has (or the broker
     /// failed while declaring it).
     #[error(transparent)]
@@ -27,6 +30,22 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// A setting that parsed but cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `AMQP_URL` is not a usable broker URL.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// A signing secret that cannot be decoded.
+    #[error("{setting}: {source}")]
+    Secret {
+        /// The flag or variable that holds it.
+        setting: &'static str,
+        /// What is wrong with it.
+        source: SecretError,
+    },
+}
+
 impl Error {
     /// Whether the worker should stop rather than reconnect.
     pub fn is_fatal(&self) -> bool {
@@ -43,5 +62,11 @@ impl Error {
             Error::Config(_) => 2,
             _ => 1,
         }
+    }
+}
+
+impl From<UrlError> for Error {
+    fn from(e: UrlError) -> Self {
+        Error::Config(e.into())
     }
 }

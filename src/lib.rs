@@ -1,43 +1,24 @@
 //! `webhook-worker`: delivers Comm100 webhook events from RabbitMQ to their
 //! receivers, retrying through TTL delay queues, with nothing lost.
 //!
-//! The crate is laid out by concept, I/O at the edges:
+//! The crate is layered; a layer imports only the layers below it:
 //!
-//! | module | role |
-//! |---|---|
-//! | [`config`] | every setting, typed and validated |
-//! | [`topology`] | exchange and queue names, arguments, declaration |
-//! | [`message`] | envelope parsing and validation (pure) |
-//! | [`retry`] | the retry policy (pure) and the retry headers |
-//! | [`signing`] | Standard Webhooks signatures (pure) |
-//! | [`target`] | the private-address guard |
-//! | [`delivery`] | one HTTP attempt, and the headers of every request |
-//! | [`broker`] | connecting with backoff, publishing with confirms |
-//! | [`settle`] | batched acks for out-of-order completions |
-//! | [`hosts`] | per-receiver in-flight limits |
-//! | [`worker`] | the consumer loop, sessions, shutdown drain |
-//! | [`dead`] | `dead list` and `dead replay` |
-//! | [`publish`], [`demo_receiver`] | demo producer and receiver |
-//! | [`telemetry`] | metrics, health endpoints, logs |
-//! | [`cli`] | the command line |
+//! | layer | modules | may import |
+//! |---|---|---|
+//! | commands | [`cli`] (one file per command), [`app`] | everything below |
+//! | stages | `worker` (reconnect loop, session, lane, delivery, republish, per-receiver limits) | edges, domain, config, telemetry |
+//! | edges | [`broker`] (AMQP), [`http`] (receivers), [`telemetry`] | domain |
+//! | settings | [`config`] | domain, `broker::topology` (queue type) |
+//! | domain | [`domain`]: schedule, outcome, policy, envelope, signing, target | nothing of the crate; no lapin, reqwest or tokio |
 
+pub mod app;
 pub mod broker;
 pub mod cli;
 pub mod config;
-pub mod dead;
-pub mod delivery;
-pub mod demo_receiver;
+pub mod domain;
 mod error;
-pub mod hosts;
-pub mod message;
-pub mod publish;
-pub mod retry;
-pub mod settle;
-pub mod shutdown;
-pub mod signing;
-pub mod target;
+pub mod http;
 pub mod telemetry;
-pub mod topology;
-pub mod worker;
+mod worker;
 
-pub use error::Error;
+pub use error::{ConfigError, Error};

@@ -377,7 +377,7 @@ async fn bad_retry_headers_are_malformed() {
 async fn too_large_messages_are_parked() {
     let prefix = unique_prefix("toolarge");
     let mut config = test_config(&prefix);
-    config.max_message_bytes = 1000;
+    config.delivery.max_message_bytes = 1000;
     let broker = Broker::new(&config).await;
     let receiver = Receiver::ok().await;
     let worker = RunningWorker::start(config).await;
@@ -417,7 +417,7 @@ async fn too_large_messages_are_parked() {
 async fn private_targets_are_forbidden_by_ip_and_by_name() {
     let prefix = unique_prefix("forbidden");
     let mut config = test_config(&prefix);
-    config.allow_private_targets = false;
+    config.delivery.allow_private_targets = false;
     let broker = Broker::new(&config).await;
     let receiver = Receiver::ok().await;
     let worker = RunningWorker::start(config).await;

@@ -9,7 +9,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use common::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use webhook_worker::message::CATALOG;
+use webhook_worker::domain::catalog::CATALOG;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -96,7 +96,7 @@ async fn signatures_verify_with_default_and_message_secrets() {
     let prefix = unique_prefix("sign");
     let mut config = test_config(&prefix);
     let default_key = b"default-key-bytes";
-    config.signing_secret = Some(format!("whsec_{}", STANDARD.encode(default_key)));
+    config.delivery.signing_secret = Some(format!("whsec_{}", STANDARD.encode(default_key)));
     let broker = Broker::new(&config).await;
     let receiver = Receiver::ok().await;
     let worker = RunningWorker::start(config).await;
@@ -145,7 +145,7 @@ async fn signatures_verify_with_default_and_message_secrets() {
 async fn succeeds_after_failures_with_gaps_matching_the_tiers() {
     let prefix = unique_prefix("retry");
     let mut config = test_config(&prefix);
-    config.retry_schedule = "300ms,1s,300ms".parse().unwrap();
+    config.topology.retry_schedule = "300ms,1s,300ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     // Fails twice (500, then a closed-early 503), succeeds on the third.
     let receiver = Receiver::start(|_, seen| {
@@ -249,8 +249,8 @@ async fn dropped_as_expired_when_the_next_retry_passes_max_age() {
     // Attempts at 0 and ~1 s; after the 2nd fails, the 3rd would come at
     // ~2 s + hops, past the 2.5 s max age only once hops pass 500 ms — so
     // use 1s*5 with max age 2.5 s: attempt 3 would be due at >= 3 s.
-    config.retry_schedule = "1s*5".parse().unwrap();
-    config.max_age = Duration::from_millis(2500);
+    config.topology.retry_schedule = "1s*5".parse().unwrap();
+    config.retry.max_age = Duration::from_millis(2500);
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, _| Reply::status(502)).await;
     let worker = RunningWorker::start(config).await;
@@ -275,8 +275,8 @@ async fn dropped_as_expired_when_the_next_retry_passes_max_age() {
 async fn timeout_counts_as_a_failure() {
     let prefix = unique_prefix("timeout");
     let mut config = test_config(&prefix);
-    config.timeout = Duration::from_millis(300);
-    config.retry_schedule = "200ms".parse().unwrap();
+    config.delivery.timeout = Duration::from_millis(300);
+    config.topology.retry_schedule = "200ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(3))).await;
     let worker = RunningWorker::start(config).await;
@@ -341,7 +341,7 @@ async fn gone_drops_at_once() {
 async fn redirects_are_not_followed() {
     let prefix = unique_prefix("redirect");
     let mut config = test_config(&prefix);
-    config.retry_schedule = "200ms".parse().unwrap();
+    config.topology.retry_schedule = "200ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|r, _| {
         if r.path == "/moved" {
@@ -374,7 +374,7 @@ async fn redirects_are_not_followed() {
 async fn retry_after_chooses_the_tier() {
     let prefix = unique_prefix("retryafter");
     let mut config = test_config(&prefix);
-    config.retry_schedule = "200ms,1500ms".parse().unwrap();
+    config.topology.retry_schedule = "200ms,1500ms".parse().unwrap();
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, seen| {
         if seen == 0 {
@@ -433,7 +433,7 @@ async fn classic_queues_deliver_and_retry_too() {
 async fn a_slow_receiver_does_not_hold_up_the_others() {
     let prefix = unique_prefix("isolation");
     let mut config = test_config(&prefix);
-    config.timeout = Duration::from_secs(10);
+    config.delivery.timeout = Duration::from_secs(10);
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|r, _| {
         if r.path == "/slow" {
@@ -466,8 +466,8 @@ async fn a_slow_receiver_does_not_hold_up_the_others() {
 async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
     let prefix = unique_prefix("hostcap");
     let mut config = test_config(&prefix);
-    config.host_concurrency = 2;
-    config.timeout = Duration::from_secs(2);
+    config.delivery.host_concurrency = 2;
+    config.delivery.timeout = Duration::from_secs(2);
     let broker = Broker::new(&config).await;
     let stalled = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(5))).await;
     let healthy = Receiver::ok().await;
@@ -512,7 +512,7 @@ async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
 async fn a_busy_answering_receiver_is_waited_for_not_deferred() {
     let prefix = unique_prefix("hostbusy");
     let mut config = test_config(&prefix);
-    config.host_concurrency = 4;
+    config.delivery.host_concurrency = 4;
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
     // A backlog at start-up for a receiver the worker has never seen: 100
@@ -572,7 +572,11 @@ async fn a_large_response_body_does_not_fail_the_delivery() {
 async fn a_message_near_the_size_limit_crosses_many_frames_intact() {
     let prefix = unique_prefix("bigmsg");
     let config = test_config(&prefix);
-    assert_eq!(config.max_message_bytes, 1 << 20, "the contract's default");
+    assert_eq!(
+        config.delivery.max_message_bytes,
+        1 << 20,
+        "the contract's default"
+    );
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, seen| {
         if seen == 0 {

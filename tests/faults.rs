@@ -128,7 +128,7 @@ fn ids(requests: &[Received]) -> HashMap<String, usize> {
 /// Config used to declare the topology the worker processes expect.
 fn process_config(prefix: &str) -> Config {
     let mut c = test_config(prefix);
-    c.dead_ttl = Duration::from_secs(600);
+    c.topology.dead_ttl = Duration::from_secs(600);
     c
 }
 
@@ -400,7 +400,7 @@ async fn unreachable_broker_is_retried_forever_with_health_up() {
 async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
     let prefix = unique_prefix("poison");
     let mut config = process_config(&prefix);
-    config.delivery_limit = 2;
+    config.topology.delivery_limit = 2;
     let broker = Broker::new(&config).await;
     // The receiver never answers in time: every worker that takes the
     // message is killed while holding it.
@@ -421,7 +421,8 @@ async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
         None,
         "parked by the broker, not the worker"
     );
-    let reason = webhook_worker::dead::parked_reason(dead[0].properties.headers().as_ref());
+    let reason =
+        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
     assert_eq!(reason, "delivery_limit", "the broker's x-death says why");
     assert_eq!(broker.depth(broker.topology.deliveries()).await, 0);
     broker.cleanup().await;
@@ -631,13 +632,16 @@ async fn secrets_never_reach_the_logs() {
 async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     let prefix = unique_prefix("unroutable");
     let mut config = process_config(&prefix);
-    config.delivery_limit = 2;
+    config.topology.delivery_limit = 2;
     let broker = Broker::new(&config).await;
     let receiver = Receiver::start(|_, _| Reply::status(500)).await;
     let worker = RunningWorker::start(config).await;
     // Someone deletes the retry tier after the worker declared it: the
     // retry copy comes back unroutable (mandatory).
-    let tier = broker.topology.retry_queue(Duration::from_millis(200));
+    let tiers = broker.topology.tiers();
+    let tier = broker
+        .topology
+        .retry_queue(tiers.of(Duration::from_millis(200)).unwrap());
     broker
         .channel
         .queue_delete(tier.as_str().into(), Default::default())
@@ -649,7 +653,8 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     // Never acked: nacked back each time, until the delivery limit parks it.
     let dead = broker.dead_messages(1, LONG).await;
     assert_eq!(dead[0].data, body);
-    let reason = webhook_worker::dead::parked_reason(dead[0].properties.headers().as_ref());
+    let reason =
+        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
     assert_eq!(
         reason, "delivery_limit",
         "parked by the broker, not acked by the worker"
@@ -683,8 +688,8 @@ impl Rotated {
     async fn start(name: &str, slow: Duration) -> Self {
         let prefix = unique_prefix(name);
         let mut config = process_config(&prefix);
-        config.timeout = Duration::from_secs(20);
-        let concurrency = u64::from(config.concurrency);
+        config.delivery.timeout = Duration::from_secs(20);
+        let concurrency = u64::from(config.delivery.concurrency);
         let broker = Broker::new(&config).await;
         let receiver = Receiver::start(move |r, _| {
             if r.path == "/slow" {

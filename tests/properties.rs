@@ -23,13 +23,42 @@ use lapin::types::{
 use proptest::{collection::vec, prelude::*, sample::select, test_runner::TestCaseError};
 use serde_json::value::RawValue;
 use webhook_worker::{
-    config::{MAX_RETRIES, RetrySchedule, parse_duration, parse_positive_duration, parse_ttl},
-    delivery::AttemptOutcome,
-    message::{self, Envelope, Rejection},
-    retry::{
-        Decision, DropReason, HEADER_ATTEMPTS, HEADER_FIRST_ATTEMPT_MS, RetryPolicy, RetryState,
+    broker::retry_headers::{HEADER_ATTEMPTS, HEADER_FIRST_ATTEMPT_MS, read_retry_state},
+    domain::{
+        duration::{MAX_TTL, parse_duration, parse_positive_duration, parse_ttl},
+        envelope::{self as message, Envelope, Rejection},
+        outcome::AttemptOutcome,
+        policy::{Decision, DropReason, RetryPolicy, RetryState},
+        schedule::{MAX_RETRIES, RetrySchedule},
     },
 };
+
+/// A decision as the model states it: the retry's delay, not its tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Modelled {
+    Retry(Duration),
+    Drop(DropReason),
+}
+
+fn modelled(policy: &RetryPolicy, d: Decision) -> Modelled {
+    match d {
+        Decision::Retry(tier) => Modelled::Retry(policy.tiers().delay(tier)),
+        Decision::Drop(reason) => Modelled::Drop(reason),
+    }
+}
+
+/// The distinct delays of a schedule, ascending: the independent model of
+/// its tiers.
+fn model_tiers(delays: &[Duration]) -> Vec<Duration> {
+    let mut t = delays.to_vec();
+    t.sort();
+    t.dedup();
+    t
+}
+
+fn policy_tiers(policy: &RetryPolicy) -> Vec<Duration> {
+    policy.tiers().iter().map(|(_, d)| d).collect()
+}
 
 /// `WEBHOOK_MAX_MESSAGE_BYTES` used where the size limit is not under test.
 const MAX: usize = 1 << 20;
@@ -1807,14 +1836,9 @@ fn check_schedule(s: &str) -> Result<(), TestCaseError> {
             for d in delays {
                 prop_assert!(!d.is_zero(), "zero delay from {:?}", s);
                 prop_assert_eq!(d.subsec_nanos() % 1_000_000, 0, "sub-ms delay from {:?}", s);
-                prop_assert!(
-                    *d <= webhook_worker::config::MAX_TTL,
-                    "delay {:?} from {:?}",
-                    d,
-                    s
-                );
+                prop_assert!(*d <= MAX_TTL, "delay {:?} from {:?}", d, s);
             }
-            let tiers = sch.tiers();
+            let tiers: Vec<Duration> = sch.tiers().iter().map(|(_, d)| d).collect();
             prop_assert!(tiers.windows(2).all(|w| w[0] < w[1]));
             prop_assert!(delays.iter().all(|d| tiers.contains(d)));
             // What the worker logs reads back as the same schedule, when
@@ -1996,7 +2020,7 @@ proptest! {
         if let Some(v) = &first {
             table.insert(HEADER_FIRST_ATTEMPT_MS.into(), v.clone());
         }
-        let got = RetryState::from_headers((!absent_table).then_some(&table));
+        let got = read_retry_state((!absent_table).then_some(&table)).map_err(|e| e.to_string());
         if absent_table {
             prop_assert_eq!(got, Ok(RetryState::default()));
             return Ok(());
@@ -2030,7 +2054,7 @@ proptest! {
 /// Delays a parsed schedule can hold: whole ms, 1 ms ..= the 10-year TTL
 /// limit.
 fn schedule_delay() -> impl Strategy<Value = Duration> {
-    const MAX_MS: u64 = webhook_worker::config::MAX_TTL.as_millis() as u64;
+    const MAX_MS: u64 = MAX_TTL.as_millis() as u64;
     prop_oneof![
         1u64..=1000,
         1u64..=100_000_000,
@@ -2122,22 +2146,22 @@ proptest! {
         now in any_i64(),
         outcome in failure(),
     ) {
-        let policy = RetryPolicy::new(schedule.clone(), max_age);
-        let got = policy.decide(attempt, first, now, &outcome);
+        let policy = RetryPolicy::new(&schedule, max_age);
+        let got = modelled(&policy, policy.decide(attempt, first, now, &outcome));
         let delays = schedule.delays();
-        let tiers = schedule.tiers();
-        prop_assert_eq!(policy.tiers(), tiers.as_slice());
+        let tiers = model_tiers(delays);
+        prop_assert_eq!(policy_tiers(&policy), tiers.clone());
         let retry_after = match &outcome {
-            AttemptOutcome::Gone => { prop_assert_eq!(got, Decision::Drop(DropReason::Gone)); return Ok(()); }
+            AttemptOutcome::Gone => { prop_assert_eq!(got, Modelled::Drop(DropReason::Gone)); return Ok(()); }
             AttemptOutcome::ForbiddenTarget(_) => {
-                prop_assert_eq!(got, Decision::Drop(DropReason::ForbiddenTarget));
+                prop_assert_eq!(got, Modelled::Drop(DropReason::ForbiddenTarget));
                 return Ok(());
             }
             AttemptOutcome::HttpError { retry_after, .. } => *retry_after,
             _ => None,
         };
         let want = match delays.get(attempt.saturating_sub(1) as usize) {
-            None => Decision::Drop(DropReason::Expired),
+            None => Modelled::Drop(DropReason::Expired),
             Some(&nth) => {
                 let delay = match retry_after {
                     None => nth,
@@ -2146,11 +2170,11 @@ proptest! {
                 let max_age_ms = max_age.as_millis().min(i64::MAX as u128) as i128;
                 let due = clamp(i128::from(now) + delay.as_millis() as i128);
                 let limit = clamp(i128::from(first) + max_age_ms);
-                if due > limit { Decision::Drop(DropReason::Expired) } else { Decision::Retry(delay) }
+                if due > limit { Modelled::Drop(DropReason::Expired) } else { Modelled::Retry(delay) }
             }
         };
         prop_assert_eq!(got, want);
-        if let Decision::Retry(d) = got {
+        if let Modelled::Retry(d) = got {
             prop_assert!(tiers.contains(&d), "retry delay {:?} is not a tier of {:?}", d, tiers);
         }
     }
@@ -2171,14 +2195,14 @@ proptest! {
         now in any_i64(),
         outcome in failure(),
     ) {
-        let policy = RetryPolicy::new(RetrySchedule::new(delays.clone()), max_age);
-        if let Decision::Retry(d) = policy.decide(attempt, first, now, &outcome) {
-            prop_assert!(policy.tiers().contains(&d));
+        let policy = RetryPolicy::new(&RetrySchedule::new(delays.clone()), max_age);
+        if let Modelled::Retry(d) = modelled(&policy, policy.decide(attempt, first, now, &outcome)) {
+            prop_assert!(policy_tiers(&policy).contains(&d));
             prop_assert!(!delays.is_empty());
         }
         if !delays.is_empty() {
-            let w = policy.tier_at_least(max_age);
-            prop_assert!(policy.tiers().contains(&w));
+            let w = policy.tiers().delay(policy.tiers().at_least(max_age));
+            prop_assert!(policy_tiers(&policy).contains(&w));
         }
     }
 }

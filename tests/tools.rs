@@ -9,7 +9,7 @@ use std::{
 };
 
 use common::*;
-use webhook_worker::message::CATALOG;
+use webhook_worker::domain::catalog::CATALOG;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -116,7 +116,7 @@ async fn demo_receiver_prints_fails_and_verifies() {
         .unwrap();
     let url = format!("http://127.0.0.1:{port}/hook");
     let client = reqwest::Client::new();
-    let key = webhook_worker::signing::SigningKey::from_secret("s3cret").unwrap();
+    let key = webhook_worker::domain::signing::SigningKey::from_secret("s3cret").unwrap();
     let status = wait_for("receiver up", LONG, async || {
         let sig = key.sign("d-1", 1_700_000_000, b"{}");
         let r = client

@@ -35,8 +35,8 @@ async fn quorum_arguments_read_back_from_the_broker() {
     let config = test_config(&prefix);
     let broker = Broker::new(&{
         let mut c = config.clone();
-        c.retry_schedule = "60s*3,1h*3,24h*3,90s,1500ms".parse().unwrap();
-        c.dead_ttl = std::time::Duration::from_secs(7 * 86400);
+        c.topology.retry_schedule = "60s*3,1h*3,24h*3,90s,1500ms".parse().unwrap();
+        c.topology.dead_ttl = std::time::Duration::from_secs(7 * 86400);
         c
     })
     .await;

@@ -11,7 +11,7 @@ use lapin::{
     Channel, Connection, ConnectionProperties, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions},
 };
-use webhook_worker::{config::Config, topology::Topology};
+use webhook_worker::{broker::topology::Topology, config::Config};
 
 use crate::{
     Res, amqp_url,
@@ -66,7 +66,7 @@ impl Broker {
     /// Declares the worker's own topology for `config` (so the worker's
     /// declaration at start is a no-op).
     pub(crate) async fn declare(&self, config: &Config) -> Res<Topology> {
-        let t = Topology::from_config(config);
+        let t = config.topology();
         t.declare(&self.channel().await?).await?;
         Ok(t)
     }
@@ -138,7 +138,7 @@ impl Broker {
             return;
         };
         let mut queues = vec![t.deliveries().to_string(), t.dead().to_string()];
-        queues.extend(t.tiers().iter().map(|d| t.retry_queue(*d)));
+        queues.extend(t.tiers().iter().map(|(tier, _)| t.retry_queue(tier)));
         for q in queues {
             let _ = ch
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())

@@ -27,7 +27,7 @@ mod worker_proc;
 
 use std::path::PathBuf;
 
-use webhook_worker::config::{DEFAULT_CONCURRENCY, QueueType};
+use webhook_worker::{broker::topology::QueueType, config::DEFAULT_CONCURRENCY};
 
 use crate::{
     baselines::{naive_worker, raw_consume, raw_http},

@@ -15,7 +15,10 @@ use std::{
 
 use lapin::{options::BasicPublishOptions, types::FieldTable};
 use serde_json::{Value, json};
-use webhook_worker::config::{Config, DEFAULT_CONCURRENCY, DEFAULT_HOST_CONCURRENCY, QueueType};
+use webhook_worker::{
+    broker::topology::QueueType,
+    config::{Config, DEFAULT_CONCURRENCY, DEFAULT_HOST_CONCURRENCY},
+};
 
 use crate::{
     BoxError, MIB, Opts, Res,
@@ -323,10 +326,10 @@ impl Bench {
 
     fn config(&self, prefix: &str, qt: QueueType, schedule: Option<&str>) -> Config {
         let mut c = Config::defaults();
-        c.prefix = prefix.to_string();
-        c.queue_type = qt;
+        c.names.prefix = prefix.to_string();
+        c.topology.queue_type = qt;
         if let Some(s) = schedule {
-            c.retry_schedule = s.parse().expect("schedule");
+            c.topology.retry_schedule = s.parse().expect("schedule");
         }
         c
     }

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use webhook_worker::config::QueueType;
+use webhook_worker::broker::topology::QueueType;
 
 use crate::{Res, SECRET, amqp_url, qt_name};
 

@@ -2,7 +2,7 @@
 //! and the worker from the library crate (or the binary, for process-level
 //! tests). Every test gets its own prefix and deletes what it declared.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::{
     collections::HashMap,
@@ -26,11 +26,9 @@ use lapin::{
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use webhook_worker::{
-    cli,
-    config::{Config, QueueType},
-    telemetry::{self, Health, Metrics},
-    topology::Topology,
-    worker::Worker,
+    app::{self, Running},
+    broker::topology::{QueueType, Topology},
+    config::Config,
 };
 
 /// The broker the tests use (the machine's local RabbitMQ).
@@ -60,16 +58,16 @@ pub fn unique_prefix(name: &str) -> String {
 /// an ephemeral port.
 pub fn test_config(prefix: &str) -> Config {
     let mut c = Config::defaults();
-    c.amqp_url = amqp_url();
-    c.prefix = prefix.to_string();
-    c.retry_schedule = "200ms*2,500ms".parse().unwrap();
-    c.max_age = Duration::from_secs(60);
-    c.allow_private_targets = true;
-    c.timeout = Duration::from_secs(2);
-    c.shutdown_grace = Duration::from_secs(5);
-    c.dead_ttl = Duration::from_secs(600);
-    c.metrics_addr = "127.0.0.1:0".parse().unwrap();
-    c.concurrency = 64;
+    c.broker.amqp_url = amqp_url();
+    c.names.prefix = prefix.to_string();
+    c.topology.retry_schedule = "200ms*2,500ms".parse().unwrap();
+    c.retry.max_age = Duration::from_secs(60);
+    c.delivery.allow_private_targets = true;
+    c.delivery.timeout = Duration::from_secs(2);
+    c.delivery.shutdown_grace = Duration::from_secs(5);
+    c.topology.dead_ttl = Duration::from_secs(600);
+    c.telemetry.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    c.delivery.concurrency = 64;
     c
 }
 
@@ -114,13 +112,13 @@ impl Broker {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .unwrap();
-        let topology = Topology::from_config(config);
+        let topology = config.topology();
         topology.declare(&channel).await.expect("declare");
         Self {
             conn,
             channel,
             topology,
-            prefix: config.prefix.clone(),
+            prefix: config.names.prefix.clone(),
             cleaned: false,
         }
     }
@@ -258,7 +256,12 @@ async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
         topology.deliveries().to_string(),
         topology.dead().to_string(),
     ];
-    queues.extend(topology.tiers().iter().map(|d| topology.retry_queue(*d)));
+    queues.extend(
+        topology
+            .tiers()
+            .iter()
+            .map(|(t, _)| topology.retry_queue(t)),
+    );
     for q in queues {
         let _ = ch
             .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
@@ -448,60 +451,33 @@ async fn handle(
 
 // ---------------------------------------------------------------- worker --
 
-/// A worker running in this process.
+/// A worker running in this process, started the way `run` starts it.
 pub struct RunningWorker {
     pub shutdown: CancellationToken,
-    pub metrics: Arc<Metrics>,
-    pub health: Arc<Health>,
     pub metrics_addr: SocketAddr,
-    task: JoinHandle<Result<(), webhook_worker::Error>>,
-    server_stop: CancellationToken,
+    running: Running,
 }
 
 impl RunningWorker {
     /// Starts a worker and waits until it consumes.
     pub async fn start(config: Config) -> Self {
-        let metrics = Metrics::new(&config.retry_schedule.tiers());
-        let health = Arc::new(Health::default());
-        let server_stop = CancellationToken::new();
-        let (metrics_addr, server) = telemetry::serve(
-            config.metrics_addr,
-            metrics.clone(),
-            health.clone(),
-            server_stop.clone(),
-        )
-        .await
-        .unwrap();
-        tokio::spawn(server);
         let shutdown = CancellationToken::new();
-        let worker = Worker::new(
-            &config,
-            cli::deliverer(&config).unwrap(),
-            metrics.clone(),
-            health.clone(),
-        );
-        let task = tokio::spawn(worker.run(shutdown.clone()));
-        let h = health.clone();
+        let running = app::start(config, shutdown.clone()).await.unwrap();
         wait_for("worker consuming", Duration::from_secs(20), async || {
-            h.is_ready().then_some(())
+            running.is_ready().then_some(())
         })
         .await;
         Self {
             shutdown,
-            metrics,
-            health,
-            metrics_addr,
-            task,
-            server_stop,
+            metrics_addr: running.metrics_addr(),
+            running,
         }
     }
 
     /// Graceful shutdown; returns the worker's result.
     pub async fn stop(self) -> Result<(), webhook_worker::Error> {
         self.shutdown.cancel();
-        let r = self.task.await.unwrap();
-        self.server_stop.cancel();
-        r
+        self.running.wait().await
     }
 
     /// The `/metrics` text.
@@ -623,6 +599,6 @@ pub fn urlencode(s: &str) -> String {
 
 /// The classic variant of a test config.
 pub fn classic(mut c: Config) -> Config {
-    c.queue_type = QueueType::Classic;
+    c.topology.queue_type = QueueType::Classic;
     c
 }

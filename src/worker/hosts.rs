@@ -32,18 +32,18 @@ use std::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// An attempt that ends within this is "quick": its receiver is answering.
-pub const QUICK: Duration = Duration::from_secs(1);
+pub(super) const QUICK: Duration = Duration::from_secs(1);
 
 /// How recent a quick answer must be for a full receiver to count as busy
 /// rather than stalled.
-pub const RECENT: Duration = Duration::from_secs(1);
+pub(super) const RECENT: Duration = Duration::from_secs(1);
 
 /// Longest wait for a slot of a busy (answering) receiver.
-pub const BUSY_WAIT: Duration = Duration::from_secs(1);
+pub(super) const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a receiver that has never answered counts as too new to judge,
 /// and how long a delivery waits on it before the receiver has answered.
-pub const NEW_HOST_WAIT: Duration = Duration::from_millis(250);
+pub(super) const NEW_HOST_WAIT: Duration = Duration::from_millis(250);
 
 /// Hosts kept in the map before idle ones are pruned.
 const PRUNE_ABOVE: usize = 4096;
@@ -61,15 +61,25 @@ struct Host {
 
 /// The per-host semaphores.
 #[derive(Debug)]
-pub struct HostLimiter {
+pub(super) struct HostLimiter {
     cap: usize,
     epoch: Instant,
     hosts: Mutex<HashMap<String, Arc<Host>>>,
 }
 
+/// The answer to a delivery asking for a slot of its receiver.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// A slot, held for one attempt.
+    Granted(HostSlot),
+    /// No slot: the receiver is full and stalled (or stayed full for the
+    /// wait); defer the delivery.
+    Defer,
+}
+
 /// A slot of one receiver, held for one attempt.
 #[derive(Debug)]
-pub struct HostSlot {
+pub(super) struct HostSlot {
     host: Option<Arc<Host>>,
     _permit: Option<OwnedSemaphorePermit>,
     epoch: Instant,
@@ -78,7 +88,7 @@ pub struct HostSlot {
 
 impl HostSlot {
     /// Releases the slot, recording how long the attempt took.
-    pub fn finish(self) {
+    pub(super) fn finish(self) {
         if let Some(host) = &self.host
             && self.started.elapsed() < QUICK
         {
@@ -92,7 +102,7 @@ impl HostSlot {
 
 impl HostLimiter {
     /// A limiter allowing `cap` deliveries per host; 0 disables it.
-    pub fn new(cap: u16) -> Self {
+    pub(super) fn new(cap: u16) -> Self {
         Self {
             cap: cap.into(),
             epoch: Instant::now(),
@@ -106,7 +116,7 @@ impl HostLimiter {
     }
 
     /// The key of a URL's receiver: scheme, host and port.
-    pub fn key(url: &url::Url) -> String {
+    pub(super) fn key(url: &url::Url) -> String {
         format!(
             "{}://{}:{}",
             url.scheme(),
@@ -115,9 +125,9 @@ impl HostLimiter {
         )
     }
 
-    /// A slot of `host`, or `None` when the receiver is full and stalled
-    /// (or stayed full for [`BUSY_WAIT`]): defer the delivery.
-    pub async fn acquire(&self, host: &str) -> Option<HostSlot> {
+    /// A slot of `host`, or [`Admission::Defer`] when the receiver is full
+    /// and stalled (or stayed full for [`BUSY_WAIT`]).
+    pub(crate) async fn acquire(&self, host: &str) -> Admission {
         let slot = |host: Option<Arc<Host>>, permit| HostSlot {
             host,
             _permit: permit,
@@ -125,7 +135,7 @@ impl HostLimiter {
             started: Instant::now(),
         };
         if self.cap == 0 {
-            return Some(slot(None, None));
+            return Admission::Granted(slot(None, None));
         }
         let entry = {
             let mut hosts = self.hosts.lock().expect("host map lock");
@@ -148,7 +158,7 @@ impl HostLimiter {
             }
         };
         if let Ok(permit) = entry.slots.clone().try_acquire_owned() {
-            return Some(slot(Some(entry), Some(permit)));
+            return Admission::Granted(slot(Some(entry), Some(permit)));
         }
         // Busy (answering recently) or too new to judge: wait for a slot.
         // Stalled: defer at once.
@@ -159,7 +169,7 @@ impl HostLimiter {
         let answering = within(answered(), RECENT);
         let new = answered() == 0 && within(entry.created_ms, NEW_HOST_WAIT);
         if !answering && !new {
-            return None;
+            return Admission::Defer;
         }
         // A new receiver is judged NEW_HOST_WAIT after it was first seen,
         // however late a delivery started waiting on it.
@@ -170,9 +180,9 @@ impl HostLimiter {
             Duration::from_millis(judged_at.saturating_sub(now))
         };
         match tokio::time::timeout(wait, entry.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => return Some(slot(Some(entry), Some(permit))),
-            Ok(Err(_)) => return None,
-            Err(_) if answering || answered() == 0 => return None,
+            Ok(Ok(permit)) => return Admission::Granted(slot(Some(entry), Some(permit))),
+            Ok(Err(_)) => return Admission::Defer,
+            Err(_) if answering || answered() == 0 => return Admission::Defer,
             // A new receiver that answered meanwhile is busy, not stalled.
             Err(_) => {}
         }
@@ -182,8 +192,8 @@ impl HostLimiter {
         )
         .await
         {
-            Ok(Ok(permit)) => Some(slot(Some(entry), Some(permit))),
-            _ => None,
+            Ok(Ok(permit)) => Admission::Granted(slot(Some(entry), Some(permit))),
+            _ => Admission::Defer,
         }
     }
 }
@@ -194,32 +204,48 @@ mod tests {
 
     use super::*;
 
+    impl Admission {
+        fn is_granted(&self) -> bool {
+            matches!(self, Admission::Granted(_))
+        }
+
+        fn slot(self) -> HostSlot {
+            match self {
+                Admission::Granted(slot) => slot,
+                Admission::Defer => panic!("expected a slot"),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_full_stalled_host_defers_without_blocking_another() {
         let l = HostLimiter::new(2);
-        let a1 = l.acquire("a").await.unwrap();
-        let _a2 = l.acquire("a").await.unwrap();
+        let a1 = l.acquire("a").await.slot();
+        let _a2 = l.acquire("a").await.slot();
         // Full and too new to judge: waited for, until NEW_HOST_WAIT after
         // the host was first seen.
         let started = Instant::now();
-        assert!(l.acquire("a").await.is_none());
+        assert!(!l.acquire("a").await.is_granted());
         assert!(started.elapsed() >= NEW_HOST_WAIT / 2);
         assert!(started.elapsed() < BUSY_WAIT);
         // Full, never answered, and no longer new: defer at once.
         let started = Instant::now();
-        assert!(l.acquire("a").await.is_none());
+        assert!(!l.acquire("a").await.is_granted());
         assert!(started.elapsed() < Duration::from_millis(100));
-        assert!(l.acquire("b").await.is_some(), "another host is unaffected");
+        assert!(
+            l.acquire("b").await.is_granted(),
+            "another host is unaffected"
+        );
         a1.finish();
-        assert!(l.acquire("a").await.is_some(), "a freed slot is taken");
+        assert!(l.acquire("a").await.is_granted(), "a freed slot is taken");
     }
 
     #[tokio::test]
     async fn a_new_host_that_answers_meanwhile_is_waited_for_longer() {
         let l = Arc::new(HostLimiter::new(1));
-        let held = l.acquire("a").await.unwrap();
+        let held = l.acquire("a").await.slot();
         let l2 = l.clone();
-        let waiter = tokio::spawn(async move { l2.acquire("a").await.is_some() });
+        let waiter = tokio::spawn(async move { l2.acquire("a").await.is_granted() });
         tokio::time::sleep(NEW_HOST_WAIT / 4).await;
         // Another attempt of this receiver answered quickly.
         let host = l.hosts.lock().unwrap()["a"].clone();
@@ -235,11 +261,11 @@ mod tests {
     #[tokio::test]
     async fn a_full_answering_host_is_waited_for() {
         let l = Arc::new(HostLimiter::new(1));
-        let first = l.acquire("a").await.unwrap();
+        let first = l.acquire("a").await.slot();
         first.finish(); // a quick answer
-        let held = l.acquire("a").await.unwrap();
+        let held = l.acquire("a").await.slot();
         let l2 = l.clone();
-        let waiter = tokio::spawn(async move { l2.acquire("a").await.is_some() });
+        let waiter = tokio::spawn(async move { l2.acquire("a").await.is_granted() });
         tokio::time::sleep(Duration::from_millis(20)).await;
         held.finish();
         assert!(
@@ -255,7 +281,7 @@ mod tests {
             .then(|_| l.acquire("a"))
             .collect()
             .await;
-        assert!(held.iter().all(Option::is_some));
+        assert!(held.iter().all(Admission::is_granted));
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use clap::ValueEnum;
 use lapin::{
     Channel, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
@@ -26,7 +27,26 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::{config::QueueType, retry::tier_suffix};
+use crate::domain::schedule::{Tier, Tiers};
+
+/// Queue type of every queue declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueType {
+    /// Replicated Raft queues: at-least-once dead-lettering, delivery limits.
+    Quorum,
+    /// Single-node classic queues: none of the quorum safety arguments.
+    Classic,
+}
+
+impl QueueType {
+    /// The name operators write (`quorum`, `classic`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
 
 /// Why declaring the topology failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +90,7 @@ pub struct QueueSpec {
 pub struct Topology {
     prefix: String,
     queue_type: QueueType,
-    tiers: Vec<Duration>,
+    tiers: Tiers,
     dead_ttl: Duration,
     delivery_limit: u32,
     deliveries: String,
@@ -83,30 +103,19 @@ impl Topology {
     pub fn new(
         prefix: &str,
         queue_type: QueueType,
-        tiers: &[Duration],
+        tiers: &Tiers,
         dead_ttl: Duration,
         delivery_limit: u32,
     ) -> Self {
         Self {
             prefix: prefix.to_string(),
             queue_type,
-            tiers: tiers.to_vec(),
+            tiers: tiers.clone(),
             dead_ttl,
             delivery_limit,
             deliveries: format!("{prefix}.deliveries"),
             dead: format!("{prefix}.dead"),
         }
-    }
-
-    /// From the configuration.
-    pub fn from_config(c: &crate::config::Config) -> Self {
-        Self::new(
-            &c.prefix,
-            c.queue_type,
-            &c.retry_schedule.tiers(),
-            c.dead_ttl,
-            c.delivery_limit,
-        )
     }
 
     /// The fanout exchange producers publish to (`P`).
@@ -124,14 +133,24 @@ impl Topology {
         &self.dead
     }
 
-    /// The retry queue of one delay (`P.retry.<delay>`).
-    pub fn retry_queue(&self, delay: Duration) -> String {
-        format!("{}.retry.{}", self.prefix, tier_suffix(delay))
+    /// The retry queue of one tier (`P.retry.<delay>`).
+    pub fn retry_queue(&self, tier: Tier) -> String {
+        format!("{}.retry.{}", self.prefix, self.tiers.suffix(tier))
     }
 
-    /// The retry tiers' delays, ascending.
-    pub fn tiers(&self) -> &[Duration] {
+    /// The retry tiers, shortest first.
+    pub fn tiers(&self) -> &Tiers {
         &self.tiers
+    }
+
+    /// The prefix of every name.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The queue type of every queue.
+    pub fn queue_type(&self) -> QueueType {
+        self.queue_type
     }
 
     /// Every queue with its arguments, in declaration order.
@@ -183,7 +202,7 @@ impl Topology {
             arguments: deliveries,
         });
 
-        for &delay in &self.tiers {
+        for (tier, delay) in self.tiers.iter() {
             let mut retry = base();
             retry.insert(
                 "x-message-ttl".into(),
@@ -191,7 +210,7 @@ impl Topology {
             );
             dead_letter_to(&mut retry, &self.deliveries);
             queues.push(QueueSpec {
-                name: self.retry_queue(delay),
+                name: self.retry_queue(tier),
                 arguments: retry,
             });
         }
@@ -272,6 +291,7 @@ fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error) -> Topolo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::schedule::RetrySchedule;
 
     fn args(spec: &QueueSpec) -> Vec<(String, AMQPValue)> {
         spec.arguments
@@ -287,11 +307,7 @@ mod tests {
 
     #[test]
     fn quorum_topology() {
-        let tiers = [
-            Duration::from_secs(60),
-            Duration::from_secs(3600),
-            Duration::from_secs(86400),
-        ];
+        let tiers = "60s*3,1h*3,24h*3".parse::<RetrySchedule>().unwrap().tiers();
         let t = Topology::new(
             "webhooks",
             QueueType::Quorum,
@@ -347,7 +363,7 @@ mod tests {
         let t = Topology::new(
             "p",
             QueueType::Classic,
-            &[Duration::from_millis(500)],
+            &"500ms".parse::<RetrySchedule>().unwrap().tiers(),
             Duration::from_secs(60),
             10,
         );

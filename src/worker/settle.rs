@@ -16,7 +16,7 @@
 //! (on a quorum queue, a Raft log entry each). The settler then raises its
 //! [`Stuck`] signal, and the consumer loop moves consumption to a fresh
 //! channel, whose acks can be `multiple` again; the old channel keeps only
-//! the slow deliveries it already has (see [`crate::worker`]).
+//! the slow deliveries it already has (see [`super::lane`]).
 //!
 //! A delivery that is never completed (abandoned at shutdown, or its task
 //! lost with the connection) stays in the map as a hole: no `multiple` ack
@@ -38,11 +38,11 @@ use tokio::{
     task::JoinHandle,
 };
 
-use crate::telemetry::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// How a delivery ends, as far as the broker is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Settlement {
+pub(crate) enum Settlement {
     /// Done: delivered, or its retry/dead copy is confirmed.
     Ack,
     /// Not done: give it back to the broker now (`nack` with requeue).
@@ -56,7 +56,7 @@ enum Event {
 
 /// Cheap handle the consume loop and delivery tasks use to report.
 #[derive(Debug, Clone)]
-pub struct SettlerHandle {
+pub(crate) struct SettlerHandle {
     tx: mpsc::UnboundedSender<Event>,
 }
 
@@ -72,23 +72,26 @@ impl std::fmt::Debug for Event {
 impl SettlerHandle {
     /// Records a delivery tag as received; call before its task starts, so
     /// the settler always knows the tag before its settlement.
-    pub fn received(&self, tag: u64) {
+    pub(crate) fn received(&self, tag: u64) {
         let _ = self.tx.send(Event::Received(tag));
     }
 
     /// Reports how a delivery ended.
-    pub fn settle(&self, tag: u64, settlement: Settlement) {
+    pub(crate) fn settle(&self, tag: u64, settlement: Settlement) {
         let _ = self.tx.send(Event::Settled(tag, settlement));
     }
 }
 
 /// Raised (at most one stored wake-up) when finished deliveries have to be
 /// acked one by one behind a delivery unfinished for longer than [`STUCK`].
-pub type Stuck = Arc<Notify>;
+pub(super) type Stuck = Arc<Notify>;
 
 /// Starts the settler of `channel`. It runs until every handle is dropped,
 /// flushing what it has before it returns.
-pub fn spawn(channel: Channel, metrics: Arc<Metrics>) -> (SettlerHandle, JoinHandle<()>, Stuck) {
+pub(super) fn spawn(
+    channel: Channel,
+    metrics: Arc<Metrics>,
+) -> (SettlerHandle, JoinHandle<()>, Stuck) {
     let (tx, rx) = mpsc::unbounded_channel();
     let stuck = Stuck::default();
     let task = tokio::spawn(run(channel, rx, metrics, stuck.clone()));
@@ -108,7 +111,7 @@ const LINGER: Duration = Duration::from_millis(20);
 /// How long the oldest unfinished delivery may block `multiple` acks
 /// before the settler raises [`Stuck`]. Long enough that ordinary jitter
 /// never triggers it; short against the 10 s a hanging receiver holds one.
-pub const STUCK: Duration = Duration::from_millis(500);
+pub(super) const STUCK: Duration = Duration::from_millis(500);
 
 async fn run(
     channel: Channel,

@@ -1,4 +1,4 @@
-//! Telemetry: Prometheus metrics, health, and logging (contract section 7).
+//! Prometheus metrics (contract section 7).
 //!
 //! Metric handles are resolved once (per webhook number on first use, per
 //! outcome, tier and reason at start), so the hot path increments an atomic
@@ -6,27 +6,17 @@
 //! are validated to 101–399 before they reach a metric, tiers come from the
 //! schedule, outcomes and reasons are enums. Never a URL or an id.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc, OnceLock,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::sync::{Arc, OnceLock};
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use crate::domain::{
+    catalog::{CATALOG, is_valid_webhook_number},
+    outcome::AttemptOutcome,
+    policy::DropReason,
+    schedule::{Tier, Tiers},
+};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
-};
-use tokio_util::sync::CancellationToken;
-
-use crate::{
-    config::LogFormat,
-    delivery::AttemptOutcome,
-    message::{CATALOG, is_valid_webhook_number},
-    retry::{DropReason, tier_suffix},
 };
 
 /// Buckets of one attempt's duration: milliseconds up to the 10 s timeout.
@@ -109,7 +99,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric; `tiers` pre-creates the retry tier labels.
-    pub fn new(tiers: &[Duration]) -> Arc<Self> {
+    pub fn new(tiers: &Tiers) -> Arc<Self> {
         let registry = Registry::new();
         let reg = |c: Box<dyn prometheus::core::Collector>| {
             registry.register(c).expect("unique metric names")
@@ -220,8 +210,8 @@ impl Metrics {
             prometheus::process_collector::ProcessCollector::for_self(),
         ));
 
-        for tier in tiers {
-            retried_total.with_label_values(&[tier_suffix(*tier)]);
+        for (tier, _) in tiers.iter() {
+            retried_total.with_label_values(&[tiers.suffix(tier)]);
         }
         let dropped = DropReason::ALL.map(|r| dropped_total.with_label_values(&[r.as_str()]));
 
@@ -266,8 +256,8 @@ impl Metrics {
     }
 
     /// `webhook_retried_total{tier}`.
-    pub fn retried(&self, delay: Duration) -> IntCounter {
-        self.retried_total.with_label_values(&[tier_suffix(delay)])
+    pub fn retried(&self, tiers: &Tiers, tier: Tier) -> IntCounter {
+        self.retried_total.with_label_values(&[tiers.suffix(tier)])
     }
 
     /// `webhook_dropped_total{reason}`.
@@ -288,93 +278,17 @@ impl Metrics {
     }
 }
 
-/// Readiness: true only while connected and consuming.
-#[derive(Debug, Default)]
-pub struct Health {
-    ready: AtomicBool,
-}
-
-impl Health {
-    /// Marks the worker consuming (or not).
-    pub fn set_ready(&self, ready: bool) {
-        self.ready.store(ready, Ordering::SeqCst);
-    }
-
-    /// Whether the worker is consuming.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-}
-
-#[derive(Clone)]
-struct ServerState {
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-}
-
-/// Binds `METRICS_ADDR` (failing early if it is taken) and returns the
-/// bound address and the server future, which runs until `cancel` fires.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    cancel: CancellationToken,
-) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = Router::new()
-        .route("/metrics", get(render_metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .with_state(ServerState { metrics, health });
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
-    Ok((bound, async move { server.await }))
-}
-
-async fn render_metrics(State(s): State<ServerState>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
-        s.metrics.render(),
-    )
-}
-
-async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
-    if s.health.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not consuming\n")
-    }
-}
-
-/// Installs the global log subscriber: text or JSON lines on stderr, level
-/// from `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: log files and collectors get plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_contract_metric_is_exported_at_start() {
-        let m = Metrics::new(&[Duration::from_secs(60), Duration::from_secs(3600)]);
+        let tiers = "60s,1h"
+            .parse::<crate::domain::schedule::RetrySchedule>()
+            .unwrap()
+            .tiers();
+        let m = Metrics::new(&tiers);
         let text = m.render();
         for name in [
             "webhook_attempts_total{outcome=\"success\",webhook=\"101\"} 0",
@@ -397,7 +311,12 @@ mod tests {
 
     #[test]
     fn handles_count() {
-        let m = Metrics::new(&[]);
+        let m = Metrics::new(
+            &"60s"
+                .parse::<crate::domain::schedule::RetrySchedule>()
+                .unwrap()
+                .tiers(),
+        );
         let w = m.webhook(150);
         w.attempts(&AttemptOutcome::Timeout).inc();
         w.delivered.inc();

@@ -9,17 +9,65 @@ use std::{
     time::{Duration, Instant},
 };
 
+use clap::Args;
 use lapin::{
     BasicProperties, Connection, ExchangeKind,
     options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
     types::FieldTable,
 };
 
-use crate::{Error, message::CATALOG, topology::Topology};
+use super::connect_once;
+use crate::{
+    Error,
+    broker::topology::Topology,
+    config::{self, BrokerArgs, NameArgs, TopologyArgs},
+    domain::catalog::CATALOG,
+};
+
+/// Publish events: from a file of JSON lines, stdin (`--file -`), or
+/// generated samples of every catalog event.
+#[derive(Debug, Args)]
+pub(super) struct Publish {
+    /// JSON lines to publish as they are (`-` for stdin).
+    #[arg(long, conflicts_with = "url")]
+    file: Option<PathBuf>,
+    /// Receiver URL of the generated samples.
+    #[arg(long, default_value = "http://127.0.0.1:8080/hook")]
+    url: String,
+    /// How many events (samples: default one per catalog event; file:
+    /// default all lines).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Events per second (0 = as fast as confirms allow).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    names: NameArgs,
+    /// Declared when the exchange does not exist yet.
+    #[command(flatten)]
+    topology: TopologyArgs,
+}
+
+impl Publish {
+    pub(super) async fn execute(self) -> Result<(), Error> {
+        let conn = connect_once(&self.broker, "publish").await?;
+        let source = match self.file {
+            Some(path) => Source::Lines(path),
+            None => Source::Samples { url: self.url },
+        };
+        let topology = config::topology(&self.names, &self.topology);
+        let n = publish(&conn, &topology, source, self.count, self.rate).await?;
+        let _ = conn.close(200, "published".into()).await;
+        println!("published {n} event(s) to exchange '{}'", self.names.prefix);
+        Ok(())
+    }
+}
 
 /// Where the events come from.
 #[derive(Debug, Clone)]
-pub enum Source {
+enum Source {
     /// JSON lines from a file (`-` for stdin), published as they are.
     Lines(PathBuf),
     /// Generated samples of every catalog event, in turn, to this URL.
@@ -30,7 +78,7 @@ pub enum Source {
 }
 
 /// Sample `data` for a webhook number, shaped like the seed's objects.
-pub fn sample_data(webhook: u16, n: u64) -> String {
+fn sample_data(webhook: u16, n: u64) -> String {
     let visitor = format!(
         r#""visitor":{{"id":{n},"name":"allon","email":"allon@comm100.com","city":"Vancouver","country":"Canada","browser":"Google Chrome 29.0.1547.76","department":"livechat","first_visit_time":"/Date(1358486842300)/","visits":5,"page_views":3,"custom_fields":[{{"field_id":5000001,"name":"order_id","value":"1780064"}}]}}"#
     );
@@ -48,7 +96,7 @@ pub fn sample_data(webhook: u16, n: u64) -> String {
 
 /// One generated event: catalog entries in turn, a fresh id, `created_at`
 /// now.
-pub fn sample_event(n: u64, url: &str, run: &str) -> Vec<u8> {
+fn sample_event(n: u64, url: &str, run: &str) -> Vec<u8> {
     let (webhook, _) = CATALOG[(n % CATALOG.len() as u64) as usize];
     let created = humantime::format_rfc3339_millis(std::time::SystemTime::now());
     format!(
@@ -61,7 +109,7 @@ pub fn sample_event(n: u64, url: &str, run: &str) -> Vec<u8> {
 
 /// Publishes `count` events (all lines of the source when `None`) at up
 /// to `rate` per second (0 = unlimited). Returns how many were confirmed.
-pub async fn publish(
+async fn publish(
     conn: &Connection,
     topology: &Topology,
     source: Source,
@@ -182,8 +230,8 @@ mod tests {
     fn every_sample_is_a_valid_event() {
         for n in 0..CATALOG.len() as u64 * 2 {
             let body = sample_event(n, "https://example.com/hook", "t");
-            let env =
-                crate::message::parse(&body, 1 << 20).unwrap_or_else(|e| panic!("sample {n}: {e}"));
+            let env = crate::domain::envelope::parse(&body, 1 << 20)
+                .unwrap_or_else(|e| panic!("sample {n}: {e}"));
             assert_eq!(env.webhook, CATALOG[(n % 12) as usize].0);
             assert!(env.created_at_ms.is_some());
         }

@@ -17,23 +17,81 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, Uri},
 };
+use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use crate::signing::SigningKey;
+use super::signals;
+use crate::{
+    Error,
+    domain::{duration::parse_duration, signing::SigningKey},
+    error::ConfigError,
+};
+
+/// Run a demo receiver that prints what it gets.
+#[derive(Debug, Args)]
+pub(super) struct DemoReceiver {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Share of requests to fail (0.0-1.0).
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+    /// Status of a failed request.
+    #[arg(long, default_value_t = 500)]
+    fail_status: u16,
+    /// Latency added to every request.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    latency: Duration,
+    /// Verify signatures with this secret.
+    #[arg(long, env = "WEBHOOK_SIGNING_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Do not print a line per request.
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl DemoReceiver {
+    pub(super) async fn execute(self) -> Result<(), Error> {
+        let secret = self
+            .secret
+            .as_deref()
+            .map(SigningKey::from_secret)
+            .transpose()
+            .map_err(|source| ConfigError::Secret {
+                setting: "--secret",
+                source,
+            })?;
+        let options = ReceiverOptions {
+            fail_rate: self.fail_rate,
+            fail_status: self.fail_status,
+            latency: self.latency,
+            secret,
+            quiet: self.quiet,
+        };
+        let cancel = CancellationToken::new();
+        signals::listen(cancel.clone())?;
+        let (addr, server) = serve(self.listen, options, cancel).await?;
+        eprintln!(
+            "demo receiver listening on http://{addr}/ (fail rate {}, latency {:?})",
+            self.fail_rate, self.latency
+        );
+        Ok(server.await?)
+    }
+}
 
 /// How the receiver behaves.
 #[derive(Debug, Clone)]
-pub struct ReceiverOptions {
+struct ReceiverOptions {
     /// Share of requests answered with `fail_status` (0.0–1.0).
-    pub fail_rate: f64,
+    fail_rate: f64,
     /// Status of a failed request.
-    pub fail_status: u16,
+    fail_status: u16,
     /// Added before every answer.
-    pub latency: Duration,
+    latency: Duration,
     /// When set, `webhook-signature` is checked and reported.
-    pub secret: Option<SigningKey>,
+    secret: Option<SigningKey>,
     /// No line per request.
-    pub quiet: bool,
+    quiet: bool,
 }
 
 struct Shared {
@@ -43,7 +101,7 @@ struct Shared {
 
 /// Serves until `cancel` fires; returns the bound address at once and the
 /// serving future.
-pub async fn serve(
+async fn serve(
     listen: SocketAddr,
     options: ReceiverOptions,
     cancel: CancellationToken,

@@ -1,6 +1,7 @@
-//! The target guard: receivers may not live on loopback, private,
+//! The target rule: receivers may not live on loopback, private,
 //! link-local or otherwise internal addresses unless
-//! `WEBHOOK_ALLOW_PRIVATE_TARGETS` is set.
+//! `WEBHOOK_ALLOW_PRIVATE_TARGETS` is set. This is the pure rule; the HTTP
+//! edge applies it (`crate::http::resolver`).
 //!
 //! A webhook URL is chosen by whoever configures the webhook, so without
 //! this guard the worker is a server-side request forgery tool pointed at
@@ -9,12 +10,7 @@
 //! inside the HTTP client's resolver, so a name that resolves to `10.0.0.5`
 //! (or is re-pointed there between two lookups) is caught at connect time.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
-    sync::Arc,
-};
-
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Whether an address is one a public webhook may not target.
 pub fn is_forbidden(ip: IpAddr) -> bool {
@@ -31,7 +27,7 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
                 || (seg0 & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (seg0 & 0xffc0) == 0xfe80 // link-local fe80::/10
                 || (seg0 & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-                || is_nat64_or_6to4_of_forbidden(v6)
+                || embedded_v4(v6).is_some_and(is_forbidden_v4)
         }
     }
 }
@@ -51,70 +47,39 @@ fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved 240.0.0.0/4
 }
 
-/// 6to4 (`2002::/16`) and NAT64 (`64:ff9b::/96`) addresses embed an IPv4
-/// address; they are forbidden when that one is.
-fn is_nat64_or_6to4_of_forbidden(v6: Ipv6Addr) -> bool {
+/// The IPv4 address an IPv6 address embeds, for every form that routes to
+/// (or is translated to) one: IPv4-compatible `::a.b.c.d` (`::/96`), 6to4
+/// (`2002::/16`), IPv4-translated (`::ffff:0:0/96`), NAT64 (`64:ff9b::/96` and the local-use `64:ff9b:1::/48`)
+/// and Teredo (`2001::/32`: the server's address, and the client's, stored
+/// inverted in the last 32 bits; either being forbidden forbids it).
+/// v4-mapped `::ffff:a.b.c.d` is handled before this.
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
-    let embedded = if s[0] == 0x2002 {
-        Some(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        ))
-    } else if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] {
-        Some(Ipv4Addr::new(
-            (s[6] >> 8) as u8,
-            s[6] as u8,
-            (s[7] >> 8) as u8,
-            s[7] as u8,
-        ))
-    } else {
-        None
-    };
-    embedded.is_some_and(is_forbidden_v4)
-}
-
-/// The error the guarded resolver returns; the delivery code finds it in the
-/// HTTP error's source chain and reports `forbidden_target`.
-#[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to the non-public address {addr}")]
-pub struct ForbiddenTarget {
-    /// The name that was looked up.
-    pub host: String,
-    /// The first forbidden address it resolved to.
-    pub addr: IpAddr,
-}
-
-/// A DNS resolver that refuses names resolving to any forbidden address.
-///
-/// All addresses must be public: a name with one public and one private
-/// address could otherwise be steered to the private one.
-#[derive(Debug, Default, Clone)]
-pub struct GuardedResolver;
-
-impl GuardedResolver {
-    /// The resolver, shareable with the HTTP client.
-    pub fn shared() -> Arc<Self> {
-        Arc::new(Self)
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if s[..6] == [0, 0, 0, 0, 0, 0] {
+        // `::` and `::1` are caught as unspecified and loopback already.
+        return Some(v4(s[6], s[7]));
     }
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if let Some(bad) = addrs.iter().find(|a| is_forbidden(a.ip())) {
-                return Err(Box::new(ForbiddenTarget {
-                    host,
-                    addr: bad.ip(),
-                }) as _);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
+    if s[..4] == [0, 0, 0, 0] && s[4] == 0xffff && s[5] == 0 {
+        // IPv4-translated `::ffff:0:a.b.c.d` (SIIT).
+        return Some(v4(s[6], s[7]));
     }
+    if s[0] == 0x2002 {
+        return Some(v4(s[1], s[2]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && (s[2..6] == [0, 0, 0, 0] || s[2] == 1) {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        let server = v4(s[2], s[3]);
+        let client = v4(!s[6], !s[7]);
+        return Some(if is_forbidden_v4(server) {
+            server
+        } else {
+            client
+        });
+    }
+    None
 }
 
 #[cfg(test)]
@@ -148,6 +113,14 @@ mod tests {
             "2002:7f00:1::",
             "64:ff9b::a00:1",
             "ff02::1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::7f00:1",
+            "64:ff9b:1::7f00:1",
+            "::ffff:0:a00:1",
+            // Teredo: server 127.0.0.1, or client 10.0.0.1 (stored inverted).
+            "2001:0:7f00:1::",
+            "2001:0:808:808::f5ff:fffe",
         ] {
             assert!(is_forbidden(a.parse().unwrap()), "{a} should be forbidden");
         }
@@ -163,17 +136,10 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "2002:0808:0808::",
+            "::8.8.8.8",
+            "2001:0:808:808::f7f7:f7f7",
         ] {
             assert!(!is_forbidden(a.parse().unwrap()), "{a} should be allowed");
         }
-    }
-
-    #[tokio::test]
-    async fn resolver_refuses_localhost() {
-        let err = match GuardedResolver.resolve("localhost".parse().unwrap()).await {
-            Ok(_) => panic!("localhost must be refused"),
-            Err(e) => e,
-        };
-        assert!(err.downcast_ref::<ForbiddenTarget>().is_some(), "{err}");
     }
 }

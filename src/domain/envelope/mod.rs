@@ -12,66 +12,14 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// The catalog of known webhooks: number and event name.
-pub const CATALOG: [(u16, &str); 12] = [
-    (101, "Chat.Request.start"),
-    (102, "Chat.beforeAssigning"),
-    (103, "Chat.afterAssigning"),
-    (104, "Chat.started"),
-    (105, "Chat.Message.received"),
-    (106, "Chat.Message.sent"),
-    (107, "Chat.Agent.joinChat"),
-    (108, "Chat.Visitor.banned"),
-    (109, "Chat.ended"),
-    (110, "Chat.wrapup"),
-    (201, "OfflineMessage.submitted"),
-    (301, "App.installed"),
-];
-
-/// The event name of a catalogued webhook number.
-pub fn catalog_event(webhook: u16) -> Option<&'static str> {
-    CATALOG.iter().find(|(n, _)| *n == webhook).map(|(_, e)| *e)
-}
-
-/// Whether a number lies in one of the families' ranges (101–199, 201–299,
-/// 301–399).
-pub fn is_valid_webhook_number(n: i64) -> bool {
-    matches!(n, 101..=199 | 201..=299 | 301..=399)
-}
-
-/// Longest `id`, in characters.
-pub const MAX_ID_CHARS: usize = 200;
-/// Longest `url`, in characters.
-pub const MAX_URL_CHARS: usize = 2048;
-/// Longest `event` name, in characters.
-pub const MAX_EVENT_CHARS: usize = 200;
-
-/// Header names a message's `headers` may not set: the worker's own
-/// (section 4), `Host`, `Content-Length` and the hop-by-hop headers of
-/// RFC 7230 (and RFC 2616's list). Lower case; compared case-insensitively.
-pub const RESERVED_HEADERS: [&str; 21] = [
-    "content-type",
-    "user-agent",
-    "x-comm100-webhook-no",
-    "x-comm100-event",
-    "x-comm100-delivery-id",
-    "x-comm100-attempt",
-    "x-comm100-site-id",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "host",
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+use super::{
+    catalog::{
+        MAX_EVENT_CHARS, MAX_ID_CHARS, MAX_URL_CHARS, catalog_event, is_header_name,
+        is_header_value, is_reserved_header, is_valid_webhook_number,
+    },
+    policy::DropReason,
+    signing::SigningKey,
+};
 
 /// A validated event message, borrowing from the message body.
 #[derive(Debug, Clone)]
@@ -118,10 +66,10 @@ pub enum Rejection {
 
 impl Rejection {
     /// The drop reason this rejection parks the message with.
-    pub fn reason(&self) -> crate::retry::DropReason {
+    pub fn reason(&self) -> DropReason {
         match self {
-            Rejection::TooLarge { .. } => crate::retry::DropReason::TooLarge,
-            Rejection::Malformed(_) => crate::retry::DropReason::Malformed,
+            Rejection::TooLarge { .. } => DropReason::TooLarge,
+            Rejection::Malformed(_) => DropReason::Malformed,
         }
     }
 }
@@ -273,8 +221,7 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
         .map(|v| string(v, "secret"))
         .transpose()?;
     if let Some(secret) = &secret {
-        crate::signing::SigningKey::from_secret(secret)
-            .map_err(|e| malformed(format!("field 'secret': {e}")))?;
+        SigningKey::from_secret(secret).map_err(|e| malformed(format!("field 'secret': {e}")))?;
     }
 
     Ok(Envelope {
@@ -308,19 +255,18 @@ fn parse_headers(v: &RawValue) -> Result<Vec<Header<'_>>, Rejection> {
                 truncate(&name, 64)
             ))
         })?;
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        if !is_header_name(&name) {
             return Err(malformed(format!(
                 "header name '{}' is not a valid HTTP token",
                 truncate(&name, 64)
             )));
         }
-        let lower = name.to_ascii_lowercase();
-        if RESERVED_HEADERS.contains(&lower.as_str()) {
+        if is_reserved_header(&name) {
             return Err(malformed(format!(
                 "header '{name}' may not be set by the message"
             )));
         }
-        if reqwest::header::HeaderValue::from_str(&value).is_err() {
+        if !is_header_value(&value) {
             return Err(malformed(format!(
                 "header '{name}' value is not a valid HTTP header value"
             )));
@@ -413,214 +359,4 @@ fn truncate(s: &str, max_chars: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MAX: usize = 1 << 20;
-
-    fn valid() -> serde_json::Value {
-        serde_json::json!({
-            "id": "evt-1",
-            "webhook": 104,
-            "url": "https://example.com/hook",
-            "data": {"visitor": {"id": 1}}
-        })
-    }
-
-    fn with(field: &str, value: serde_json::Value) -> Vec<u8> {
-        let mut v = valid();
-        v[field] = value;
-        serde_json::to_vec(&v).unwrap()
-    }
-
-    fn without(field: &str) -> Vec<u8> {
-        let mut v = valid();
-        v.as_object_mut().unwrap().remove(field);
-        serde_json::to_vec(&v).unwrap()
-    }
-
-    fn rejection(body: &[u8]) -> String {
-        match parse(body, MAX) {
-            Err(Rejection::Malformed(m)) => m,
-            other => panic!("expected malformed, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn data_bytes_are_kept_exactly() {
-        let body = br#"{"id":"a","webhook":101,"url":"http://x.io/","data": { "b" : 1.50, "a":"\u00e9" } }"#;
-        let e = parse(body, MAX).unwrap();
-        assert_eq!(e.data.get(), r#"{ "b" : 1.50, "a":"\u00e9" }"#);
-        assert_eq!(e.event, "Chat.Request.start");
-    }
-
-    #[test]
-    fn every_catalog_event_parses_with_and_without_event() {
-        for (n, name) in CATALOG {
-            let body = with("webhook", n.into());
-            assert_eq!(parse(&body, MAX).unwrap().event, name);
-            let mut v = valid();
-            v["webhook"] = n.into();
-            v["event"] = name.into();
-            assert_eq!(
-                parse(&serde_json::to_vec(&v).unwrap(), MAX).unwrap().event,
-                name
-            );
-        }
-    }
-
-    #[test]
-    fn uncatalogued_number_needs_event() {
-        assert!(rejection(&with("webhook", 150.into())).contains("required"));
-        let mut v = valid();
-        v["webhook"] = 150.into();
-        v["event"] = "Chat.Custom".into();
-        let body = serde_json::to_vec(&v).unwrap();
-        let e = parse(&body, MAX).unwrap();
-        assert_eq!((e.webhook, e.event.as_ref()), (150, "Chat.Custom"));
-    }
-
-    #[test]
-    fn event_must_match_catalog() {
-        let mut v = valid();
-        v["event"] = "Chat.ended".into();
-        assert!(rejection(&serde_json::to_vec(&v).unwrap()).contains("does not match"));
-    }
-
-    #[test]
-    fn webhook_ranges() {
-        for bad in [0, 100, 200, 300, 400, 999, -101] {
-            assert!(rejection(&with("webhook", bad.into())).contains("not a valid webhook number"));
-        }
-        for bad in [
-            serde_json::json!("104"),
-            serde_json::json!(104.0),
-            serde_json::json!(1e30),
-        ] {
-            assert!(rejection(&with("webhook", bad)).contains("integer"));
-        }
-    }
-
-    #[test]
-    fn missing_fields_are_named() {
-        for f in ["id", "webhook", "url", "data"] {
-            assert_eq!(rejection(&without(f)), format!("field '{f}' is missing"));
-        }
-        assert_eq!(
-            rejection(&with("id", serde_json::Value::Null)),
-            "field 'id' is missing"
-        );
-    }
-
-    #[test]
-    fn id_rules() {
-        assert!(rejection(&with("id", "".into())).contains("1-200"));
-        assert!(parse(&with("id", "x".repeat(200).into()), MAX).is_ok());
-        assert!(rejection(&with("id", "x".repeat(201).into())).contains("1-200"));
-        assert!(rejection(&with("id", "é".into())).contains("printable ASCII"));
-        assert!(rejection(&with("id", "a\nb".into())).contains("printable ASCII"));
-        assert!(rejection(&with("id", 5.into())).contains("string"));
-    }
-
-    #[test]
-    fn url_rules() {
-        for bad in ["/relative", "ftp://x.io/", "not a url", "http://"] {
-            rejection(&with("url", bad.into()));
-        }
-        let long = format!("https://x.io/{}", "a".repeat(2048));
-        assert!(rejection(&with("url", long.into())).contains("more than 2048"));
-        assert!(parse(&with("url", "http://[::1]:8080/a?b=c".into()), MAX).is_ok());
-    }
-
-    #[test]
-    fn data_must_be_an_object() {
-        for bad in [
-            serde_json::json!([1]),
-            serde_json::json!("x"),
-            serde_json::json!(1),
-        ] {
-            assert!(rejection(&with("data", bad)).contains("'data' must be a JSON object"));
-        }
-    }
-
-    #[test]
-    fn optional_fields_are_typed() {
-        assert!(rejection(&with("site_id", "10".into())).contains("site_id"));
-        assert!(rejection(&with("created_at", "yesterday".into())).contains("RFC 3339"));
-        assert!(rejection(&with("created_at", 5.into())).contains("string"));
-        assert!(rejection(&with("secret", 5.into())).contains("secret"));
-        assert!(rejection(&with("secret", "whsec_!!notbase64".into())).contains("secret"));
-        let body = with("created_at", "2026-11-24T10:00:00.5+01:00".into());
-        let e = parse(&body, MAX).unwrap();
-        assert_eq!(e.created_at_ms, Some(1_795_510_800_500));
-        assert_eq!(
-            parse(&with("site_id", 1000.into()), MAX).unwrap().site_id,
-            Some(1000)
-        );
-    }
-
-    #[test]
-    fn headers_rules() {
-        let body = with(
-            "headers",
-            serde_json::json!({"X-Tenant": "a", "Authorization": "Bearer t"}),
-        );
-        let ok = parse(&body, MAX).unwrap();
-        assert_eq!(ok.headers.len(), 2);
-        for name in [
-            "Host",
-            "content-length",
-            "Connection",
-            "Transfer-Encoding",
-            "Upgrade",
-            "TE",
-            "Trailer",
-            "Keep-Alive",
-            "Proxy-Authorization",
-            "User-Agent",
-            "Content-Type",
-            "X-Comm100-Attempt",
-            "x-comm100-site-id",
-            "Webhook-Signature",
-        ] {
-            let m = rejection(&with("headers", serde_json::json!({ name: "v" })));
-            assert!(m.contains("may not be set"), "{name}: {m}");
-        }
-        assert!(
-            rejection(&with("headers", serde_json::json!({"X-A": 1}))).contains("must be a string")
-        );
-        assert!(rejection(&with("headers", serde_json::json!(["a"]))).contains("object of string"));
-        assert!(
-            rejection(&with("headers", serde_json::json!({"bad name": "v"}))).contains("token")
-        );
-        assert!(
-            rejection(&with("headers", serde_json::json!({"X-A": "a\r\nb"})))
-                .contains("header value")
-        );
-        let dup = br#"{"id":"a","webhook":101,"url":"http://x.io/","data":{},"headers":{"X-A":"1","x-a":"2"}}"#;
-        assert!(rejection(dup).contains("twice"));
-    }
-
-    #[test]
-    fn body_level_errors() {
-        assert!(rejection(b"\xff\xfe").contains("UTF-8"));
-        assert!(rejection(b"[1,2]").contains("JSON object"));
-        assert!(rejection(b"{\"id\":").contains("valid JSON"));
-        assert!(rejection(b"").contains("JSON object"));
-        let dup = br#"{"id":"a","id":"b","webhook":101,"url":"http://x.io/","data":{}}"#;
-        assert!(rejection(dup).contains("duplicate"));
-    }
-
-    #[test]
-    fn too_large_is_checked_first() {
-        let body = vec![b'x'; 11];
-        assert_eq!(
-            parse(&body, 10).unwrap_err(),
-            Rejection::TooLarge {
-                size: 11,
-                limit: 10
-            }
-        );
-        assert!(parse(&with("id", "a".into()), 20).is_err());
-    }
-}
+mod tests;

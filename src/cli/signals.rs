@@ -8,10 +8,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code of a second signal.
-pub const FORCED_EXIT_CODE: i32 = 130;
+pub(super) const FORCED_EXIT_CODE: i32 = 130;
 
 /// Spawns the signal listener; `token` is cancelled on the first signal.
-pub fn listen(token: CancellationToken) -> std::io::Result<()> {
+pub(super) fn listen(token: CancellationToken) -> std::io::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {

@@ -13,13 +13,14 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use crate::{
-    Error,
-    broker::Publisher,
-    message,
-    retry::{HEADER_DROP_REASON, HEADER_LAST_ERROR, RetryState, without_retry_headers},
+use super::{
+    publisher::{PublishError, Publisher},
+    retry_headers::{
+        HEADER_DROP_REASON, HEADER_LAST_ERROR, read_retry_state, text, without_retry_headers,
+    },
     topology::Topology,
 };
+use crate::domain::envelope;
 
 /// One parked message, as `dead list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,15 +40,13 @@ pub struct Parked {
 
 impl Parked {
     fn read(body: &[u8], props: &BasicProperties) -> Self {
-        let (id, webhook) = message::identify(body);
+        let (id, webhook) = envelope::identify(body);
         let headers = props.headers().as_ref();
         Parked {
             id,
             webhook,
             reason: parked_reason(headers),
-            attempts: RetryState::from_headers(headers)
-                .map(|s| s.attempts)
-                .unwrap_or(0),
+            attempts: read_retry_state(headers).map(|s| s.attempts).unwrap_or(0),
             last_error: headers
                 .and_then(|h| text(h.inner().get(HEADER_LAST_ERROR)?))
                 .unwrap_or_default(),
@@ -63,14 +62,6 @@ pub struct ReplayReport {
     /// Messages looked at and left in `P.dead` (other reason, or past the
     /// limit).
     pub kept: u64,
-}
-
-fn text(v: &AMQPValue) -> Option<String> {
-    match v {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    }
 }
 
 /// The reason a message was parked: ours, else the broker's first `x-death`.
@@ -91,7 +82,7 @@ pub fn parked_reason(headers: Option<&FieldTable>) -> String {
 }
 
 /// Messages in `P.dead` right now.
-async fn depth(channel: &Channel, topology: &Topology) -> Result<u32, Error> {
+async fn depth(channel: &Channel, topology: &Topology) -> Result<u32, lapin::Error> {
     let q = channel
         .queue_declare(
             topology.dead().into(),
@@ -110,7 +101,7 @@ pub async fn list(
     conn: &Connection,
     topology: &Topology,
     limit: Option<u64>,
-) -> Result<Vec<Parked>, Error> {
+) -> Result<Vec<Parked>, lapin::Error> {
     let channel = conn.create_channel().await?;
     let total = u64::from(depth(&channel, topology).await?);
     let mut out = Vec::new();
@@ -136,7 +127,7 @@ pub async fn replay(
     topology: &Topology,
     limit: Option<u64>,
     reason: Option<&str>,
-) -> Result<ReplayReport, Error> {
+) -> Result<ReplayReport, PublishError> {
     let channel = conn.create_channel().await?;
     let publisher = Publisher::open(conn).await?;
     let total = depth(&channel, topology).await?;

@@ -1,0 +1,18 @@
+//! The broker edge: everything that speaks AMQP. Above the domain, below
+//! the worker's stages; nothing here decides what happens to a message.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`url`] | `AMQP_URL`: defaults and redaction |
+//! | [`connect`] | connecting with backoff, forever |
+//! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
+//! | [`topology`] | names, arguments and the idempotent declaration |
+//! | [`retry_headers`] | the retry state as AMQP headers |
+//! | [`dead_letters`] | reading parked messages |
+
+pub mod connect;
+pub mod dead_letters;
+pub mod publisher;
+pub mod retry_headers;
+pub mod topology;
+pub mod url;

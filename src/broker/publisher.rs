@@ -1,0 +1,79 @@
+//! [`Publisher::publish`] is the one place that publishes: every retry
+//! copy, dead copy and replayed message goes through it, `mandatory`, on a
+//! channel in confirm mode, and only an `ack` without a returned message
+//! counts as success. Callers ack the original only after that.
+
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection,
+    options::{BasicPublishOptions, ConfirmSelectOptions},
+};
+
+/// Why a publish did not settle.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker could not be reached or the channel closed.
+    #[error("publish failed: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The broker refused the message (`basic.nack`), e.g. a full quorum
+    /// queue with `reject-publish`.
+    #[error("the broker nacked the publish to '{0}'")]
+    Nacked(String),
+    /// No queue is bound to the routing key: the message was returned.
+    #[error("the publish to '{0}' was returned unroutable ({1})")]
+    Returned(String, String),
+}
+
+/// A channel in confirm mode: the one way this program publishes.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    /// Opens a channel on `conn` and puts it in confirm mode.
+    pub async fn open(conn: &Connection) -> Result<Self, lapin::Error> {
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(Self { channel })
+    }
+
+    /// Publishes `body` to queue `queue` through the default exchange,
+    /// persistent and `mandatory`, and waits for the broker's confirm.
+    /// `Ok` means the broker has taken responsibility for the message.
+    pub async fn publish(
+        &self,
+        queue: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                body,
+                properties.with_delivery_mode(2),
+            )
+            .await?
+            .await?;
+        match confirm {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(
+                PublishError::Returned(queue.to_string(), returned.reply_text.to_string()),
+            ),
+            Confirmation::Nack(None) => Err(PublishError::Nacked(queue.to_string())),
+            Confirmation::NotRequested => unreachable!("the channel is in confirm mode"),
+        }
+    }
+
+    /// Closes the channel.
+    pub async fn close(&self) {
+        let _ = self.channel.close(200, "bye".into()).await;
+    }
+}

@@ -1,0 +1,197 @@
+//! The retry state in AMQP headers (contract section 5): how the domain's
+//! [`RetryState`] and [`DropReason`] travel with a message. No `x-` prefix:
+//! the broker reserves those, and `x-death` is not an attempt counter.
+
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+
+use crate::domain::policy::{DropReason, RetryState};
+
+/// Header: attempts made so far (an AMQP integer).
+pub const HEADER_ATTEMPTS: &str = "webhook-attempts";
+/// Header: unix milliseconds of the first attempt (an AMQP integer).
+pub const HEADER_FIRST_ATTEMPT_MS: &str = "webhook-first-attempt-ms";
+/// Header: short text of the last failure.
+pub const HEADER_LAST_ERROR: &str = "webhook-last-error";
+/// Header: why the message was parked in `P.dead`.
+pub const HEADER_DROP_REASON: &str = "webhook-drop-reason";
+
+/// Longest `webhook-last-error`, in characters: headers are not a log.
+pub const MAX_LAST_ERROR_CHARS: usize = 256;
+
+/// A retry header that is present but unusable: the message is then
+/// malformed (the text is its `webhook-last-error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("header {0} is not a non-negative AMQP integer")]
+pub struct HeaderError(pub &'static str);
+
+/// Reads the retry headers. Absent headers mean a fresh event; a header of
+/// the wrong type is an error.
+pub fn read_retry_state(headers: Option<&FieldTable>) -> Result<RetryState, HeaderError> {
+    let Some(h) = headers else {
+        return Ok(RetryState::default());
+    };
+    let attempts = match h.inner().get(HEADER_ATTEMPTS) {
+        None => 0,
+        Some(v) => as_integer(v)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or(HeaderError(HEADER_ATTEMPTS))?,
+    };
+    let first_attempt_ms = match h.inner().get(HEADER_FIRST_ATTEMPT_MS) {
+        None => None,
+        Some(v) => Some(
+            as_integer(v)
+                .filter(|n| *n >= 0)
+                .ok_or(HeaderError(HEADER_FIRST_ATTEMPT_MS))?,
+        ),
+    };
+    Ok(RetryState {
+        attempts,
+        first_attempt_ms,
+    })
+}
+
+/// A text header's value (long or short string), lossily decoded.
+pub fn text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+/// The message's `webhook-last-error`, when it has one.
+pub fn last_error(headers: Option<&FieldTable>) -> Option<String> {
+    text(headers?.inner().get(HEADER_LAST_ERROR)?)
+}
+
+/// Any AMQP integer type, widened.
+fn as_integer(v: &AMQPValue) -> Option<i64> {
+    Some(match *v {
+        AMQPValue::ShortShortInt(n) => n.into(),
+        AMQPValue::ShortShortUInt(n) => n.into(),
+        AMQPValue::ShortInt(n) => n.into(),
+        AMQPValue::ShortUInt(n) => n.into(),
+        AMQPValue::LongInt(n) => n.into(),
+        AMQPValue::LongUInt(n) => n.into(),
+        AMQPValue::LongLongInt(n) => n,
+        AMQPValue::Timestamp(n) => i64::try_from(n).ok()?,
+        _ => return None,
+    })
+}
+
+/// Writes the retry headers onto a copy of the message's headers: the same
+/// names in one place for retry copies and dead copies alike.
+pub fn with_retry_headers(
+    headers: Option<&FieldTable>,
+    attempts: u32,
+    first_attempt_ms: Option<i64>,
+    last_error: Option<&str>,
+    drop_reason: Option<DropReason>,
+) -> FieldTable {
+    let mut table = headers.cloned().unwrap_or_default();
+    table.insert(
+        HEADER_ATTEMPTS.into(),
+        AMQPValue::LongLongInt(attempts.into()),
+    );
+    if let Some(first) = first_attempt_ms {
+        table.insert(
+            HEADER_FIRST_ATTEMPT_MS.into(),
+            AMQPValue::LongLongInt(first),
+        );
+    }
+    if let Some(err) = last_error {
+        let err: String = err.chars().take(MAX_LAST_ERROR_CHARS).collect();
+        table.insert(HEADER_LAST_ERROR.into(), AMQPValue::LongString(err.into()));
+    }
+    if let Some(reason) = drop_reason {
+        table.insert(
+            HEADER_DROP_REASON.into(),
+            AMQPValue::LongString(reason.as_str().into()),
+        );
+    }
+    table
+}
+
+/// The headers of a replayed message: retry state cleared so the schedule
+/// and max age start over, everything the producer set kept.
+pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
+    let mut map = headers.map(|h| h.inner().clone()).unwrap_or_default();
+    for name in [
+        HEADER_ATTEMPTS,
+        HEADER_FIRST_ATTEMPT_MS,
+        HEADER_LAST_ERROR,
+        HEADER_DROP_REASON,
+        "x-death",
+    ] {
+        map.remove(&ShortString::from(name));
+    }
+    map.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        assert_eq!(read_retry_state(None).unwrap(), RetryState::default());
+        let mut producer = FieldTable::default();
+        producer.insert("trace".into(), AMQPValue::LongString("t1".into()));
+        let h = with_retry_headers(
+            Some(&producer),
+            3,
+            Some(1234),
+            Some("HTTP 500"),
+            Some(DropReason::Expired),
+        );
+        let state = read_retry_state(Some(&h)).unwrap();
+        assert_eq!(
+            state,
+            RetryState {
+                attempts: 3,
+                first_attempt_ms: Some(1234)
+            }
+        );
+        assert_eq!(state.this_attempt(), 4);
+        assert_eq!(
+            h.inner().get("webhook-drop-reason"),
+            Some(&AMQPValue::LongString("expired".into()))
+        );
+        assert!(h.contains_key("trace"));
+        let cleared = without_retry_headers(Some(&h));
+        assert_eq!(cleared.inner().len(), 1);
+        assert!(cleared.contains_key("trace"));
+    }
+
+    #[test]
+    fn any_integer_type_is_read_and_others_refused() {
+        for v in [
+            AMQPValue::ShortShortUInt(2),
+            AMQPValue::LongInt(2),
+            AMQPValue::LongUInt(2),
+            AMQPValue::ShortInt(2),
+        ] {
+            let mut h = FieldTable::default();
+            h.insert(HEADER_ATTEMPTS.into(), v);
+            assert_eq!(read_retry_state(Some(&h)).unwrap().attempts, 2);
+        }
+        for v in [
+            AMQPValue::LongString("2".into()),
+            AMQPValue::LongInt(-1),
+            AMQPValue::Double(2.0),
+        ] {
+            let mut h = FieldTable::default();
+            h.insert(HEADER_ATTEMPTS.into(), v);
+            assert!(read_retry_state(Some(&h)).is_err());
+        }
+    }
+
+    #[test]
+    fn last_error_is_bounded() {
+        let h = with_retry_headers(None, 1, None, Some(&"e".repeat(10_000)), None);
+        match h.inner().get(HEADER_LAST_ERROR) {
+            Some(AMQPValue::LongString(s)) => assert_eq!(s.len(), MAX_LAST_ERROR_CHARS),
+            other => panic!("{other:?}"),
+        }
+    }
+}

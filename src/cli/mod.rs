@@ -1,0 +1,145 @@
+//! The command line, one file per command: `run` (the default),
+//! `declare`, `dead ...`, `publish`, `demo-receiver`. Settings come after
+//! the subcommand, each also an environment variable (see
+//! [`crate::config`]); each command takes only the groups it uses.
+
+mod dead;
+mod declare;
+mod demo_receiver;
+mod publish;
+mod run;
+mod signals;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+use crate::{
+    Error,
+    broker::url::parse_url,
+    config::BrokerArgs,
+    telemetry::logging::{LogFormat, init_logging},
+};
+
+/// Delivers webhook events from RabbitMQ to their receivers.
+#[derive(Debug, Parser)]
+#[command(name = "webhook-worker", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do (default: run).
+    #[command(subcommand)]
+    command: Command,
+
+    /// Log format; the level comes from `RUST_LOG`.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Consume and deliver until SIGTERM/SIGINT (the default).
+    Run(run::Run),
+    /// Declare the exchange and queues, then exit.
+    Declare(declare::Declare),
+    /// Inspect or re-drive parked messages.
+    #[command(subcommand)]
+    Dead(dead::Dead),
+    /// Publish events: from a file of JSON lines, stdin (`--file -`), or
+    /// generated samples of every catalog event.
+    Publish(publish::Publish),
+    /// Run a demo receiver that prints what it gets.
+    DemoReceiver(demo_receiver::DemoReceiver),
+}
+
+/// Names that are not `run`'s flags: a first argument among them is a
+/// subcommand (or a top-level flag), anything else means `run`.
+const SUBCOMMANDS: [&str; 7] = [
+    "run",
+    "declare",
+    "dead",
+    "publish",
+    "demo-receiver",
+    "help",
+    "-h",
+];
+
+/// Inserts `run` when no subcommand is given, so `webhook-worker` and
+/// `webhook-worker --prefix x` both run the worker.
+fn with_default_command(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let is_known = SUBCOMMANDS.contains(&first) || matches!(first, "--help" | "-V" | "--version");
+    if !is_known {
+        args.insert(1.min(args.len()), "run".into());
+    }
+    args
+}
+
+/// The binary: parse the command line, start the runtime, run the
+/// command, turn its result into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse_from(with_default_command(std::env::args_os()));
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.command.execute()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+impl Command {
+    async fn execute(self) -> Result<(), Error> {
+        match self {
+            Command::Run(c) => c.execute().await,
+            Command::Declare(c) => c.execute().await,
+            Command::Dead(c) => c.execute().await,
+            Command::Publish(c) => c.execute().await,
+            Command::DemoReceiver(c) => c.execute().await,
+        }
+    }
+}
+
+/// One connection attempt, for the one-shot commands.
+async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connection, Error> {
+    let uri = parse_url(&broker.amqp_url)?;
+    let props = lapin::ConnectionProperties::default()
+        .with_connection_name(format!("webhook-worker {name}").into());
+    Ok(lapin::Connection::connect_uri(uri, props).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_subcommand_means_run() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            with_default_command(args(&["ww", "--prefix", "x"])),
+            args(&["ww", "run", "--prefix", "x"])
+        );
+        assert_eq!(
+            with_default_command(args(&["ww", "dead", "list"])),
+            args(&["ww", "dead", "list"])
+        );
+        assert_eq!(with_default_command(args(&["ww"])), args(&["ww", "run"]));
+    }
+
+    #[test]
+    fn log_format_defaults_to_text() {
+        let cli = Cli::try_parse_from(["ww", "run"]).unwrap();
+        assert_eq!(cli.log_format, LogFormat::Text);
+    }
+}

@@ -1,0 +1,165 @@
+//! The setting groups. Each is a clap `Args` struct with its own help
+//! heading; commands flatten the groups they use.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Args;
+
+use super::{DEFAULT_CONCURRENCY, DEFAULT_HOST_CONCURRENCY};
+use crate::{
+    broker::topology::QueueType,
+    domain::{
+        duration::{DurationError, parse_duration, parse_positive_duration, parse_ttl},
+        schedule::RetrySchedule,
+    },
+};
+
+/// Where the broker is.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Broker")]
+pub struct BrokerArgs {
+    /// Broker URL (`amqps://` for TLS).
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub amqp_url: String,
+}
+
+/// The prefix of every exchange and queue name.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Names")]
+pub struct NameArgs {
+    /// Prefix of every exchange and queue name.
+    #[arg(long, env = "WEBHOOK_PREFIX", default_value = "webhooks", value_parser = parse_prefix)]
+    pub prefix: String,
+}
+
+/// How the queues are declared.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Topology")]
+pub struct TopologyArgs {
+    /// Queue type of every queue the worker declares.
+    #[arg(long, env = "WEBHOOK_QUEUE_TYPE", value_enum, default_value_t = QueueType::Quorum)]
+    pub queue_type: QueueType,
+
+    /// Delays before each retry: `DURATION[*COUNT]`, comma separated
+    /// (one retry queue per distinct delay).
+    #[arg(
+        long,
+        env = "WEBHOOK_RETRY_SCHEDULE",
+        default_value = "60s*3,1h*3,24h*3"
+    )]
+    pub retry_schedule: RetrySchedule,
+
+    /// Retention of parked messages in `P.dead`.
+    #[arg(long, env = "WEBHOOK_DEAD_TTL", default_value = "7d", value_parser = ttl)]
+    pub dead_ttl: Duration,
+
+    /// Redeliveries of one message (crashes, lost connections) before the
+    /// broker parks it (quorum queues only).
+    #[arg(long, env = "WEBHOOK_DELIVERY_LIMIT", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub delivery_limit: u32,
+}
+
+/// How long failed deliveries keep being retried.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Retry")]
+pub struct RetryArgs {
+    /// No retry is scheduled later than this after the first attempt.
+    #[arg(long, env = "WEBHOOK_MAX_AGE", default_value = "48h", value_parser = positive)]
+    pub max_age: Duration,
+}
+
+/// How deliveries are made.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Delivery")]
+pub struct DeliveryArgs {
+    /// Whole-request timeout of one delivery attempt.
+    #[arg(long, env = "WEBHOOK_TIMEOUT", default_value = "10s", value_parser = positive)]
+    pub timeout: Duration,
+
+    /// Most deliveries in flight in one process; also the AMQP prefetch.
+    #[arg(long, env = "WEBHOOK_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Most deliveries in flight to one receiver (scheme, host, port; `0` =
+    /// no cap beyond `--concurrency`), so one hanging receiver cannot take
+    /// every slot.
+    #[arg(long, env = "WEBHOOK_HOST_CONCURRENCY", default_value_t = DEFAULT_HOST_CONCURRENCY)]
+    pub host_concurrency: u16,
+
+    /// Allow loopback, private and link-local targets (tests, local demos).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: bool,
+
+    /// Default signing secret, used when a message carries none.
+    #[arg(long, env = "WEBHOOK_SIGNING_SECRET", hide_env_values = true)]
+    pub signing_secret: Option<String>,
+
+    /// Larger messages are dropped as `too_large`.
+    #[arg(long, env = "WEBHOOK_MAX_MESSAGE_BYTES", default_value_t = 1_048_576,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_message_bytes: u32,
+
+    /// How long in-flight deliveries may finish after SIGTERM.
+    #[arg(long, env = "WEBHOOK_SHUTDOWN_GRACE", default_value = "30s", value_parser = any_duration)]
+    pub shutdown_grace: Duration,
+}
+
+/// Where metrics and health are served.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Telemetry")]
+pub struct TelemetryArgs {
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9102")]
+    pub metrics_addr: SocketAddr,
+}
+
+fn any_duration(s: &str) -> Result<Duration, DurationError> {
+    parse_duration(s)
+}
+
+fn positive(s: &str) -> Result<Duration, DurationError> {
+    parse_positive_duration(s)
+}
+
+fn ttl(s: &str) -> Result<Duration, DurationError> {
+    parse_ttl(s)
+}
+
+/// Why a prefix was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("prefix must be 1-200 characters of letters, digits, '.', '-', '_' or ':'")]
+pub(super) struct PrefixError;
+
+/// A prefix the broker accepts as part of every queue name.
+fn parse_prefix(s: &str) -> Result<String, PrefixError> {
+    let ok = !s.is_empty()
+        && s.len() <= 200
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(PrefixError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_restricted_to_safe_characters() {
+        assert!(parse_prefix("webhooks-test_1.a:b").is_ok());
+        assert!(parse_prefix("").is_err());
+        assert!(parse_prefix("a b").is_err());
+        assert!(parse_prefix("a/b").is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! The pure bottom layer: the rules of the contract as values and
+//! functions, with no I/O. Nothing here imports lapin, reqwest or tokio, so
+//! every rule is unit-tested and fuzzed directly, and the edges above
+//! (`broker`, `http`) and the worker's stages only translate to and from
+//! these types.
+//!
+//! | module | what it decides |
+//! |---|---|
+//! | [`duration`] | durations as operators write them |
+//! | [`schedule`] | the retry schedule and its tiers |
+//! | [`outcome`] | how one attempt ended |
+//! | [`policy`] | retry or drop, and why |
+//! | [`catalog`] | the webhook catalog and the header rules |
+//! | [`envelope`] | what producers publish, validated |
+//! | [`signing`] | Standard Webhooks signatures |
+//! | [`target`] | which addresses a receiver may not have |
+//! | [`retry_after`] | a receiver's `Retry-After` |
+
+pub mod catalog;
+pub mod duration;
+pub mod envelope;
+pub mod outcome;
+pub mod policy;
+pub mod retry_after;
+pub mod schedule;
+pub mod signing;
+pub mod target;

@@ -1,0 +1,117 @@
+//! How one delivery attempt ended (contract section 4). The HTTP edge
+//! produces an [`AttemptOutcome`]; the retry policy, the per-receiver limit
+//! and the metrics all read it, so it lives here, below all three.
+
+use std::time::Duration;
+
+/// How one attempt ended. The label is the `outcome` of
+/// `webhook_attempts_total`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// A 2xx arrived in time.
+    Success {
+        /// The status code.
+        status: u16,
+    },
+    /// No status within `WEBHOOK_TIMEOUT`.
+    Timeout,
+    /// Connection, TLS or transport error, with a short description.
+    ConnectError(String),
+    /// A non-2xx status other than 410.
+    HttpError {
+        /// The status code.
+        status: u16,
+        /// `Retry-After` of a 429 or 503, when present and readable.
+        retry_after: Option<Duration>,
+    },
+    /// `410 Gone`: the receiver asks never to be called again.
+    Gone,
+    /// The URL points at a non-public address.
+    ForbiddenTarget(String),
+}
+
+impl AttemptOutcome {
+    /// Every label, for pre-registering metrics.
+    pub const LABELS: [&'static str; 6] = [
+        "success",
+        "timeout",
+        "connect_error",
+        "http_error",
+        "gone",
+        "forbidden_target",
+    ];
+
+    /// The metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Success { .. } => "success",
+            AttemptOutcome::Timeout => "timeout",
+            AttemptOutcome::ConnectError(_) => "connect_error",
+            AttemptOutcome::HttpError { .. } => "http_error",
+            AttemptOutcome::Gone => "gone",
+            AttemptOutcome::ForbiddenTarget(_) => "forbidden_target",
+        }
+    }
+
+    /// Whether this is a success.
+    pub fn is_success(&self) -> bool {
+        matches!(self, AttemptOutcome::Success { .. })
+    }
+
+    /// Short text for `webhook-last-error` and the log.
+    pub fn describe(&self, timeout: Duration) -> String {
+        match self {
+            AttemptOutcome::Success { status } => format!("HTTP {status}"),
+            AttemptOutcome::Timeout => format!(
+                "timeout: no response within {}",
+                humantime::format_duration(timeout)
+            ),
+            AttemptOutcome::ConnectError(e) => format!("connect error: {e}"),
+            AttemptOutcome::HttpError {
+                status,
+                retry_after: Some(d),
+            } => {
+                format!(
+                    "HTTP {status} (Retry-After {})",
+                    humantime::format_duration(*d)
+                )
+            }
+            AttemptOutcome::HttpError {
+                status,
+                retry_after: None,
+            } => format!("HTTP {status}"),
+            AttemptOutcome::Gone => "HTTP 410 Gone".to_string(),
+            AttemptOutcome::ForbiddenTarget(e) => format!("forbidden target: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_the_metric_outcomes() {
+        let all = [
+            AttemptOutcome::Success { status: 200 },
+            AttemptOutcome::Timeout,
+            AttemptOutcome::ConnectError("refused".into()),
+            AttemptOutcome::HttpError {
+                status: 500,
+                retry_after: None,
+            },
+            AttemptOutcome::Gone,
+            AttemptOutcome::ForbiddenTarget("10.0.0.1".into()),
+        ];
+        let labels: Vec<_> = all.iter().map(AttemptOutcome::label).collect();
+        assert_eq!(labels, AttemptOutcome::LABELS);
+        assert_eq!(
+            AttemptOutcome::HttpError {
+                status: 429,
+                retry_after: Some(Duration::from_secs(5))
+            }
+            .describe(Duration::from_secs(1)),
+            "HTTP 429 (Retry-After 5s)"
+        );
+    }
+}

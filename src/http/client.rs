@@ -1,0 +1,197 @@
+//! One HTTP attempt to a receiver (contract section 4).
+//!
+//! One [`Deliverer`] per process holds the one HTTP client (rustls, a
+//! shared connection pool, no redirects, no proxies). An attempt never
+//! returns an error: every way it can end is an [`AttemptOutcome`], which
+//! the retry policy, the receiver's limit and the metrics all read.
+
+use std::{
+    error::Error as _,
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use reqwest::{StatusCode, header::RETRY_AFTER};
+
+use super::{
+    headers::{USER_AGENT_VALUE, request_headers},
+    resolver::{ForbiddenTarget, GuardedResolver},
+};
+use crate::domain::{
+    envelope::Envelope, outcome::AttemptOutcome, retry_after::parse_retry_after,
+    signing::SigningKey, target::is_forbidden,
+};
+
+/// Response bodies are read at most this far, then dropped.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Settings of the delivery side, taken from [`crate::config::Config`].
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Allow non-public targets.
+    pub allow_private_targets: bool,
+    /// Default signing key.
+    pub default_key: Option<SigningKey>,
+    /// Idle connections kept per host.
+    pub pool_per_host: usize,
+}
+
+/// The one HTTP client of the process, with the request-building rules.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    client: reqwest::Client,
+    timeout: Duration,
+    allow_private_targets: bool,
+    default_key: Option<SigningKey>,
+}
+
+impl Deliverer {
+    /// Builds the client. Fails only if the TLS backend cannot start.
+    pub fn new(config: DeliveryConfig) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // The worker retries through the broker; reqwest's own retry
+            // policy would only copy every request's headers.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
+            .no_proxy()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .pool_max_idle_per_host(config.pool_per_host)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(USER_AGENT_VALUE);
+        if !config.allow_private_targets {
+            builder = builder.dns_resolver(GuardedResolver::shared());
+        }
+        Ok(Self {
+            client: builder.build()?,
+            timeout: config.timeout,
+            allow_private_targets: config.allow_private_targets,
+            default_key: config.default_key,
+        })
+    }
+
+    /// The whole-request timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Makes one attempt. `body` is the message body the envelope was parsed
+    /// from; the request body is a zero-copy slice of it (`data`'s bytes).
+    pub async fn attempt(&self, env: &Envelope<'_>, body: &Bytes, attempt: u32) -> AttemptOutcome {
+        if !self.allow_private_targets
+            && let Some(ip) = literal_ip(&env.url)
+            && is_forbidden(ip)
+        {
+            return AttemptOutcome::ForbiddenTarget(format!("{ip} is not a public address"));
+        }
+        let payload = body.slice_ref(env.data.get().as_bytes());
+        let headers = request_headers(env, attempt, unix_secs_now(), self.default_key.as_ref());
+        let response = self
+            .client
+            .post(env.url.clone())
+            .headers(headers)
+            .body(payload)
+            .send()
+            .await;
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => return classify_error(e),
+        };
+        let status = response.status();
+        let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::SERVICE_UNAVAILABLE
+        {
+            response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| parse_retry_after(v.as_bytes(), SystemTime::now()))
+        } else {
+            None
+        };
+        // The status decides. Reading a bounded prefix of the body lets the
+        // connection go back to the pool; errors while reading are ignored.
+        let mut read = 0;
+        while read < MAX_RESPONSE_BYTES {
+            match response.chunk().await {
+                Ok(Some(chunk)) => read += chunk.len(),
+                _ => break,
+            }
+        }
+        if status.is_success() {
+            AttemptOutcome::Success {
+                status: status.as_u16(),
+            }
+        } else if status == StatusCode::GONE {
+            AttemptOutcome::Gone
+        } else {
+            AttemptOutcome::HttpError {
+                status: status.as_u16(),
+                retry_after,
+            }
+        }
+    }
+}
+
+fn literal_ip(url: &url::Url) -> Option<std::net::IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(v4) => Some(v4.into()),
+        url::Host::Ipv6(v6) => Some(v6.into()),
+        url::Host::Domain(_) => None,
+    }
+}
+
+fn unix_secs_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Maps a client error to an outcome, with a description that names no URL.
+fn classify_error(e: reqwest::Error) -> AttemptOutcome {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(f) = s.downcast_ref::<ForbiddenTarget>() {
+            return AttemptOutcome::ForbiddenTarget(f.to_string());
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        return AttemptOutcome::Timeout;
+    }
+    // The innermost cause is the informative one ("Connection refused").
+    let mut innermost = None;
+    let mut source = e.source();
+    while let Some(s) = source {
+        innermost = Some(s.to_string());
+        source = s.source();
+    }
+    AttemptOutcome::ConnectError(innermost.unwrap_or_else(|| e.without_url().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliverer() -> Deliverer {
+        Deliverer::new(DeliveryConfig {
+            timeout: Duration::from_secs(1),
+            allow_private_targets: false,
+            default_key: None,
+            pool_per_host: 1,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn literal_private_ip_is_refused_without_a_request() {
+        let body = Bytes::from_static(
+            br#"{"id":"e1","webhook":101,"url":"http://127.0.0.1:9/","data":{}}"#,
+        );
+        let env = crate::domain::envelope::parse(&body, 1 << 20).unwrap();
+        let outcome = deliverer().attempt(&env, &body, 1).await;
+        assert_eq!(outcome.label(), "forbidden_target");
+    }
+}

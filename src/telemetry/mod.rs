@@ -1,0 +1,13 @@
+//! Telemetry (contract section 7): what operators see of a running worker.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`metrics`] | every Prometheus metric, handles resolved once |
+//! | [`health`] | readiness |
+//! | [`server`] | `/metrics`, `/healthz`, `/readyz` |
+//! | [`logging`] | text or JSON logs |
+
+pub mod health;
+pub mod logging;
+pub mod metrics;
+pub mod server;

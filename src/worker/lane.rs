@@ -1,0 +1,114 @@
+//! A lane: one consumer channel and its settler.
+//!
+//! A session consumes on one lane at a time. When a delivery stays
+//! unfinished long enough that everything behind it must be acked one by
+//! one (see [`super::settle::STUCK`]), the session *rotates*: it opens a
+//! fresh lane and *retires* the old one, which cancels its consumer, runs
+//! what the broker had already sent it, and closes once the slow
+//! deliveries settle. A hanging receiver then costs one rotation instead
+//! of a single ack (a queue command each) for every message behind it.
+
+use std::sync::Arc;
+
+use futures_lite::StreamExt;
+use lapin::{
+    Channel, Consumer,
+    options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
+    types::FieldTable,
+};
+use tokio::{sync::OwnedSemaphorePermit, task::JoinHandle};
+
+use super::{
+    Worker,
+    session::{SessionCtx, Started},
+    settle::{self, SettlerHandle, Stuck},
+};
+use crate::Error;
+
+/// One consumer channel: its consumer and its settler.
+pub(crate) struct Lane {
+    channel: Channel,
+    consumer: Consumer,
+    settler: SettlerHandle,
+    settler_task: JoinHandle<()>,
+    stuck: Stuck,
+}
+
+impl Lane {
+    /// Sets the prefetch on `channel` and starts consuming there, with a
+    /// settler of its own.
+    pub(crate) async fn open(worker: &Worker, channel: Channel) -> Result<Self, Error> {
+        channel
+            .basic_qos(worker.concurrency, BasicQosOptions { global: false })
+            .await?;
+        let consumer = channel
+            .basic_consume(
+                worker.topology.deliveries().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (settler, settler_task, stuck) = settle::spawn(channel.clone(), worker.metrics.clone());
+        Ok(Self {
+            channel,
+            consumer,
+            settler,
+            settler_task,
+            stuck,
+        })
+    }
+
+    /// The next delivery, or why there is none (`Err`: the channel or
+    /// connection failed; `Ok(None)`: the broker cancelled the consumer).
+    pub(crate) async fn next(&mut self) -> Result<Option<lapin::message::Delivery>, lapin::Error> {
+        self.consumer.next().await.transpose()
+    }
+
+    /// Raised when the settler had to ack singly behind a delivery
+    /// unfinished for [`settle::STUCK`]: time to rotate.
+    pub(crate) fn stuck_signal(&self) -> Stuck {
+        self.stuck.clone()
+    }
+
+    /// Where this lane's deliveries report their settlement.
+    pub(crate) fn settler(&self) -> &SettlerHandle {
+        &self.settler
+    }
+
+    /// Stops the consumer: the broker sends nothing more on this lane.
+    pub(crate) async fn cancel(&self) {
+        let _ = self
+            .channel
+            .basic_cancel(self.consumer.tag(), BasicCancelOptions::default())
+            .await;
+    }
+
+    /// Flushes the settler (every handle is gone once the deliveries are)
+    /// and closes the channel.
+    pub(crate) async fn close(self, why: &str) {
+        drop(self.settler);
+        let _ = self.settler_task.await;
+        let _ = self.channel.close(200, why.into()).await;
+    }
+
+    /// Winds down a lane replaced by a fresh one: cancels its consumer,
+    /// runs the deliveries the broker had already sent, waits until every
+    /// one of them is settled, then closes the channel. `retired` is this
+    /// lane's place among the retired ones, given back when it closes.
+    pub(crate) async fn retire(
+        mut self,
+        worker: Arc<Worker>,
+        ctx: SessionCtx,
+        retired: OwnedSemaphorePermit,
+    ) {
+        self.cancel().await;
+        while let Ok(Some(delivery)) = self.next().await {
+            if let Started::ShuttingDown = worker.start(delivery, &self.settler, &ctx).await {
+                break;
+            }
+        }
+        self.close("retired").await;
+        drop(retired);
+    }
+}
