@@ -19,6 +19,13 @@ pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 /// Parses the broker URL, adding the default heartbeat and frame size when
 /// it has none.
 pub fn parse_url(url: &str) -> Result<AMQPUri, UrlError> {
+    if has_at_after_host(url) {
+        return Err(UrlError::Invalid(
+            "'@' after the host: percent-encode '/', '?' and '#' in the user name and \
+             password (%2F, %3F, %23), and '@' in the vhost or query (%40)"
+                .into(),
+        ));
+    }
     let mut uri = AMQPUri::from_str(url).map_err(|e| UrlError::Invalid(redact_text(&e, url)))?;
     if uri.query.heartbeat.is_none() {
         uri.query.heartbeat = Some(DEFAULT_HEARTBEAT_SECS);
@@ -59,6 +66,17 @@ fn redact_text(error: &impl std::fmt::Display, url: &str) -> String {
     }
 }
 
+/// Whether an `@` follows the host. A `/`, `?` or `#` in a user name or
+/// password ends the host early, and the rest of the user info (the
+/// password with it) becomes the vhost or the query, which the redacted
+/// form shows: `amqp://user:12/3secret@host` connects to host `user` and
+/// vhost `3secret@host`. An `@` is only meaningful before the host.
+fn has_at_after_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_end = rest.find(['/', '?', '#', '\\']).unwrap_or(rest.len());
+    rest[host_end..].contains('@')
+}
+
 /// The userinfo password of a URL string, found textually (it may not
 /// parse).
 fn password_of(url: &str) -> Option<&str> {
@@ -87,5 +105,27 @@ mod tests {
             Some(3)
         );
         assert!(parse_url("http://nope").is_err());
+    }
+
+    /// Found by `fuzz/` (target `broker_url`): a `/` in the user info made
+    /// the rest of it, password included, the vhost of the redacted form.
+    #[test]
+    fn an_at_after_the_host_is_refused_without_showing_the_password() {
+        for url in [
+            "amqp:///:secret99@",
+            "amqp://user:12/3secret99@host/",
+            "amqp://us/er:secret99@host",
+            "amqp://us?er:secret99@host",
+            "amqp://us#er:secret99@host",
+            "amqp://a@b/x:secret99@y",
+        ] {
+            let err = parse_url(url).unwrap_err().to_string();
+            assert!(!err.contains("secret99"), "{url}: {err}");
+            assert!(err.contains("'@' after the host"), "{url}: {err}");
+        }
+        assert_eq!(
+            parse_url("amqp://user:p%2F%40ss@host/v%40h").unwrap().vhost,
+            "v@h"
+        );
     }
 }
