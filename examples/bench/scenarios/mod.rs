@@ -12,12 +12,13 @@ mod latency;
 mod memory;
 mod overloaded;
 mod receivers;
+mod receivers_report;
 mod slow;
 mod throughput;
 mod turns_bad;
 mod vrun;
 
-pub(crate) use receivers::table as receivers_table;
+pub(crate) use receivers_report::table as receivers_table;
 
 use std::{
     fs,

@@ -104,6 +104,8 @@ impl Bench {
         let cpu0 = cpu_secs(pid).unwrap_or(0.0);
         let r = self.watch(plan, &rec, &t).await;
         let end_s = rec.now_s();
+        // The window's noise, before the drain and the queue reads.
+        let noise1 = Noise::now();
         let cpu = cpu_secs(pid).unwrap_or(0.0) - cpu0;
         let hwm = vm_bytes(pid, "VmHWM").unwrap_or(0);
         let mut extra = json!({});
@@ -138,7 +140,8 @@ impl Bench {
         v["accounting"] = accounting(&rec, plan.events, &left);
         v["peak_rss_mib"] = json!(round(hwm as f64 / MIB, 1));
         v["cpu_cores"] = json!(round(cpu / (end_s - first).max(0.1), 2));
-        v["noise"] = Noise::now().since(&noise0, end_s - first, cpu);
+        // noise0 is taken at the consumer's start, just before the first request.
+        v["noise"] = noise1.since(&noise0, end_s - first, cpu);
         v["loadavg"] = json!({ "start": load_start, "end": loadavg() });
         v["per_host"] = json!((0..plan.hosts.len())
             .map(|h| json!({ "arrivals": self.vhosts.arrivals(h), "max_in_flight": self.vhosts.max_in_flight(h) }))
