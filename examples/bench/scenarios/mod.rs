@@ -126,8 +126,30 @@ impl Bench {
     }
 }
 
+/// Every name `--only` knows.
+const SCENARIOS: [&str; 11] = [
+    "baselines",
+    "success",
+    "failure",
+    "latency",
+    "isolation",
+    "memory",
+    "slow",
+    "fleet",
+    "hang",
+    "turns-bad",
+    "overloaded",
+];
+
 pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
     epoch();
+    if let Some(bad) = opts.only.iter().find(|o| !SCENARIOS.contains(&o.as_str())) {
+        return Err(format!(
+            "--only: unknown scenario {bad:?} (known: {})",
+            SCENARIOS.join(", ")
+        )
+        .into());
+    }
     let exe = std::env::current_exe()?;
     let mut worker_bins = opts.worker_bin.clone();
     if worker_bins.is_empty() {
