@@ -45,8 +45,18 @@ fn key(k: &Key) -> String {
             "webhook-first-attempt",
         ][usize::from(*i) % 6]
             .into(),
-        Key::Any(s) => s.chars().take(255).collect(),
+        Key::Any(s) => short(s),
     }
+}
+
+/// At most 255 bytes, cut at a character boundary: what an AMQP short
+/// string can hold (`ShortString::from` panics past it).
+fn short(s: &str) -> String {
+    let mut end = s.len().min(255);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 /// Any AMQP value, nested a little.
