@@ -45,6 +45,38 @@ pub(crate) struct DeliveryTask {
     /// Cancelled when a publish fails on the broker's side: the session
     /// restarts.
     pub(crate) broken: CancellationToken,
+    /// Where such failures are counted, for one line per session.
+    pub(crate) lost: Arc<LostPublishes>,
+}
+
+/// Copies that could not be published because the session's publisher
+/// channel was lost. Shared by the session's delivery tasks; when the last
+/// of them is done (the value is dropped) it logs one WARN line with the
+/// count, instead of one line per message.
+#[derive(Debug, Default)]
+pub(crate) struct LostPublishes {
+    count: std::sync::atomic::AtomicU64,
+    first_error: std::sync::OnceLock<String>,
+}
+
+impl LostPublishes {
+    fn record(&self, e: &PublishError) {
+        self.count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.first_error.set(e.to_string());
+    }
+}
+
+impl Drop for LostPublishes {
+    fn drop(&mut self) {
+        let n = *self.count.get_mut();
+        if let Some(error) = self.first_error.get().filter(|_| n > 0) {
+            tracing::warn!(
+                messages = n, %error,
+                "could not park or retry {n} message(s): the publisher channel was lost; they go back to the queue"
+            );
+        }
+    }
 }
 
 impl DeliveryTask {
@@ -61,10 +93,14 @@ impl DeliveryTask {
             Ok(()) => self.settler.settle(tag, Settlement::Ack),
             Err(e) => {
                 worker.metrics.publish_failures.inc();
-                tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
                 self.settler.settle(tag, Settlement::Requeue);
                 if matches!(e, PublishError::Broker(_)) {
+                    // The publisher channel is gone: every task of the
+                    // session fails the same way; one line says how many.
+                    self.lost.record(&e);
                     self.broken.cancel();
+                } else {
+                    tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
                 }
             }
         }

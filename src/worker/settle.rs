@@ -120,6 +120,7 @@ async fn run(
     stuck: Stuck,
 ) {
     let mut pending = Pending::default();
+    let mut unsent = Unsent::default();
     let mut events = Vec::with_capacity(BATCH);
     loop {
         let received = match pending.next_deadline(LINGER) {
@@ -144,6 +145,10 @@ async fn run(
             }
         }
         for tag in requeue {
+            if unsent.channel_gone() {
+                unsent.count(&metrics, Frame::Nack, 1);
+                continue;
+            }
             let r = channel
                 .basic_nack(
                     tag,
@@ -153,14 +158,15 @@ async fn run(
                     },
                 )
                 .await;
-            report(&metrics, r, 1, "nack");
+            unsent.check(&metrics, r, Frame::Nack, 1);
         }
         let plan = pending.take_acks(now, if closed { Duration::ZERO } else { LINGER });
         if !plan.singles.is_empty() && pending.blocked_for(now) >= STUCK {
             stuck.notify_one();
         }
-        send_acks(&channel, &metrics, plan).await;
+        send_acks(&channel, &metrics, plan, &mut unsent).await;
         if closed {
+            unsent.log();
             return;
         }
     }
@@ -169,7 +175,7 @@ async fn run(
 /// Sends every ack frame of a flush first (the first poll of `basic_ack`
 /// queues its frame), then waits for them all: one round trip to lapin's I/O
 /// thread per flush instead of one per ack.
-async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan) {
+async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan, unsent: &mut Unsent) {
     let acks = plan
         .prefix
         .map(|(tag, count)| (tag, count, count > 1))
@@ -177,21 +183,70 @@ async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan) {
         .chain(plan.singles.into_iter().map(|tag| (tag, 1, false)));
     let mut waiting = Vec::new();
     for (tag, count, multiple) in acks {
+        if unsent.channel_gone() {
+            unsent.count(metrics, Frame::Ack, count);
+            continue;
+        }
         let mut ack = Box::pin(channel.basic_ack(tag, BasicAckOptions { multiple }));
         match futures_lite::future::poll_once(ack.as_mut()).await {
-            Some(r) => report(metrics, r, count, "ack"),
+            Some(r) => unsent.check(metrics, r, Frame::Ack, count),
             None => waiting.push((count, ack)),
         }
     }
     for (count, ack) in waiting {
-        report(metrics, ack.await, count, "ack");
+        unsent.check(metrics, ack.await, Frame::Ack, count);
     }
 }
 
-fn report(metrics: &Metrics, result: lapin::Result<()>, count: u64, what: &str) {
-    if let Err(e) = result {
-        metrics.settle_failures.inc_by(count);
-        tracing::warn!(error = %e, messages = count, "{what} could not reach the broker; it will redeliver");
+/// An ack or a nack.
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    Ack,
+    Nack,
+}
+
+/// The settlements that could not reach the broker. A failed ack or nack
+/// means the channel is gone (lapin refuses every later frame, the broker
+/// redelivers everything unacked), so after the first failure nothing
+/// more is sent: the rest is only counted. When the connection drops with
+/// hundreds of deliveries in flight, the settler then logs one WARN line
+/// with the totals when it ends, instead of one line per message.
+#[derive(Debug, Default)]
+struct Unsent {
+    acks: u64,
+    nacks: u64,
+    error: Option<String>,
+}
+
+impl Unsent {
+    fn channel_gone(&self) -> bool {
+        self.error.is_some()
+    }
+
+    fn check(&mut self, metrics: &Metrics, result: lapin::Result<()>, frame: Frame, n: u64) {
+        if let Err(e) = result {
+            self.error.get_or_insert_with(|| e.to_string());
+            self.count(metrics, frame, n);
+        }
+    }
+
+    fn count(&mut self, metrics: &Metrics, frame: Frame, n: u64) {
+        metrics.settle_failures.inc_by(n);
+        match frame {
+            Frame::Ack => self.acks += n,
+            Frame::Nack => self.nacks += n,
+        }
+    }
+
+    /// The one line for this channel, if anything was lost.
+    fn log(&self) {
+        if let Some(error) = &self.error {
+            tracing::warn!(
+                acks = self.acks, nacks = self.nacks, %error,
+                "{} ack(s) and {} nack(s) could not reach the broker (channel lost); the broker will redeliver those messages",
+                self.acks, self.nacks
+            );
+        }
     }
 }
 
