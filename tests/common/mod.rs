@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -144,6 +146,41 @@ impl Broker {
             .await
             .unwrap();
         assert!(confirm.is_ack());
+    }
+
+    /// Publishes straight into `queue` through the default exchange,
+    /// confirmed: how a test fabricates a parked message in `P.dead`.
+    pub async fn publish_to(&self, queue: &str, body: &[u8], props: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                props.with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Every message in `queue`, without consuming any: they are taken
+    /// unacked and go back, in order, when the channel closes.
+    pub async fn peek(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let ch = self.conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+        {
+            out.push(m.delivery);
+        }
+        ch.close(200, "peeked".into()).await.unwrap();
+        out
     }
 
     /// Publishes many bodies, pipelining confirms.

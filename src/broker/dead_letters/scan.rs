@@ -2,16 +2,23 @@
 //!
 //! A [`Scan`] takes messages with `basic.get` and holds them unacked: a
 //! message it does not [`take`](Scan::take) goes back to `P.dead` when
-//! the scan's channel closes. RabbitMQ puts a returned message back at its
-//! original place (classic queues) or ahead of everything not yet looked
-//! at, in the order returned (quorum queues), and keeps its original
-//! expiry either way (`tests/dead_ops.rs` measures both). So what a
-//! command does not select stays parked, in its order, with the time it
-//! had left; a quorum queue only adds its `x-delivery-count` annotation.
+//! the scan's channel closes, with its original expiry. Where it goes
+//! back differs (`tests/dead_ops.rs` measures both): a classic queue puts
+//! it at its old place; a quorum queue (RabbitMQ 3.10) puts the returned
+//! messages, in their order, *behind* every message still in the queue.
+//! So a scan always walks the whole queue as it was when it started, even
+//! when the command needs fewer (a `--limit`, a pass out of time): with
+//! every one of those messages held when the channel closes, they all go
+//! back in their order, whatever the queue type. What a command does not
+//! select thus stays parked, in its order, with the time it had left; a
+//! quorum queue only adds its `x-delivery-count` annotation. (A message
+//! parked while a scan runs lands ahead of the returned ones.)
 //!
 //! A scan looks at no more messages than the queue held when it started,
 //! so messages parked while it runs (a replayed message failing again)
-//! are not looked at twice.
+//! are not looked at.
+
+use std::time::{Duration, Instant};
 
 use lapin::{
     Channel, Connection,
@@ -25,9 +32,17 @@ use super::parked::Parked;
 /// One walk over `P.dead` on a channel of its own.
 pub(super) struct Scan {
     channel: Channel,
+    /// A second channel, to see the queue's depth after `channel` closed.
+    probe: Channel,
     queue: String,
     left: u64,
+    /// Ready messages when the scan started.
+    depth: u64,
+    taken: u64,
 }
+
+/// Longest wait, after a scan, for the broker to put its messages back.
+const SETTLE: Duration = Duration::from_secs(3);
 
 impl Scan {
     /// Opens a scan of at most `bound` messages (and at most what the
@@ -38,11 +53,15 @@ impl Scan {
         bound: Option<u64>,
     ) -> Result<Self, lapin::Error> {
         let channel = conn.create_channel().await?;
+        let probe = conn.create_channel().await?;
         let depth = u64::from(depth(&channel, queue).await?);
         Ok(Self {
             channel,
+            probe,
             queue: queue.to_string(),
             left: bound.map_or(depth, |b| b.min(depth)),
+            depth,
+            taken: 0,
         })
     }
 
@@ -53,6 +72,14 @@ impl Scan {
 
     /// The next message, held unacked, with its summary; `None` at the end.
     pub(super) async fn next(&mut self) -> Result<Option<(Delivery, Parked)>, lapin::Error> {
+        Ok(self.get().await?.map(|d| {
+            let parked = Parked::read(&d.data, &d.properties);
+            (d, parked)
+        }))
+    }
+
+    /// The next message, held unacked.
+    async fn get(&mut self) -> Result<Option<Delivery>, lapin::Error> {
         if self.left == 0 {
             return Ok(None);
         }
@@ -63,26 +90,43 @@ impl Scan {
                 BasicGetOptions { no_ack: false },
             )
             .await?;
-        let Some(msg) = got else {
-            self.left = 0;
-            return Ok(None);
+        self.left = match got {
+            Some(_) => self.left - 1,
+            None => 0,
         };
-        self.left -= 1;
-        let parked = Parked::read(&msg.delivery.data, &msg.delivery.properties);
-        Ok(Some((msg.delivery, parked)))
+        Ok(got.map(|m| m.delivery))
     }
 
     /// Removes a held message from `P.dead` for good (after its copy, if
     /// any, is confirmed).
-    pub(super) async fn take(&self, delivery: &Delivery) -> Result<(), lapin::Error> {
+    pub(super) async fn take(&mut self, delivery: &Delivery) -> Result<(), lapin::Error> {
         self.channel
             .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-            .await
+            .await?;
+        self.taken += 1;
+        Ok(())
     }
 
-    /// Ends the scan: every held message not taken goes back to `P.dead`.
-    pub(super) async fn close(self) {
+    /// Ends the scan: walks (and holds) the rest of the queue as it was at
+    /// the start, then closes the channel, so every message not taken goes
+    /// back to `P.dead` in its order (see the module doc). A quorum queue
+    /// puts them back a moment after the channel closed; the scan waits
+    /// (at most [`SETTLE`]) until they are ready again, so the next scan or
+    /// command sees the whole queue.
+    pub(super) async fn close(mut self) {
+        while let Ok(Some(_)) = self.get().await {}
         let _ = self.channel.close(200, "scan over".into()).await;
+        let back = self.depth.saturating_sub(self.taken);
+        let deadline = Instant::now() + SETTLE;
+        while Instant::now() < deadline {
+            match depth(&self.probe, &self.queue).await {
+                Ok(now) if u64::from(now) < back => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                _ => break,
+            }
+        }
+        let _ = self.probe.close(200, "scan over".into()).await;
     }
 }
 
