@@ -168,7 +168,10 @@ impl Broker {
     }
 
     /// Every message in `queue`, without consuming any: they are taken
-    /// unacked and go back, in order, when the channel closes.
+    /// unacked and returned one by one, in order (as the `dead` commands
+    /// do; a closing channel would return them to a quorum queue in no
+    /// particular order), and the call waits (up to 1 s: some may expire
+    /// meanwhile) until they are ready again.
     pub async fn peek(&self, queue: &str) -> Vec<lapin::message::Delivery> {
         let ch = self.conn.create_channel().await.unwrap();
         let mut out = Vec::new();
@@ -179,7 +182,19 @@ impl Broker {
         {
             out.push(m.delivery);
         }
+        for d in &out {
+            let requeue = lapin::options::BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            ch.basic_nack(d.delivery_tag, requeue).await.unwrap();
+        }
         ch.close(200, "peeked".into()).await.unwrap();
+        let n = out.len() as u32;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.depth(queue).await < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         out
     }
 

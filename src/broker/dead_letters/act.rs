@@ -247,9 +247,14 @@ impl Action<'_> {
     }
 }
 
-/// Spaces publishes `1/rate` apart. After a gap longer than one interval
-/// (a stretch of unselected messages, a new pass) it starts over from now
-/// rather than bursting to catch up.
+/// Spaces publishes `1/rate` apart, on a fixed schedule: a publish that
+/// took longer than the interval is made up by the next ones, so the
+/// average holds. Behind by more than [`CATCH_UP`] (a long stretch of
+/// unselected messages, a new pass), it starts over from now rather than
+/// bursting to catch up.
+/// How far behind its schedule the pacer still catches up.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
 struct Pacer {
     interval: Option<Duration>,
     next: Option<tokio::time::Instant>,
@@ -273,7 +278,7 @@ impl Pacer {
         let mut due = self.next.unwrap_or(now);
         if due > now {
             tokio::time::sleep_until(due).await;
-        } else if now.duration_since(due) > interval {
+        } else if now.duration_since(due) > CATCH_UP.max(interval) {
             due = now;
         }
         self.next = Some(due + interval);

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use lapin::{
     Channel, Connection,
     message::Delivery,
-    options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions},
+    options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions},
     types::FieldTable,
 };
 
@@ -36,6 +36,8 @@ pub(super) struct Scan {
     probe: Channel,
     queue: String,
     left: u64,
+    /// Delivery tags held (looked at, not taken), in queue order.
+    held: Vec<u64>,
     /// Ready messages when the scan started.
     depth: u64,
     taken: u64,
@@ -60,6 +62,7 @@ impl Scan {
             probe,
             queue: queue.to_string(),
             left: bound.map_or(depth, |b| b.min(depth)),
+            held: Vec::new(),
             depth,
             taken: 0,
         })
@@ -90,8 +93,11 @@ impl Scan {
                 BasicGetOptions { no_ack: false },
             )
             .await?;
-        self.left = match got {
-            Some(_) => self.left - 1,
+        self.left = match &got {
+            Some(m) => {
+                self.held.push(m.delivery.delivery_tag);
+                self.left - 1
+            }
             None => 0,
         };
         Ok(got.map(|m| m.delivery))
@@ -103,6 +109,7 @@ impl Scan {
         self.channel
             .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
             .await?;
+        self.held.retain(|t| *t != delivery.delivery_tag);
         self.taken += 1;
         Ok(())
     }
@@ -115,6 +122,18 @@ impl Scan {
     /// command sees the whole queue.
     pub(super) async fn close(mut self) {
         while let Ok(Some(_)) = self.get().await {}
+        // Returned one by one, in queue order: closing the channel with
+        // them unacked returns them too, but a quorum queue then takes
+        // them back in no particular order.
+        for tag in std::mem::take(&mut self.held) {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if self.channel.basic_nack(tag, requeue).await.is_err() {
+                break;
+            }
+        }
         let _ = self.channel.close(200, "scan over".into()).await;
         let back = self.depth.saturating_sub(self.taken);
         let deadline = Instant::now() + SETTLE;
