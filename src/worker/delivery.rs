@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::{
     Worker,
+    burst::LostPublishes,
     hosts::{Admission, HostLimiter},
     republish::MessageCopy,
     settle::{Settlement, SettlerHandle},
@@ -47,36 +48,6 @@ pub(crate) struct DeliveryTask {
     pub(crate) broken: CancellationToken,
     /// Where such failures are counted, for one line per session.
     pub(crate) lost: Arc<LostPublishes>,
-}
-
-/// Copies that could not be published because the session's publisher
-/// channel was lost. Shared by the session's delivery tasks; when the last
-/// of them is done (the value is dropped) it logs one WARN line with the
-/// count, instead of one line per message.
-#[derive(Debug, Default)]
-pub(crate) struct LostPublishes {
-    count: std::sync::atomic::AtomicU64,
-    first_error: std::sync::OnceLock<String>,
-}
-
-impl LostPublishes {
-    fn record(&self, e: &PublishError) {
-        self.count
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.first_error.set(e.to_string());
-    }
-}
-
-impl Drop for LostPublishes {
-    fn drop(&mut self) {
-        let n = *self.count.get_mut();
-        if let Some(error) = self.first_error.get().filter(|_| n > 0) {
-            tracing::warn!(
-                messages = n, %error,
-                "could not park or retry {n} message(s): the publisher channel was lost; they go back to the queue"
-            );
-        }
-    }
 }
 
 impl DeliveryTask {

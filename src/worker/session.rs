@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Worker,
-    delivery::{DeliveryTask, LostPublishes},
+    burst::LostPublishes,
+    delivery::DeliveryTask,
     drain::{Drain, DrainEnd},
     lane::Lane,
     settle::{self, SettlerHandle},

@@ -38,6 +38,7 @@ use tokio::{
     task::JoinHandle,
 };
 
+use super::burst::{Frame, Unsent};
 use crate::telemetry::metrics::Metrics;
 
 /// How a delivery ends, as far as the broker is concerned.
@@ -195,58 +196,6 @@ async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan, unsent: 
     }
     for (count, ack) in waiting {
         unsent.check(metrics, ack.await, Frame::Ack, count);
-    }
-}
-
-/// An ack or a nack.
-#[derive(Debug, Clone, Copy)]
-enum Frame {
-    Ack,
-    Nack,
-}
-
-/// The settlements that could not reach the broker. A failed ack or nack
-/// means the channel is gone (lapin refuses every later frame, the broker
-/// redelivers everything unacked), so after the first failure nothing
-/// more is sent: the rest is only counted. When the connection drops with
-/// hundreds of deliveries in flight, the settler then logs one WARN line
-/// with the totals when it ends, instead of one line per message.
-#[derive(Debug, Default)]
-struct Unsent {
-    acks: u64,
-    nacks: u64,
-    error: Option<String>,
-}
-
-impl Unsent {
-    fn channel_gone(&self) -> bool {
-        self.error.is_some()
-    }
-
-    fn check(&mut self, metrics: &Metrics, result: lapin::Result<()>, frame: Frame, n: u64) {
-        if let Err(e) = result {
-            self.error.get_or_insert_with(|| e.to_string());
-            self.count(metrics, frame, n);
-        }
-    }
-
-    fn count(&mut self, metrics: &Metrics, frame: Frame, n: u64) {
-        metrics.settle_failures.inc_by(n);
-        match frame {
-            Frame::Ack => self.acks += n,
-            Frame::Nack => self.nacks += n,
-        }
-    }
-
-    /// The one line for this channel, if anything was lost.
-    fn log(&self) {
-        if let Some(error) = &self.error {
-            tracing::warn!(
-                acks = self.acks, nacks = self.nacks, %error,
-                "{} ack(s) and {} nack(s) could not reach the broker (channel lost); the broker will redeliver those messages",
-                self.acks, self.nacks
-            );
-        }
     }
 }
 
