@@ -241,22 +241,40 @@ async fn purge_without_a_terminal_or_yes_refuses_and_deletes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_connection_with_many_deliveries_in_flight_is_one_warn_line() {
     const N: usize = 50;
+    // Longer than the management API may take to list the connection.
+    const SLOW: Duration = Duration::from_secs(8);
     let prefix = unique_prefix("burst");
     let broker = Broker::new(&test_config(&prefix)).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(3))).await;
+    // The first delivery finishes last, so the others are acked one by
+    // one behind it (one frame each): one line per frame would be 50.
+    let receiver = Receiver::start(|r, _| {
+        let extra = if r.path == "/first" {
+            SLOW / 2
+        } else {
+            Duration::ZERO
+        };
+        Reply::ok().after(SLOW + extra)
+    })
+    .await;
     let mut worker =
         WorkerProcess::start(&prefix, &["--concurrency", "64", "--timeout", "30s"], &[]).await;
+    worker_connection(&prefix).await; // listed: the close below is quick
     broker
-        .publish_many((0..N).map(|i| event(&format!("b{i}"), 104, &receiver.url("/slow"), "{}")))
+        .publish_many((0..N).map(|i| {
+            let path = if i == 0 { "/first" } else { "/slow" };
+            event(&format!("b{i}"), 104, &receiver.url(path), "{}")
+        }))
         .await;
-    receiver.wait_requests(N, LONG).await;
+    let started = receiver.wait_requests(N, LONG).await[0].at;
     close_worker_connection(&prefix).await;
+    assert!(
+        started.elapsed() < SLOW,
+        "closed while all {N} were in flight"
+    );
     // The deliveries finish on a dead channel: their acks cannot be sent.
     wait_for("the WARN line", LONG, async || {
-        worker
-            .log_text()
-            .contains("could not reach the broker")
-            .then_some(())
+        let log = worker.log_text();
+        log.contains("could not reach the broker").then_some(())
     })
     .await;
     // Redelivered after the reconnect and delivered again: nothing lost.
