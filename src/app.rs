@@ -17,12 +17,17 @@ use crate::{
     Error,
     broker::url::parse_url,
     config::Config,
+    domain::limit::LimitConfig,
     domain::signing::SigningKey,
     error::ConfigError,
     http::client::{Deliverer, DeliveryConfig},
     telemetry::{health::Health, metrics::Metrics, server},
-    worker::{Worker, drain::Drain},
+    worker::{Worker, drain::Drain, limits::ReceiverLimits},
 };
+
+/// How often the per-receiver limits are brought up to date for the
+/// receivers nobody is delivering to, and their gauges refreshed.
+const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A started worker.
 #[derive(Debug)]
@@ -41,15 +46,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let deliverer = deliverer(&config)?;
     let metrics = Metrics::new(&config.topology.retry_schedule.tiers());
     let health = Arc::new(Health::default());
+    let limits = Arc::new(ReceiverLimits::new(limit_config(&config), metrics.clone()));
     let stop_server = CancellationToken::new();
     let (metrics_addr, serve) = server::serve(
         config.telemetry.metrics_addr,
         metrics.clone(),
         health.clone(),
+        limits.clone(),
         stop_server.clone(),
     )
     .await?;
     let server = tokio::spawn(serve);
+    tokio::spawn(maintain(limits.clone(), stop_server.clone()));
     tracing::info!(
         metrics = %metrics_addr, prefix = %config.names.prefix,
         queue_type = config.topology.queue_type.as_str(),
@@ -57,7 +65,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         "webhook-worker starting"
     );
     let drain = Drain::new(shutdown, config.delivery.shutdown_grace);
-    let worker = Worker::new(&config, deliverer, metrics, health.clone());
+    let worker = Worker::new(&config, deliverer, metrics, health.clone(), limits);
     let worker = tokio::spawn(worker.run(uri, drain));
     Ok(Running {
         metrics_addr,
@@ -109,4 +117,27 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
         default_key,
         pool_per_host: usize::from(config.delivery.concurrency),
     })?)
+}
+
+/// The per-receiver limit's bounds: the hard ceiling is
+/// `WEBHOOK_HOST_CONCURRENCY`, or the process concurrency when it is 0.
+fn limit_config(config: &Config) -> LimitConfig {
+    let process = u32::from(config.delivery.concurrency);
+    let ceiling = match u32::from(config.delivery.host_concurrency) {
+        0 => process,
+        n => n.min(process),
+    };
+    LimitConfig::new(LimitConfig::default().initial.min(ceiling), 1, ceiling)
+}
+
+/// Keeps the receivers' limits and gauges current until `stop`.
+async fn maintain(limits: Arc<ReceiverLimits>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(MAINTAIN_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => limits.maintain(),
+            () = stop.cancelled() => return,
+        }
+    }
 }

@@ -9,7 +9,7 @@
 //! | [`burst`] | one WARN line per burst of failures |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
 //! | [`republish`] | retry, park and defer copies, confirmed |
-//! | [`hosts`] | per-receiver limits |
+//! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
 //! | [`drain`] | shutdown as a type |
 //!
 //! What happens on each failure:
@@ -24,8 +24,8 @@
 mod burst;
 mod delivery;
 pub(crate) mod drain;
-mod hosts;
 mod lane;
+pub(crate) mod limits;
 mod republish;
 mod session;
 mod settle;
@@ -37,7 +37,7 @@ use tokio::sync::Semaphore;
 
 use self::{
     drain::Drain,
-    hosts::HostLimiter,
+    limits::ReceiverLimits,
     republish::{Destinations, Republisher},
     session::{STABLE_SESSION, SessionEnd},
 };
@@ -62,7 +62,7 @@ pub(crate) struct Worker {
     republish: Republisher,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    hosts: HostLimiter,
+    limits: Arc<ReceiverLimits>,
     /// The process's delivery slots (`WEBHOOK_CONCURRENCY`), across every
     /// lane of every session.
     slots: Arc<Semaphore>,
@@ -77,6 +77,7 @@ impl Worker {
         deliverer: Deliverer,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
+        limits: Arc<ReceiverLimits>,
     ) -> Arc<Self> {
         let topology = config.topology();
         let republish = Republisher::new(Destinations::new(&topology, &metrics), metrics.clone());
@@ -87,7 +88,7 @@ impl Worker {
             republish,
             metrics,
             health,
-            hosts: HostLimiter::new(config.delivery.host_concurrency),
+            limits,
             slots: Arc::new(Semaphore::new(config.delivery.concurrency.into())),
             concurrency: config.delivery.concurrency,
             max_message_bytes: config.delivery.max_message_bytes as usize,
