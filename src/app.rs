@@ -2,8 +2,8 @@
 //! tests and the benchmark start the same way (like mini-redis's
 //! `server::run(listener, shutdown)`).
 //!
-//! [`start`] validates what the command line could not (the broker URL,
-//! the signing secret), builds the one HTTP client, binds `METRICS_ADDR`
+//! [`start`] validates what the command line could not (the broker URLs,
+//! the TLS files, the signing secret), builds the one HTTP client, binds `METRICS_ADDR`
 //! (failing early if it is taken) and spawns the worker. The returned
 //! [`Running`] ends when `shutdown` has been cancelled and the drain is
 //! over, or when the worker meets a fatal error.
@@ -15,8 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error,
-    broker::url::parse_url,
-    config::Config,
+    config::{Config, tls::load_roots},
     domain::signing::SigningKey,
     error::ConfigError,
     http::client::{Deliverer, DeliveryConfig},
@@ -37,7 +36,13 @@ pub struct Running {
 /// Starts the metrics server and the worker; the worker runs until
 /// `shutdown` is cancelled (then drains) or a fatal error.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let uri = parse_url(&config.broker.amqp_url)?;
+    let name = format!(
+        "webhook-worker {} prefix {} pid {}",
+        env!("CARGO_PKG_VERSION"),
+        config.names.prefix,
+        std::process::id()
+    );
+    let connector = config.broker.connector(name)?;
     let deliverer = deliverer(&config)?;
     let metrics = Metrics::new(&config.topology.retry_schedule.tiers());
     let health = Arc::new(Health::default());
@@ -52,13 +57,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let server = tokio::spawn(serve);
     tracing::info!(
         metrics = %metrics_addr, prefix = %config.names.prefix,
+        broker = %connector.urls().redacted(),
         queue_type = config.topology.queue_type.as_str(),
         schedule = %config.topology.retry_schedule, concurrency = config.delivery.concurrency,
         "webhook-worker starting"
     );
     let drain = Drain::new(shutdown, config.delivery.shutdown_grace);
     let worker = Worker::new(&config, deliverer, metrics, health.clone());
-    let worker = tokio::spawn(worker.run(uri, drain));
+    let worker = tokio::spawn(worker.run(connector, drain));
     Ok(Running {
         metrics_addr,
         health,
@@ -103,7 +109,15 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
             setting: "WEBHOOK_SIGNING_SECRET",
             source,
         })?;
+    let extra_roots = config
+        .delivery
+        .ca_file
+        .as_deref()
+        .map(|p| load_roots("WEBHOOK_CA_FILE", p))
+        .transpose()
+        .map_err(ConfigError::from)?;
     Ok(Deliverer::new(DeliveryConfig {
+        extra_roots: extra_roots.map(|r| r.pem.into_bytes()),
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,

@@ -3,6 +3,7 @@
 
 use crate::{
     broker::{publisher::PublishError, topology::TopologyError, url::UrlError},
+    config::tls::TlsFileError,
     domain::signing::SecretError,
 };
 
@@ -36,6 +37,9 @@ pub enum ConfigError {
     /// `AMQP_URL` is not a usable broker URL.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// A TLS file that cannot be used.
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
     /// A signing secret that cannot be decoded.
     #[error("{setting}: {source}")]
     Secret {
