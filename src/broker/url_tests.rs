@@ -136,3 +136,60 @@ fn user_without_password_and_empty_user_parse() {
         "amqps://guest@h:5671/%2F"
     );
 }
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::super::{parse_urls, redact};
+
+    /// Percent-encodes every byte but letters and digits.
+    fn pct(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Any password, written raw or percent-encoded, in a list of any
+        /// length: neither form reaches the redacted text. (The password
+        /// carries a marker the user, host and vhost never hold.)
+        #[test]
+        fn the_redacted_form_never_holds_the_password(
+            secret in "[^\u{0}-\u{1f}]{0,24}",
+            raw in any::<bool>(),
+            nodes in 1usize..4,
+            user in "[a-z]{0,8}",
+        ) {
+            let password = format!("Zq9{secret}");
+            let written = if raw { password.clone() } else { pct(&password) };
+            let list: Vec<String> = (0..nodes)
+                .map(|i| format!("amqp://{user}:{written}@node-{i}.example:5672/%2f"))
+                .collect();
+            let input = list.join(",");
+            let shown = redact(&input);
+            prop_assert!(!shown.contains(&password), "{shown}");
+            prop_assert!(!shown.contains(&written), "{shown}");
+            if let Ok(urls) = parse_urls(&input) {
+                let debug = format!("{urls:?}");
+                prop_assert!(!debug.contains(&password), "{}", debug);
+            }
+        }
+
+        /// Arbitrary text around a URL never panics the parser, and the
+        /// redacted form never holds the URL's password (a marker no fixed
+        /// word holds). The text before it holds no `/`, which could make
+        /// the marker part of a vhost instead.
+        #[test]
+        fn arbitrary_input_is_redacted(prefix in "[^/]{0,40}", suffix in ".{0,40}") {
+            let input = format!("{prefix}amqp://u:Zq9Pw@h{suffix}");
+            let shown = redact(&input);
+            prop_assert!(!shown.contains("Zq9Pw"), "{input:?} -> {shown}");
+        }
+    }
+}
