@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR="$target"
 cargo build --release --quiet --bin webhook-worker --example bench
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
-    exec "$target/release/examples/bench" --help
+    exec "$target/release/examples/bench" run --help
 fi
 
 stamp="$(date -u +%Y-%m-%dT%H%M%SZ)"

@@ -15,13 +15,30 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error,
-    config::{Config, tls::load_roots},
+    broker::{
+        connect::Connector,
+        tls::{BrokerTls, load_identity, load_roots},
+        url::parse_urls,
+    },
+    config::{BrokerArgs, Config},
+    domain::limit::LimitConfig,
     domain::signing::SigningKey,
     error::ConfigError,
     http::client::{Deliverer, DeliveryConfig},
     telemetry::{health::Health, metrics::Metrics, server},
-    worker::{Worker, drain::Drain},
+    worker::{Worker, drain::Drain, limits::ReceiverLimits},
 };
+
+/// Idle connections kept per receiver. Connections in use are not
+/// bounded by this (the in-flight limits bound them); idle ones cost ~25 KiB
+/// each (hyper's buffers), and with many receivers whose in-flight count
+/// rises and falls, a pool that kept one idle connection per slot of each
+/// would hold tens of MiB of sockets nobody uses.
+const MAX_IDLE_PER_RECEIVER: usize = 64;
+
+/// How often the per-receiver limits are brought up to date for the
+/// receivers nobody is delivering to, and their gauges refreshed.
+const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A started worker.
 #[derive(Debug)]
@@ -42,19 +59,22 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         config.names.prefix,
         std::process::id()
     );
-    let connector = config.broker.connector(name)?;
+    let connector = broker_connector(&config.broker, name)?;
     let deliverer = deliverer(&config)?;
     let metrics = Metrics::new(&config.topology.retry_schedule.tiers());
     let health = Arc::new(Health::default());
+    let limits = Arc::new(ReceiverLimits::new(limit_config(&config), metrics.clone()));
     let stop_server = CancellationToken::new();
     let (metrics_addr, serve) = server::serve(
         config.telemetry.metrics_addr,
         metrics.clone(),
         health.clone(),
+        limits.clone(),
         stop_server.clone(),
     )
     .await?;
     let server = tokio::spawn(serve);
+    tokio::spawn(maintain(limits.clone(), stop_server.clone()));
     tracing::info!(
         metrics = %metrics_addr, prefix = %config.names.prefix,
         broker = %connector.urls().redacted(),
@@ -63,7 +83,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         "webhook-worker starting"
     );
     let drain = Drain::new(shutdown, config.delivery.shutdown_grace);
-    let worker = Worker::new(&config, deliverer, metrics, health.clone());
+    let worker = Worker::new(&config, deliverer, metrics, health.clone(), limits);
     let worker = tokio::spawn(worker.run(connector, drain));
     Ok(Running {
         metrics_addr,
@@ -97,6 +117,34 @@ impl Running {
     }
 }
 
+/// The connector of the broker settings: the nodes of `AMQP_URL` and the
+/// TLS files, read and checked (a bad one is a configuration error). Its
+/// connections are named `name` (shown by the management API).
+pub fn broker_connector(broker: &BrokerArgs, name: String) -> Result<Connector, Error> {
+    let urls = parse_urls(&broker.amqp_url)?;
+    let roots = broker
+        .amqp_ca_file
+        .as_deref()
+        .map(|p| load_roots("AMQP_CA_FILE", p))
+        .transpose()
+        .map_err(ConfigError::from)?;
+    let identity = load_identity(
+        broker.amqp_client_cert.as_deref(),
+        broker.amqp_client_key.as_deref(),
+    )
+    .map_err(ConfigError::from)?;
+    let tls = BrokerTls::new(
+        roots.map(|r| r.pem),
+        identity.map(|i| (i.cert_pem, i.key_pem)),
+    );
+    if tls.is_configured() && !urls.is_tls() {
+        tracing::warn!(
+            "AMQP_CA_FILE or AMQP_CLIENT_CERT is set but AMQP_URL is amqp://, not amqps://: not used"
+        );
+    }
+    Ok(Connector::new(urls, tls, name))
+}
+
 /// Builds the one HTTP client of the process from the configuration.
 fn deliverer(config: &Config) -> Result<Deliverer, Error> {
     let default_key = config
@@ -121,6 +169,29 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,
-        pool_per_host: usize::from(config.delivery.concurrency),
+        pool_per_host: usize::from(config.delivery.concurrency).min(MAX_IDLE_PER_RECEIVER),
     })?)
+}
+
+/// The per-receiver limit's bounds: the hard ceiling is
+/// `WEBHOOK_HOST_CONCURRENCY`, or the process concurrency when it is 0.
+fn limit_config(config: &Config) -> LimitConfig {
+    let process = u32::from(config.delivery.concurrency);
+    let ceiling = match u32::from(config.delivery.host_concurrency) {
+        0 => process,
+        n => n.min(process),
+    };
+    LimitConfig::new(LimitConfig::default().initial.min(ceiling), 1, ceiling)
+}
+
+/// Keeps the receivers' limits and gauges current until `stop`.
+async fn maintain(limits: Arc<ReceiverLimits>, stop: CancellationToken) {
+    let mut every = tokio::time::interval(MAINTAIN_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => limits.maintain(),
+            () = stop.cancelled() => return,
+        }
+    }
 }

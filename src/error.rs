@@ -2,8 +2,7 @@
 //! retrying can help.
 
 use crate::{
-    broker::{publisher::PublishError, topology::TopologyError, url::UrlError},
-    config::tls::TlsFileError,
+    broker::{publisher::PublishError, tls::TlsFileError, topology::TopologyError, url::UrlError},
     domain::signing::SecretError,
 };
 

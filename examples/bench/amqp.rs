@@ -7,14 +7,19 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_lite::StreamExt;
 use lapin::{
     Channel, Connection, ConnectionProperties, PublisherConfirm,
-    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions},
+    options::{
+        BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+        QueueDeclareOptions, QueueDeleteOptions,
+    },
+    types::FieldTable,
 };
-use webhook_worker::{broker::topology::Topology, config::Config};
 
 use crate::{
     Res, amqp_url,
+    lib_api::{QueueType, Topology},
     payloads::{envelope, props},
 };
 
@@ -63,10 +68,16 @@ impl Broker {
         Ok(conn)
     }
 
-    /// Declares the worker's own topology for `config` (so the worker's
-    /// declaration at start is a no-op).
-    pub(crate) async fn declare(&self, config: &Config) -> Res<Topology> {
-        let t = config.topology();
+    /// Declares the worker's own topology for a prefix (defaults but the
+    /// queue type and, when given, the retry schedule), so the worker's
+    /// declaration at start is a no-op.
+    pub(crate) async fn declare(
+        &self,
+        prefix: &str,
+        qt: QueueType,
+        schedule: Option<&str>,
+    ) -> Res<Topology> {
+        let t = Topology::new(prefix, qt, schedule);
         t.declare(&self.channel().await?).await?;
         Ok(t)
     }
@@ -138,7 +149,7 @@ impl Broker {
             return;
         };
         let mut queues = vec![t.deliveries().to_string(), t.dead().to_string()];
-        queues.extend(t.tiers().iter().map(|(tier, _)| t.retry_queue(tier)));
+        queues.extend(t.retry_queues());
         for q in queues {
             let _ = ch
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
@@ -149,4 +160,68 @@ impl Broker {
             .await;
         let _ = ch.close(200, "".into()).await;
     }
+
+    /// Messages ready in `queue` (passive declare), if it exists.
+    pub(crate) async fn ready(&self, queue: &str) -> Option<u64> {
+        let ch = self.conn().await.ok()?.create_channel().await.ok()?;
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let q = ch
+            .queue_declare(queue.into(), opts, FieldTable::default())
+            .await
+            .ok();
+        let _ = ch.close(200, "".into()).await;
+        Some(q?.message_count().into())
+    }
+
+    /// Reads (and removes) every message of the scenario's queues, once the
+    /// process under test is gone: per queue, the event indices found
+    /// (from the envelope's `id`, `<tag>-<index>`). The work queue is read
+    /// last, so a message moving from a retry tier back to it meanwhile is
+    /// still seen.
+    pub(crate) async fn take_all(&self, t: &Topology) -> Res<Vec<(String, Vec<usize>)>> {
+        let mut queues = vec![t.dead().to_string()];
+        queues.extend(t.retry_queues());
+        queues.push(t.deliveries().to_string());
+        let mut out = Vec::new();
+        for q in queues {
+            let expect = self.ready(&q).await.unwrap_or(0);
+            let mut ids = Vec::with_capacity(expect as usize);
+            if expect > 0 {
+                let ch = self.conn().await?.create_channel().await?;
+                ch.basic_qos(2000, BasicQosOptions::default()).await?;
+                let mut consumer = ch
+                    .basic_consume(
+                        q.as_str().into(),
+                        "bench-take".into(),
+                        BasicConsumeOptions {
+                            no_ack: true,
+                            ..Default::default()
+                        },
+                        FieldTable::default(),
+                    )
+                    .await?;
+                while (ids.len() as u64) < expect {
+                    let next = tokio::time::timeout(Duration::from_secs(2), consumer.next()).await;
+                    let Ok(Some(Ok(d))) = next else { break };
+                    if let Some(i) = envelope_index(&d.data) {
+                        ids.push(i);
+                    }
+                }
+                let _ = ch.close(200, "".into()).await;
+            }
+            out.push((q, ids));
+        }
+        Ok(out)
+    }
+}
+
+/// The index of an envelope's event: its `id` is `<tag>-<8 digits>`.
+fn envelope_index(body: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(body).ok()?;
+    let at = text.find(r#""id":""#)? + 6;
+    let id = &text[at..at + text[at..].find('"')?];
+    id.rsplit('-').next()?.parse().ok()
 }

@@ -16,10 +16,9 @@ use lapin::{
     types::FieldTable,
 };
 use serde_json::{Value, json};
-use webhook_worker::config::DEFAULT_CONCURRENCY;
 
 use crate::{
-    Flags, Res, amqp_url,
+    NaiveWorker, RawConsume, RawHttp, Res, amqp_url,
     payloads::data_json,
     sys::{cpu_secs, vm_bytes},
 };
@@ -53,10 +52,8 @@ async fn consume(queue: &str, prefetch: u16) -> Res<(Connection, Consumer)> {
 
 /// Baseline 1: consume `n` messages and ack each (acks pipelined: each is
 /// its own task, none awaited one by one before the next delivery).
-pub(crate) async fn raw_consume(f: Flags<'_>) -> Res<()> {
-    let queue = f.req("--queue")?;
-    let n = f.num("--n", 50_000)?;
-    let prefetch = f.num("--prefetch", DEFAULT_CONCURRENCY.into())? as u16;
+pub(crate) async fn raw_consume(a: RawConsume) -> Res<()> {
+    let (queue, n, prefetch) = (a.queue, a.n, a.prefetch);
     let (conn, mut consumer) = consume(&queue, prefetch).await?;
     let me = std::process::id();
     let mut started = None;
@@ -103,10 +100,9 @@ fn http_client(concurrency: usize) -> reqwest::Client {
 
 /// Baseline 2: `n` POSTs of the same bodies to the same receiver, at the
 /// same concurrency, with the same HTTP client.
-pub(crate) async fn raw_http(f: Flags<'_>) -> Res<()> {
-    let url: reqwest::Url = f.req("--url")?.parse()?;
-    let n = f.num("--n", 50_000)? as usize;
-    let conc = f.num("--concurrency", DEFAULT_CONCURRENCY.into())? as usize;
+pub(crate) async fn raw_http(a: RawHttp) -> Res<()> {
+    let url: reqwest::Url = a.url.parse()?;
+    let (n, conc) = (a.n, a.concurrency);
     let bodies: Arc<Vec<bytes::Bytes>> =
         Arc::new((0..n).map(|i| bytes::Bytes::from(data_json(i))).collect());
     let client = http_client(conc);
@@ -173,9 +169,8 @@ struct Minimal<'a> {
 /// `data` to `url`, ack. Nothing else: no validation beyond finding those
 /// two fields, no signing, no metrics, no retries (a failure is acked too).
 /// Runs until killed.
-pub(crate) async fn naive_worker(f: Flags<'_>) -> Res<()> {
-    let queue = f.req("--queue")?;
-    let conc = f.num("--concurrency", DEFAULT_CONCURRENCY.into())? as u16;
+pub(crate) async fn naive_worker(a: NaiveWorker) -> Res<()> {
+    let (queue, conc) = (a.queue, a.concurrency);
     let (_conn, mut consumer) = consume(&queue, conc).await?;
     let client = http_client(conc.into());
     println!("ready");

@@ -13,24 +13,28 @@
 //!
 //! Every scenario gets its own prefix (`bench-<run>-<scenario>`), declares
 //! the worker's own topology for it, and deletes every queue and the
-//! exchange afterwards.
+//! exchange afterwards. Every `webhook_worker::` name is in `lib_api.rs`.
 
 mod amqp;
 mod baselines;
+mod chart;
+mod lib_api;
 mod payloads;
 mod perf;
 mod receiver;
 mod report;
 mod scenarios;
 mod sys;
+mod vhosts;
 mod worker_proc;
 
 use std::path::PathBuf;
 
-use webhook_worker::{broker::topology::QueueType, config::DEFAULT_CONCURRENCY};
+use clap::{Args, Parser, Subcommand};
 
 use crate::{
     baselines::{naive_worker, raw_consume, raw_http},
+    lib_api::{DEFAULT_CONCURRENCY, QueueType},
     scenarios::orchestrate,
 };
 
@@ -44,146 +48,147 @@ fn amqp_url() -> String {
 const SECRET: &str = "bench-signing-secret";
 const MIB: f64 = 1024.0 * 1024.0;
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = args.first().map(String::as_str).unwrap_or("run");
-    let rest = if args.is_empty() { &[][..] } else { &args[1..] };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let result = match mode {
-        "run" => rt.block_on(orchestrate(Opts::parse(rest))),
-        "raw-consume" => rt.block_on(raw_consume(Flags(rest))),
-        "raw-http" => rt.block_on(raw_http(Flags(rest))),
-        "naive-worker" => rt.block_on(naive_worker(Flags(rest))),
-        "-h" | "--help" | "help" => {
-            println!("{}", Opts::HELP);
-            Ok(())
-        }
-        other => Err(format!("unknown mode {other:?}; try --help").into()),
-    };
-    if let Err(e) = result {
-        eprintln!("bench: error: {e}");
-        std::process::exit(1);
-    }
+/// webhook-worker benchmark harness. AMQP_URL selects the broker (default:
+/// the local one, guest/guest).
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Cli {
+    #[command(subcommand)]
+    mode: Option<Mode>,
 }
 
-/// `--name value` lookup for the subprocess modes.
-struct Flags<'a>(&'a [String]);
-
-impl Flags<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .position(|a| a == name)
-            .and_then(|i| self.0.get(i + 1))
-            .map(String::as_str)
-    }
-    fn req(&self, name: &str) -> Res<String> {
-        self.get(name)
-            .map(str::to_string)
-            .ok_or_else(|| format!("missing {name}").into())
-    }
-    fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|a| a == name)
-    }
-    fn num(&self, name: &str, default: u64) -> Res<u64> {
-        match self.get(name) {
-            Some(v) => Ok(v
-                .parse()
-                .map_err(|_| format!("{name}: not a number: {v}"))?),
-            None => Ok(default),
-        }
-    }
+#[derive(Subcommand)]
+enum Mode {
+    /// The orchestrator (the default): every scenario, the table, the JSON.
+    Run(Opts),
+    /// Baseline 1: consume and ack N messages.
+    RawConsume(RawConsume),
+    /// Baseline 2: N POSTs to one receiver.
+    RawHttp(RawHttp),
+    /// Baseline 3: consume → POST → ack, until killed.
+    NaiveWorker(NaiveWorker),
 }
+
+/// `bench run`. The worker under test is the release binary next to this
+/// example's directory (target/<profile>/webhook-worker) unless
+/// --worker-bin is given.
+#[derive(Args)]
 struct Opts {
+    /// Events per throughput run.
+    #[arg(long, default_value_t = 50_000)]
     n: usize,
+    /// Concurrency of the throughput and latency runs (worker and
+    /// baselines). The receiver scenarios ignore it: the worker runs at its
+    /// own defaults there, the naive baseline at 256.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
     concurrency: u16,
+    /// Where to write the JSON report (and the table as .md, the charts as
+    /// <stem>-hang.svg and <stem>-turns-bad.svg beside it).
+    #[arg(long)]
     out: Option<PathBuf>,
-    worker_bin: Option<PathBuf>,
+    /// The worker binary under test. Repeat it to compare binaries: the
+    /// receiver scenarios run every one of them in each round (the other
+    /// scenarios use the first).
+    #[arg(long = "worker-bin")]
+    worker_bin: Vec<PathBuf>,
+    /// Length of the all-healthy isolation run, seconds.
+    #[arg(long, default_value_t = 10.0)]
     iso_seconds: f64,
+    /// Length of each latency run, seconds.
+    #[arg(long, default_value_t = 10.0)]
     latency_seconds: f64,
+    /// Deliveries held in flight by the memory scenario.
+    #[arg(long, default_value_t = 2000)]
     inflight: usize,
+    /// Scenarios to run, comma separated (default: all): baselines, success,
+    /// failure, latency, isolation, memory, slow, fleet, hang, turns-bad,
+    /// overloaded.
+    #[arg(long, alias = "scenarios", value_delimiter = ',')]
     only: Vec<String>,
+    /// Queue types of the throughput and latency runs.
+    #[arg(long, value_delimiter = ',', default_values_t = [QueueType::Quorum, QueueType::Classic])]
     queue_types: Vec<QueueType>,
+    /// The command line recorded in the report.
+    #[arg(long, default_value = "bench/run.sh")]
     command: String,
+    /// perf record the worker on the success and failure runs.
+    #[arg(long)]
     perf: bool,
+    /// Rounds of the throughput runs.
+    #[arg(long, default_value_t = 5)]
     repeat: usize,
+    /// Rounds of the isolation runs.
+    #[arg(long, default_value_t = 3)]
     iso_repeat: usize,
+    /// Rounds of the receiver scenarios (slow, fleet, hang, turns-bad,
+    /// overloaded); every round is kept in the JSON.
+    #[arg(long, default_value_t = 1)]
+    receiver_repeat: usize,
+    /// Offered rate of the latency runs (default: half the worker's measured
+    /// peak).
+    #[arg(long)]
     latency_rate: Option<f64>,
+    /// Skip the naive worker's latency reference.
+    #[arg(long)]
     no_naive_latency: bool,
 }
 
 impl Opts {
-    const HELP: &'static str = "\
-bench run [--n 50000] [--repeat 5] [--iso-repeat 3] [--concurrency 256] [--queue-types quorum,classic]
-          [--inflight 2000] [--iso-seconds 10] [--latency-seconds 10]
-          [--latency-rate R (default: half the worker's measured peak)]
-          [--no-naive-latency] (skip the naive worker's latency reference)
-          [--only baselines,success,failure,latency,isolation,memory]
-          [--out bench/results/X.json] [--worker-bin PATH] [--command TEXT]
-          [--perf]   (perf record the worker on the success and failure runs)
-  The worker under test is the release binary next to this example's
-  directory (target/<profile>/webhook-worker) unless --worker-bin is given.
-  AMQP_URL selects the broker (default: the local one, guest/guest).";
-
-    fn parse(args: &[String]) -> Self {
-        let f = Flags(args);
-        let list = |name: &str| -> Vec<String> {
-            f.get(name)
-                .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
-                .unwrap_or_default()
-        };
-        let queue_types = {
-            let l = list("--queue-types");
-            if l.is_empty() {
-                vec![QueueType::Quorum, QueueType::Classic]
-            } else {
-                l.iter()
-                    .map(|s| {
-                        if s == "classic" {
-                            QueueType::Classic
-                        } else {
-                            QueueType::Quorum
-                        }
-                    })
-                    .collect()
-            }
-        };
-        Self {
-            n: f.num("--n", 50_000).unwrap() as usize,
-            concurrency: f.num("--concurrency", DEFAULT_CONCURRENCY.into()).unwrap() as u16,
-            out: f.get("--out").map(PathBuf::from),
-            worker_bin: f.get("--worker-bin").map(PathBuf::from),
-            iso_seconds: f
-                .get("--iso-seconds")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(10.0),
-            latency_seconds: f
-                .get("--latency-seconds")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(10.0),
-            inflight: f.num("--inflight", 2000).unwrap() as usize,
-            only: list("--only"),
-            queue_types,
-            command: f.get("--command").unwrap_or("bench/run.sh").to_string(),
-            perf: f.has("--perf"),
-            repeat: f.num("--repeat", 5).unwrap().max(1) as usize,
-            iso_repeat: f.num("--iso-repeat", 3).unwrap().max(1) as usize,
-            latency_rate: f.get("--latency-rate").and_then(|s| s.parse().ok()),
-            no_naive_latency: f.has("--no-naive-latency"),
-        }
-    }
-
     fn wants(&self, what: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == what)
     }
 }
 
-fn qt_name(q: QueueType) -> &'static str {
-    match q {
-        QueueType::Quorum => "quorum",
-        QueueType::Classic => "classic",
+#[derive(Args)]
+struct RawConsume {
+    #[arg(long)]
+    queue: String,
+    #[arg(long, default_value_t = 50_000)]
+    n: u64,
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
+    prefetch: u16,
+}
+
+#[derive(Args)]
+struct RawHttp {
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value_t = 50_000)]
+    n: usize,
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY.into())]
+    concurrency: usize,
+}
+
+#[derive(Args)]
+struct NaiveWorker {
+    #[arg(long)]
+    queue: String,
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY)]
+    concurrency: u16,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mode = cli
+        .mode
+        .unwrap_or_else(|| Cli::parse_from(["bench", "run"]).mode.expect("run"));
+    let result = match mode {
+        Mode::Run(mut opts) => {
+            opts.repeat = opts.repeat.max(1);
+            opts.iso_repeat = opts.iso_repeat.max(1);
+            opts.receiver_repeat = opts.receiver_repeat.max(1);
+            rt.block_on(orchestrate(opts))
+        }
+        Mode::RawConsume(a) => rt.block_on(raw_consume(a)),
+        Mode::RawHttp(a) => rt.block_on(raw_http(a)),
+        Mode::NaiveWorker(a) => rt.block_on(naive_worker(a)),
+    };
+    if let Err(e) = result {
+        eprintln!("bench: error: {e}");
+        std::process::exit(1);
     }
 }

@@ -1,7 +1,7 @@
 //! The report: machine and revision info, target verdicts, and the Markdown
 //! summary table printed at the end of a run.
 
-use std::{fs, process::Command, time::Duration};
+use std::{fmt::Write as _, fs, process::Command, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -143,11 +143,17 @@ pub(crate) fn evaluate_targets(r: &Value) -> Value {
         "≤ 32",
         kib.map(|x| x <= 32.0),
     );
+    out.extend(
+        r["receivers"]["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
     Value::Array(out)
 }
 
 pub(crate) fn summary_table(report: &Value) -> String {
-    use std::fmt::Write as _;
     let r = &report["results"];
     let m = &report["machine"];
     let mut s = String::new();
@@ -168,6 +174,60 @@ pub(crate) fn summary_table(report: &Value) -> String {
         report["settings"]["message_bytes"],
         report["command"].as_str().unwrap_or("")
     );
+    let has_throughput = !r["by_queue_type"].is_null() || !r["raw_http"].is_null();
+    if has_throughput {
+        throughput_tables(&mut s, r);
+    }
+    let iso = &r["isolation"];
+    if !iso.is_null() {
+        let _ = writeln!(
+            s,
+            "\nIsolation ({} events over 10 receivers, defaults): other nine {} /s all healthy, {} /s with one hanging 15 s → {} % (median of rounds {}; deferred {}, timeouts {})",
+            iso["events"],
+            iso["all_healthy"]["nine_per_s"],
+            iso["one_hanging"]["nine_per_s"],
+            round(iso["nine_share"].as_f64().unwrap_or(0.0) * 100.0, 1),
+            iso["rounds_nine_share"],
+            iso["one_hanging"]["deferred"],
+            iso["one_hanging"]["timeouts"]
+        );
+    }
+    let mem = &r["memory"];
+    if !mem.is_null() {
+        let _ = writeln!(
+            s,
+            "Memory ({}): RSS {} MiB idle → {} MiB with {} in flight = {} KiB per in-flight delivery; sockets {} → {}; peak RSS {} MiB",
+            mem["settings"].as_str().unwrap_or(""),
+            mem["idle"]["rss_mib"],
+            mem["busy"]["rss_mib"],
+            mem["in_flight"],
+            mem["kib_per_in_flight"],
+            mem["idle"]["sockets"],
+            mem["busy"]["sockets"],
+            mem["peak_rss_mib"]
+        );
+    }
+    s.push_str(&crate::scenarios::receivers_table(r));
+    let _ = writeln!(s, "\n| target | value | want | pass |");
+    let _ = writeln!(s, "|---|---:|---|---|");
+    for t in report["targets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            t["target"].as_str().unwrap_or(""),
+            t["value"],
+            t["want"].as_str().unwrap_or(""),
+            if t["pass"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+    }
+    s
+}
+
+fn throughput_tables(s: &mut String, r: &Value) {
     let _ = writeln!(
         s,
         "| run | queue | deliveries/s (median) | CPU-µs/delivery | peak RSS MiB | every round, deliveries/s | other load (cores) |"
@@ -194,24 +254,14 @@ pub(crate) fn summary_table(report: &Value) -> String {
             v["noise"]["other_cores"]
         );
     };
-    row(&mut s, "raw HTTP POST (baseline 2)", "—", &r["raw_http"]);
+    row(s, "raw HTTP POST (baseline 2)", "—", &r["raw_http"]);
     for qt in ["quorum", "classic"] {
         let t = &r["by_queue_type"][qt];
+        row(s, "raw consume+ack (baseline 1)", qt, &t["raw_consume"]);
+        row(s, "naive consume→POST→ack (baseline 3)", qt, &t["naive"]);
+        row(s, "worker, all succeed", qt, &t["worker_success"]);
         row(
-            &mut s,
-            "raw consume+ack (baseline 1)",
-            qt,
-            &t["raw_consume"],
-        );
-        row(
-            &mut s,
-            "naive consume→POST→ack (baseline 3)",
-            qt,
-            &t["naive"],
-        );
-        row(&mut s, "worker, all succeed", qt, &t["worker_success"]);
-        row(
-            &mut s,
+            s,
             "worker, all fail (retry + ack)",
             qt,
             &t["worker_failure"],
@@ -264,50 +314,4 @@ pub(crate) fn summary_table(report: &Value) -> String {
             );
         }
     }
-    let iso = &r["isolation"];
-    if !iso.is_null() {
-        let _ = writeln!(
-            s,
-            "\nIsolation ({} events over 10 receivers, defaults): other nine {} /s all healthy, {} /s with one hanging 15 s → {} % (median of rounds {}; deferred {}, timeouts {})",
-            iso["events"],
-            iso["all_healthy"]["nine_per_s"],
-            iso["one_hanging"]["nine_per_s"],
-            round(iso["nine_share"].as_f64().unwrap_or(0.0) * 100.0, 1),
-            iso["rounds_nine_share"],
-            iso["one_hanging"]["deferred"],
-            iso["one_hanging"]["timeouts"]
-        );
-    }
-    let mem = &r["memory"];
-    if !mem.is_null() {
-        let _ = writeln!(
-            s,
-            "Memory ({}): RSS {} MiB idle → {} MiB with {} in flight = {} KiB per in-flight delivery; sockets {} → {}; peak RSS {} MiB",
-            mem["settings"].as_str().unwrap_or(""),
-            mem["idle"]["rss_mib"],
-            mem["busy"]["rss_mib"],
-            mem["in_flight"],
-            mem["kib_per_in_flight"],
-            mem["idle"]["sockets"],
-            mem["busy"]["sockets"],
-            mem["peak_rss_mib"]
-        );
-    }
-    let _ = writeln!(s, "\n| target | value | want | pass |");
-    let _ = writeln!(s, "|---|---:|---|---|");
-    for t in report["targets"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            t["target"].as_str().unwrap_or(""),
-            t["value"],
-            t["want"].as_str().unwrap_or(""),
-            if t["pass"].as_bool() == Some(true) {
-                "yes"
-            } else {
-                "**no**"
-            }
-        );
-    }
-    s
 }

@@ -8,9 +8,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use webhook_worker::broker::topology::QueueType;
-
-use crate::{Res, SECRET, amqp_url, qt_name};
+use crate::{
+    Res, SECRET, amqp_url,
+    lib_api::{QueueType, qt_name},
+};
 
 /// The worker under test, a subprocess.
 pub(crate) struct WorkerProc {
@@ -23,6 +24,8 @@ pub(crate) struct WorkerProc {
 }
 
 impl WorkerProc {
+    /// The worker with signing on, `--queue-type` and `extra` (the
+    /// throughput, latency, isolation and memory scenarios).
     pub(crate) async fn spawn(
         bin: &Path,
         prefix: &str,
@@ -30,15 +33,26 @@ impl WorkerProc {
         extra: &[&str],
         log: &Path,
     ) -> Res<Self> {
+        let mut args = vec!["--queue-type", qt_name(qt), "--signing-secret", SECRET];
+        args.extend(extra);
+        Self::spawn_with(bin, prefix, &args, log).await
+    }
+
+    /// The worker at its defaults: only what a test needs (its prefix,
+    /// private targets allowed, a free metrics port).
+    pub(crate) async fn spawn_defaults(bin: &Path, prefix: &str, log: &Path) -> Res<Self> {
+        Self::spawn_with(bin, prefix, &[], log).await
+    }
+
+    async fn spawn_with(bin: &Path, prefix: &str, extra: &[&str], log: &Path) -> Res<Self> {
         // Experiments: BENCH_WORKER_ARGS is appended to every worker command line.
         let more: Vec<String> = std::env::var("BENCH_WORKER_ARGS")
             .map(|s| s.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default();
         let mut cmd = Command::new(bin);
         cmd.arg("run")
-            .args(["--prefix", prefix, "--queue-type", qt_name(qt)])
+            .args(["--prefix", prefix])
             .arg("--allow-private-targets")
-            .args(["--signing-secret", SECRET])
             // Port 0: the worker binds a free port and logs it (no race).
             .args(["--metrics-addr", "127.0.0.1:0"])
             .args(extra)
@@ -91,6 +105,28 @@ impl WorkerProc {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// What the worker logged at start (its effective concurrency, ...).
+    pub(crate) fn startup_line(&self) -> Option<String> {
+        let text = fs::read_to_string(&self.log).ok()?;
+        text.lines()
+            .find(|l| l.contains("starting"))
+            .map(str::to_string)
+    }
+
+    /// `GET <path>` on the metrics port (e.g. `/receivers`), when it answers 200.
+    pub(crate) async fn get(&self, path: &str) -> Option<String> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.metrics))
+            .send()
+            .await
+            .ok()?;
+        if !r.status().is_success() {
+            return None;
+        }
+        r.text().await.ok()
     }
 
     pub(crate) async fn metrics_text(&self) -> Option<String> {

@@ -113,7 +113,7 @@ impl Command {
 /// One pass over the broker's nodes (from a random one), for the one-shot
 /// commands: the first connection that comes up.
 async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connection, Error> {
-    let mut connector = broker.connector(format!("webhook-worker {name}"))?;
+    let mut connector = crate::app::broker_connector(broker, format!("webhook-worker {name}"))?;
     Ok(connector.connect_once().await?.conn)
 }
 

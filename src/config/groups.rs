@@ -105,9 +105,9 @@ pub struct DeliveryArgs {
           value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// Most deliveries in flight to one receiver (scheme, host, port; `0` =
-    /// no cap beyond `--concurrency`), so one hanging receiver cannot take
-    /// every slot.
+    /// Hard ceiling of deliveries in flight to one receiver (scheme, host,
+    /// port; `0` = none beyond `--concurrency`); below it the limit adapts
+    /// to the receiver.
     #[arg(long, env = "WEBHOOK_HOST_CONCURRENCY", default_value_t = DEFAULT_HOST_CONCURRENCY)]
     pub host_concurrency: u16,
 

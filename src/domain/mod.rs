@@ -15,10 +15,12 @@
 //! | [`signing`] | Standard Webhooks signatures |
 //! | [`target`] | which addresses a receiver may not have |
 //! | [`retry_after`] | a receiver's `Retry-After` |
+//! | [`limit`] | how many attempts one receiver gets at once |
 
 pub mod catalog;
 pub mod duration;
 pub mod envelope;
+pub mod limit;
 pub mod outcome;
 pub mod policy;
 pub mod retry_after;

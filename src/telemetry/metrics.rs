@@ -8,6 +8,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use super::receivers::ReceiverMetrics;
 use crate::domain::{
     catalog::{CATALOG, is_valid_webhook_number},
     outcome::AttemptOutcome,
@@ -101,6 +102,8 @@ pub struct Metrics {
     /// `webhook_consumer_rotations_total`: consumption moved to a fresh
     /// channel because a slow delivery blocked `multiple` acks.
     pub consumer_rotations: IntCounter,
+    /// The per-receiver limits' metrics.
+    pub receivers: ReceiverMetrics,
 }
 
 impl Metrics {
@@ -196,7 +199,7 @@ impl Metrics {
         .unwrap();
         let deferred = IntCounter::new(
             "webhook_deferred_total",
-            "Deliveries deferred to the shortest retry tier, without an attempt, because their host was saturated.",
+            "Deliveries deferred to the shortest retry tier, without an attempt, because their receiver had no free slot.",
         )
         .unwrap();
         let consumer_rotations = IntCounter::new(
@@ -239,7 +242,9 @@ impl Metrics {
         }
         let dropped = DropReason::ALL.map(|r| dropped_total.with_label_values(&[r.as_str()]));
 
+        let receivers = ReceiverMetrics::register(&registry);
         let metrics = Arc::new(Self {
+            receivers,
             registry,
             attempts_total,
             delivered_total,

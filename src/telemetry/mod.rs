@@ -4,10 +4,12 @@
 //! |---|---|
 //! | [`metrics`] | every Prometheus metric, handles resolved once |
 //! | [`health`] | readiness |
-//! | [`server`] | `/metrics`, `/healthz`, `/readyz` |
+//! | [`server`] | `/metrics`, `/healthz`, `/readyz`, `/receivers` |
+//! | [`receivers`] | the rows of `/receivers` |
 //! | [`logging`] | text or JSON logs |
 
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod receivers;
 pub mod server;

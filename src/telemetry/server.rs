@@ -1,16 +1,18 @@
-//! The HTTP server on `METRICS_ADDR`: `/metrics`, `/healthz`, `/readyz`.
+//! The HTTP server on `METRICS_ADDR`: `/metrics`, `/healthz`, `/readyz`,
+//! `/receivers`.
 
 use std::{net::SocketAddr, sync::Arc};
 
-use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 use tokio_util::sync::CancellationToken;
 
-use super::{health::Health, metrics::Metrics};
+use super::{health::Health, metrics::Metrics, receivers::ReceiverBoard};
 
 #[derive(Clone)]
 struct ServerState {
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    receivers: Arc<dyn ReceiverBoard>,
 }
 
 /// Binds `METRICS_ADDR` (failing early if it is taken) and returns the
@@ -19,6 +21,7 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    receivers: Arc<dyn ReceiverBoard>,
     cancel: CancellationToken,
 ) -> std::io::Result<(SocketAddr, impl Future<Output = std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -27,7 +30,12 @@ pub async fn serve(
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .with_state(ServerState { metrics, health });
+        .route("/receivers", get(list_receivers))
+        .with_state(ServerState {
+            metrics,
+            health,
+            receivers,
+        });
     let server =
         axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await });
     Ok((bound, async move { server.await }))
@@ -46,4 +54,8 @@ async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not consuming\n")
     }
+}
+
+async fn list_receivers(State(s): State<ServerState>) -> impl IntoResponse {
+    Json(s.receivers.page())
 }

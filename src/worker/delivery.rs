@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{
     Worker,
-    hosts::{Admission, HostLimiter},
+    limits::{Admission, ReceiverLimits},
     republish::MessageCopy,
     settle::{Settlement, SettlerHandle},
 };
@@ -29,6 +29,7 @@ use crate::{
     },
     domain::{
         envelope::{self, Envelope},
+        limit::Feedback,
         outcome::AttemptOutcome,
         policy::{Decision, DropReason, RetryState},
         schedule::Tier,
@@ -171,7 +172,11 @@ impl Worker {
     /// Admits the delivery at its receiver and makes the attempt; `None`
     /// when the receiver has no slot for it.
     async fn attempt(&self, parsed: &Parsed<'_>) -> Option<Attempted> {
-        let slot = match self.hosts.acquire(&HostLimiter::key(&parsed.env.url)).await {
+        let slot = match self
+            .limits
+            .acquire(&ReceiverLimits::key(&parsed.env.url))
+            .await
+        {
             Admission::Granted(slot) => slot,
             Admission::Defer => return None,
         };
@@ -183,7 +188,7 @@ impl Worker {
         ))
         .await;
         // The receiver's slot is free again before any publishing.
-        slot.finish();
+        slot.finish(Feedback::from(&outcome));
         let handles = self.metrics.webhook(parsed.env.webhook);
         handles.attempts(&outcome).inc();
         handles

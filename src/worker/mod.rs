@@ -8,7 +8,7 @@
 //! | [`settle`] | batched acks for out-of-order completions |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
 //! | [`republish`] | retry, park and defer copies, confirmed |
-//! | [`hosts`] | per-receiver limits |
+//! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
 //! | [`drain`] | shutdown as a type |
 //!
 //! What happens on each failure:
@@ -22,8 +22,8 @@
 
 mod delivery;
 pub(crate) mod drain;
-mod hosts;
 mod lane;
+pub(crate) mod limits;
 mod republish;
 mod session;
 mod settle;
@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 
 use self::{
     drain::Drain,
-    hosts::HostLimiter,
+    limits::ReceiverLimits,
     republish::{Destinations, Republisher},
     session::{STABLE_SESSION, SessionEnd},
 };
@@ -59,7 +59,7 @@ pub(crate) struct Worker {
     republish: Republisher,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
-    hosts: HostLimiter,
+    limits: Arc<ReceiverLimits>,
     /// The process's delivery slots (`WEBHOOK_CONCURRENCY`), across every
     /// lane of every session.
     slots: Arc<Semaphore>,
@@ -74,6 +74,7 @@ impl Worker {
         deliverer: Deliverer,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
+        limits: Arc<ReceiverLimits>,
     ) -> Arc<Self> {
         let topology = config.topology();
         let republish = Republisher::new(Destinations::new(&topology, &metrics), metrics.clone());
@@ -84,7 +85,7 @@ impl Worker {
             republish,
             metrics,
             health,
-            hosts: HostLimiter::new(config.delivery.host_concurrency),
+            limits,
             slots: Arc::new(Semaphore::new(config.delivery.concurrency.into())),
             concurrency: config.delivery.concurrency,
             max_message_bytes: config.delivery.max_message_bytes as usize,

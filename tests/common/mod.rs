@@ -357,32 +357,78 @@ impl Reply {
     }
 }
 
-/// Decides the reply from the request and how many earlier requests the
-/// same path got.
-pub type Behaviour = Arc<dyn Fn(&Received, usize) -> Reply + Send + Sync>;
+/// What a receiver knows when it decides a reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Earlier requests to the same path.
+    pub seen: usize,
+    /// Requests in flight at this receiver, this one included.
+    pub in_flight: usize,
+}
+
+/// Decides the reply from the request and the receiver's load.
+pub type Behaviour = Arc<dyn Fn(&Received, Load) -> Reply + Send + Sync>;
 
 #[derive(Clone)]
 struct ReceiverState {
     log: Arc<Mutex<Vec<Received>>>,
     behaviour: Behaviour,
+    in_flight: Arc<InFlight>,
+}
+
+/// Requests in flight at a receiver, and the most there ever were.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one request in flight until it is answered or its connection
+/// is dropped.
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlightGuard {
+    fn enter(counter: &Arc<InFlight>) -> (Self, usize) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = counter.now.fetch_add(1, SeqCst) + 1;
+        counter.peak.fetch_max(n, SeqCst);
+        (Self(counter.clone()), n)
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// A real HTTP server on loopback that records every request.
 pub struct Receiver {
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<Received>>>,
+    in_flight: Arc<InFlight>,
     task: JoinHandle<()>,
 }
 
 impl Receiver {
-    /// Starts a receiver answering with `behaviour`.
+    /// Starts a receiver answering with `behaviour`, given the request and
+    /// how many earlier requests the same path got.
     pub async fn start(
         behaviour: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_loaded(move |r, load| behaviour(r, load.seen)).await
+    }
+
+    /// Starts a receiver whose replies may depend on its load.
+    pub async fn start_loaded(
+        behaviour: impl Fn(&Received, Load) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let log = Arc::new(Mutex::new(Vec::new()));
+        let in_flight = Arc::new(InFlight::default());
         let state = ReceiverState {
             log: log.clone(),
             behaviour: Arc::new(behaviour),
+            in_flight: in_flight.clone(),
         };
         let app = Router::new().fallback(handle).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -390,7 +436,24 @@ impl Receiver {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        Self { addr, log, task }
+        Self {
+            addr,
+            log,
+            in_flight,
+            task,
+        }
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The most requests that were ever in flight at once.
+    pub fn peak_in_flight(&self) -> usize {
+        self.in_flight
+            .peak
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A receiver that answers 200 to everything.
@@ -444,12 +507,13 @@ async fn handle(
         body,
         at: Instant::now(),
     };
-    let (reply, _) = {
+    let (_guard, in_flight) = InFlightGuard::enter(&s.in_flight);
+    let reply = {
         let mut log = s.log.lock().unwrap();
         let seen = log.iter().filter(|x| x.path == r.path).count();
-        let reply = (s.behaviour)(&r, seen);
+        let reply = (s.behaviour)(&r, Load { seen, in_flight });
         log.push(r);
-        (reply, seen)
+        reply
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
@@ -490,6 +554,28 @@ impl RunningWorker {
     pub async fn stop(self) -> Result<(), webhook_worker::Error> {
         self.shutdown.cancel();
         self.running.wait().await
+    }
+
+    /// The `GET /receivers` page.
+    pub async fn receivers(&self) -> serde_json::Value {
+        let text = reqwest::get(format!("http://{}/receivers", self.metrics_addr))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// This worker's `GET /receivers` row of a receiver.
+    pub async fn receiver(&self, receiver: &Receiver) -> Option<serde_json::Value> {
+        let key = format!("http://{}", receiver.addr);
+        self.receivers().await["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key.as_str())
+            .cloned()
     }
 
     /// The `/metrics` text.

@@ -1,0 +1,317 @@
+//! Scenario tests on the simulator of `sim.rs`, in the manner of vector's
+//! `adaptive_concurrency/tests.rs`. Every run is deterministic: time is
+//! simulated, randomness is a fixed PRNG. Each takes well under a second.
+
+use super::sim::{Prng, Sim, ms, ok_after, secs};
+use super::*;
+
+#[test]
+fn fast_receiver_grows_to_the_process_cap_within_a_second() {
+    let mut sim = Sim::new(
+        LimitConfig::new(16, 1, 1024),
+        1024,
+        Box::new(|_, _| ok_after(ms(100))),
+    );
+    sim.run_until(secs(4.0));
+    let past_64 = sim.first_time(|s| s.limit > 64).expect("never above 64");
+    assert!(past_64 <= secs(1.0), "limit passed 64 only at {past_64:?}");
+    let at_800 = sim
+        .first_time(|s| s.limit >= 800)
+        .expect("never reached 800");
+    assert!(at_800 <= secs(3.0), "limit reached 800 only at {at_800:?}");
+    let throughput = sim.finished_in(3.0, 4.0, Some(Feedback::Success));
+    eprintln!("limit > 64 at {past_64:?}, >= 800 at {at_800:?}, {throughput}/s in 3–4 s");
+    assert!(throughput >= 7000, "{throughput}/s in the last second");
+}
+
+#[test]
+fn rate_limited_receiver_settles_below_its_429_threshold() {
+    let receiver = |_, in_flight| match in_flight {
+        n if n > 20 => Some((ms(1), Feedback::TooManyRequests)),
+        _ => ok_after(ms(50)),
+    };
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(20.0));
+    let ok = sim.finished_in(5.0, 20.0, Some(Feedback::Success)) as f64;
+    let all = sim.finished_in(5.0, 20.0, None) as f64;
+    assert!(ok / all >= 0.9, "success ratio {:.3}", ok / all);
+    let mean = sim.mean_limit(5.0, 20.0);
+    eprintln!(
+        "success {:.3}, mean limit {mean:.1}, {:.0}/s",
+        ok / all,
+        ok / 15.0
+    );
+    assert!((15.0..=30.0).contains(&mean), "mean limit {mean:.1}");
+    // Throughput stays close to what the receiver can do (20 per 50 ms).
+    assert!(ok / 15.0 >= 300.0, "{:.0}/s", ok / 15.0);
+}
+
+#[test]
+fn hanging_receiver_is_held_to_probes_then_regrows() {
+    // 50 ms, 429 past 200 in flight (so the limit is not pinned at the
+    // ceiling), hanging from t=10 s to t=30 s.
+    let receiver = |now: Duration, in_flight: u32| {
+        let hung = (secs(10.0)..secs(30.0)).contains(&now)
+            || (secs(10.0)..secs(30.0)).contains(&(now + ms(50)));
+        match (hung, in_flight > 200) {
+            (true, _) => None,
+            (false, true) => Some((ms(1), Feedback::TooManyRequests)),
+            (false, false) => ok_after(ms(50)),
+        }
+    };
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(35.0));
+    let before = sim.mean_limit(5.0, 10.0);
+    assert!(before >= 64.0, "mean limit before the hang {before:.1}");
+    let stalled = sim.first_time(|s| s.at >= secs(10.0) && s.state == ReceiverState::Stalled);
+    assert!(
+        stalled.is_some_and(|t| t <= secs(11.0)),
+        "stalled at {stalled:?}"
+    );
+    for s in sim.during(11.0, 30.0) {
+        assert!(
+            s.limit <= 4 && s.limit >= 1,
+            "limit {} at {:?}",
+            s.limit,
+            s.at
+        );
+        assert_eq!(s.state, ReceiverState::Stalled, "at {:?}", s.at);
+        assert_eq!(s.verdict, WaitVerdict::Defer, "at {:?}", s.at);
+    }
+    // Still probed, yet a hanging receiver gains only a handful of slots.
+    let probes = sim
+        .started
+        .iter()
+        .filter(|t| (secs(10.5)..secs(30.0)).contains(*t))
+        .count();
+    assert!(
+        (3..=20).contains(&probes),
+        "{probes} probes during the hang"
+    );
+    let recovered = sim.first_time(|s| s.at >= secs(30.0) && s.limit >= 64);
+    eprintln!(
+        "limit {before:.0} before; stalled at {stalled:?}; {probes} probes; 64 again at {recovered:?}"
+    );
+    assert!(
+        recovered.is_some_and(|t| t <= secs(33.0)),
+        "regrew to 64 at {recovered:?}"
+    );
+    assert_ne!(sim.ctl.state(), ReceiverState::Stalled);
+}
+
+#[test]
+fn latency_rising_with_load_settles_near_the_knee() {
+    let receiver = |_, in_flight: u32| ok_after(ms(10) + ms(1) * in_flight.saturating_sub(50));
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(20.0));
+    let mean = sim.mean_limit(5.0, 20.0);
+    assert!((40.0..=120.0).contains(&mean), "mean limit {mean:.1}");
+    let top = sim.max_limit(5.0, 20.0);
+    eprintln!("mean limit {mean:.1}, max {top}");
+    assert!(top <= 200, "limit ran away to {top}");
+}
+
+#[test]
+fn limit_stays_within_min_and_max_across_random_scenarios() {
+    let mut rng = Prng(0x9E37_79B9_7F4A_7C15);
+    for scenario in 0..150 {
+        let min = 1 + rng.below(3) as u32;
+        let max = match scenario % 4 {
+            0 => 1,
+            1 => 5,
+            2 => 0, // no ceiling
+            _ => 1 + rng.below(64) as u32,
+        };
+        let initial = rng.below(40) as u32;
+        let base = 5 + rng.below(200);
+        let mut seed = Prng(rng.next() | 1);
+        let receiver = move |_, in_flight: u32| {
+            let latency = ms(base + seed.below(base) + u64::from(in_flight));
+            match seed.below(20) {
+                0 => None,
+                1 => Some((ms(1), Feedback::ConnectError)),
+                2 => Some((latency, Feedback::TooManyRequests)),
+                3 => Some((latency, Feedback::Unavailable)),
+                4 => Some((latency, Feedback::OtherStatus)),
+                _ => ok_after(latency),
+            }
+        };
+        let mut sim = Sim::new(LimitConfig::new(initial, min, max), 48, Box::new(receiver));
+        sim.run_until(secs(1.5)); // `check` asserts the bounds after every call
+    }
+}
+
+#[test]
+fn ceilings_of_one_and_five_are_hard() {
+    for max in [1, 5] {
+        let mut sim = Sim::new(
+            LimitConfig::new(16, 1, max),
+            1024,
+            Box::new(|_, _| ok_after(ms(20))),
+        );
+        sim.run_until(secs(2.0));
+        assert!(
+            sim.samples
+                .iter()
+                .all(|s| s.limit <= max && s.in_flight <= max)
+        );
+        assert_eq!(sim.ctl.limit(), max);
+    }
+}
+
+#[test]
+fn a_zero_ceiling_means_none_so_the_caller_passes_the_process_concurrency() {
+    let ctl = Controller::new(LimitConfig::new(16, 0, 0), Duration::ZERO);
+    assert_eq!((ctl.cfg.min, ctl.cfg.max, ctl.limit()), (1, u32::MAX, 16));
+    let mut sim = Sim::new(
+        LimitConfig::new(16, 1, 0),
+        2048,
+        Box::new(|_, _| ok_after(ms(50))),
+    );
+    sim.run_until(secs(1.5));
+    assert!(sim.ctl.limit() > 1024, "limit {}", sim.ctl.limit());
+}
+
+#[test]
+fn connection_errors_shrink_to_min_and_hold_it() {
+    let mut sim = Sim::new(
+        LimitConfig::new(16, 1, 1024),
+        1024,
+        Box::new(|_, _| Some((ms(1), Feedback::ConnectError))),
+    );
+    sim.run_until(secs(5.0));
+    let at_min = sim.first_time(|s| s.limit == 1).expect("never reached min");
+    assert!(at_min <= ms(100), "reached min at {at_min:?}");
+    assert!(sim.during(0.1, 5.0).all(|s| s.limit == 1));
+}
+
+#[test]
+fn a_healthy_receiver_that_starts_refusing_connections_drops_to_min() {
+    let receiver = |now: Duration, _| match now < secs(2.0) {
+        true => ok_after(ms(100)),
+        false => Some((ms(1), Feedback::ConnectError)),
+    };
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(4.0));
+    assert!(sim.max_limit(1.5, 2.0) >= 800);
+    assert!(
+        sim.during(2.2, 4.0).all(|s| s.limit <= 2),
+        "max {}",
+        sim.max_limit(2.2, 4.0)
+    );
+}
+
+#[test]
+fn slow_but_healthy_receiver_is_not_stalled() {
+    let mut sim = Sim::new(
+        LimitConfig::new(16, 1, 1024),
+        256,
+        Box::new(|_, _| ok_after(ms(1000))),
+    );
+    sim.run_until(secs(20.0));
+    assert!(
+        sim.samples
+            .iter()
+            .all(|s| s.state != ReceiverState::Stalled)
+    );
+    assert_eq!(sim.ctl.overdue(), 0);
+    assert!(sim.ctl.limit() >= 128, "limit {}", sim.ctl.limit());
+    // When full, a delivery waits (bounded), since a slot frees within ~1 RTT.
+    let full = sim
+        .during(1.0, 20.0)
+        .find(|s| s.in_flight >= s.limit)
+        .expect("never full");
+    assert_eq!(full.verdict, WaitVerdict::Wait { at_most: secs(1.0) });
+}
+
+#[test]
+fn fast_receiver_whose_attempts_reach_a_second_is_stalled() {
+    let receiver = |now: Duration, _| ok_after(if now < secs(5.0) { ms(50) } else { ms(1500) });
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(30.0));
+    let stalled = sim
+        .first_time(|s| s.state == ReceiverState::Stalled)
+        .expect("never stalled");
+    assert!(
+        (secs(5.0)..=secs(6.0)).contains(&stalled),
+        "stalled at {stalled:?}"
+    );
+    let s = sim
+        .samples
+        .iter()
+        .find(|s| s.at == stalled)
+        .copied()
+        .expect("sample");
+    assert_eq!((s.limit, s.verdict), (1, WaitVerdict::Defer));
+    // Once its answers come back it is a slow receiver, judged by its own RTT.
+    assert!(
+        sim.during(15.0, 30.0)
+            .all(|s| s.state != ReceiverState::Stalled)
+    );
+    let rtt = sim.ctl.rtt_estimate().expect("rtt");
+    assert!(rtt >= ms(1000), "rtt {rtt:?}");
+    assert!(sim.ctl.limit() >= 64, "limit {}", sim.ctl.limit());
+}
+
+#[test]
+fn wait_is_relative_to_the_receivers_latency() {
+    let mut ctl = Controller::new(LimitConfig::new(1, 1, 1), Duration::ZERO);
+    let Admission::Granted(t) = ctl.try_acquire(ms(0)) else {
+        panic!("no slot")
+    };
+    ctl.finish(t, ms(40), Feedback::Success);
+    ctl.tick(ms(200)); // closes the window: RTT 40 ms
+    let Admission::Granted(_held) = ctl.try_acquire(ms(200)) else {
+        panic!("no slot")
+    };
+    assert_eq!(
+        ctl.try_acquire(ms(201)),
+        Admission::Full(WaitVerdict::Wait { at_most: ms(80) })
+    );
+    assert_eq!(ctl.rtt_estimate(), Some(ms(40)));
+}
+
+#[test]
+fn labels_are_lowercase_and_bounded() {
+    assert_eq!(ReceiverState::BackingOff.as_str(), "backing_off");
+    assert_eq!(ReceiverState::SlowStart.as_str(), "slow_start");
+    assert_eq!(DecreaseCause::TooManyRequests.as_str(), "too_many_requests");
+    assert_eq!(DecreaseCause::LatencyRise.as_str(), "latency_rise");
+}
+
+#[test]
+fn a_foreign_ticket_is_ignored() {
+    let mut ctl = Controller::new(LimitConfig::default(), Duration::ZERO);
+    let mut other = Controller::new(LimitConfig::default(), Duration::ZERO);
+    let Admission::Granted(t) = other.try_acquire(ms(7)) else {
+        panic!("no slot")
+    };
+    assert_eq!(ctl.finish(t, ms(8), Feedback::Timeout), Change::Unchanged);
+    assert_eq!((ctl.in_flight(), ctl.limit()), (0, 16));
+}
+
+#[test]
+fn noisy_but_healthy_receiver_still_grows() {
+    // 20–200 ms, independent of load: latency noise is not back-pressure.
+    let mut rng = Prng(0x5DEE_CE66_D1CE_4E5B);
+    let receiver = move |_, _| ok_after(ms(20 + rng.below(181)));
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(10.0));
+    let mean = sim.mean_limit(5.0, 10.0);
+    assert!(mean >= 700.0, "mean limit {mean:.1}");
+}
+
+#[test]
+fn receiver_spanning_20ms_to_2s_is_neither_stalled_nor_starved() {
+    let mut rng = Prng(0xA076_1D64_78BD_642F);
+    let receiver = move |_, _| ok_after(ms(20 + rng.below(1981)));
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 128, Box::new(receiver));
+    sim.run_until(secs(30.0));
+    assert!(
+        sim.samples
+            .iter()
+            .all(|s| s.state != ReceiverState::Stalled)
+    );
+    let mean = sim.mean_limit(15.0, 30.0);
+    assert!(mean >= 100.0, "mean limit {mean:.1}");
+}

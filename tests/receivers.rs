@@ -1,0 +1,208 @@
+//! Per-receiver adaptive limits against real receivers on loopback: a slow
+//! but healthy receiver gets the slots it needs, a hanging one is held to a
+//! few, an overloaded one converges below its threshold, and `GET
+//! /receivers` shows it all.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn ids(n: usize, tag: &str, url: &str) -> impl Iterator<Item = Vec<u8>> {
+    (0..n).map(move |i| event(&format!("{tag}-{i}"), 104, url, "{}"))
+}
+
+#[tokio::test]
+async fn a_100ms_receiver_gets_more_than_64_in_flight() {
+    let prefix = unique_prefix("slowfat");
+    let mut config = test_config(&prefix);
+    config.delivery.concurrency = 1024;
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(100))).await;
+    broker
+        .publish_many(ids(3000, "s", &receiver.url("/s")))
+        .await;
+    let worker = RunningWorker::start(config).await;
+    // While the backlog drains, the receiver's limit grows past the old
+    // fixed cap of 64...
+    let row = wait_for("a limit above 64", LONG, async || {
+        let row = worker.receiver(&receiver).await?;
+        (row["limit"].as_u64()? > 64).then_some(row)
+    })
+    .await;
+    receiver.wait_requests(3000, LONG).await;
+    // ...and the receiver really had more than 64 requests at once.
+    assert!(
+        receiver.peak_in_flight() > 64,
+        "peak {} in flight (limit was {row})",
+        receiver.peak_in_flight()
+    );
+    wait_for("3000 delivered", LONG, async || {
+        let text = worker.scrape().await;
+        (sample(&text, r#"webhook_delivered_total{webhook="104"}"#) == 3000.0).then_some(())
+    })
+    .await;
+    assert_eq!(receiver.requests().len(), 3000, "each once");
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers() {
+    let prefix = unique_prefix("hang");
+    let mut config = test_config(&prefix);
+    config.delivery.concurrency = 256;
+    config.delivery.timeout = Duration::from_secs(8);
+    config.topology.retry_schedule = "30s".parse().unwrap();
+    let broker = Broker::new(&config).await;
+    let hanging = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
+    let healthy = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
+    let worker = RunningWorker::start(config).await;
+    // Interleaved: every fifth event is for the hanging receiver.
+    let bodies = (0..1000).map(|i| {
+        let (tag, url) = if i % 5 == 0 {
+            ("hang", hanging.url("/h"))
+        } else {
+            ("ok", healthy.url("/ok"))
+        };
+        event(&format!("{tag}-{i}"), 104, &url, "{}")
+    });
+    let started = Instant::now();
+    broker.publish_many(bodies).await;
+    healthy.wait_requests(800, LONG).await;
+    let healthy_done = started.elapsed();
+    // The hanging receiver never had more than its initial 16 slots plus a
+    // probe or two, though 200 of its events came while it hung.
+    assert!(
+        hanging.peak_in_flight() <= 18,
+        "{} in flight at the hanging receiver",
+        hanging.peak_in_flight()
+    );
+    assert!(
+        healthy_done < Duration::from_secs(8),
+        "the healthy receiver's 800 took {healthy_done:?}, longer than one timeout"
+    );
+    // Within its grace (2 s without any answer) it is judged stalled and
+    // held to the floor; the rest of its events were deferred.
+    let row = wait_for("the hanging receiver stalled", LONG, async || {
+        let row = worker.receiver(&hanging).await?;
+        (row["state"] == "stalled").then_some(row)
+    })
+    .await;
+    assert!(row["limit"].as_u64().unwrap() <= 2, "{row}");
+    let text = worker.scrape().await;
+    assert!(sample(&text, "webhook_deferred_total") >= 150.0, "{text}");
+    assert!(sample(&text, r#"webhook_receivers{state="stalled"}"#) >= 0.0);
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_receiver_answering_429_above_20_in_flight_converges_near_20() {
+    let prefix = unique_prefix("overload");
+    let mut config = test_config(&prefix);
+    config.delivery.concurrency = 512;
+    // The backlog beyond what the receiver clears within the wait budget is
+    // deferred (and comes back after the short tier) until it drains: the
+    // max age must outlast that.
+    config.topology.retry_schedule = "200ms*20".parse().unwrap();
+    config.retry.max_age = Duration::from_secs(600);
+    let broker = Broker::new(&config).await;
+    let receiver = Receiver::start_loaded(|_, load| {
+        if load.in_flight > 20 {
+            Reply::status(429)
+        } else {
+            Reply::ok().after(Duration::from_millis(50))
+        }
+    })
+    .await;
+    broker
+        .publish_many(ids(3000, "o", &receiver.url("/o")))
+        .await;
+    let worker = RunningWorker::start(config).await;
+    let requests = receiver.wait_requests(3000, LONG).await;
+    wait_for("all delivered", LONG, async || {
+        let text = worker.scrape().await;
+        (sample(&text, r#"webhook_delivered_total{webhook="104"}"#) == 3000.0).then_some(())
+    })
+    .await;
+    let text = worker.scrape().await;
+    let ok = sample(
+        &text,
+        r#"webhook_attempts_total{outcome="success",webhook="104"}"#,
+    );
+    let refused = sample(
+        &text,
+        r#"webhook_attempts_total{outcome="http_error",webhook="104"}"#,
+    );
+    // The 429s are rare: at most 10 % of all attempts, the start-up
+    // overshoot included (no 429 storm into the retry tiers).
+    assert!(
+        refused <= 0.1 * (ok + refused),
+        "{refused} refused of {} attempts",
+        ok + refused
+    );
+    let row = worker.receiver(&receiver).await.expect("listed");
+    let limit = row["limit"].as_u64().unwrap();
+    assert!(
+        (8..=30).contains(&limit),
+        "limit {limit} is not near 20: {row}"
+    );
+    assert!(requests.len() >= 3000);
+    assert!(
+        sample(
+            &text,
+            r#"webhook_receiver_limit_decreases_total{cause="too_many_requests"}"#
+        ) >= 1.0
+    );
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_receiver_first_fast_then_hanging_loses_its_slots_quickly() {
+    let prefix = unique_prefix("turnsbad");
+    let mut config = test_config(&prefix);
+    config.delivery.concurrency = 512;
+    config.delivery.timeout = Duration::from_secs(10);
+    config.topology.retry_schedule = "30s".parse().unwrap();
+    let broker = Broker::new(&config).await;
+    // The first 1 500 requests are answered in 20 ms; then it hangs.
+    let receiver = Receiver::start(|_, seen| {
+        if seen < 1500 {
+            Reply::ok().after(Duration::from_millis(20))
+        } else {
+            Reply::ok().after(Duration::from_secs(60))
+        }
+    })
+    .await;
+    let worker = RunningWorker::start(config).await;
+    broker
+        .publish_many(ids(4000, "t", &receiver.url("/t")))
+        .await;
+    receiver.wait_requests(1500, LONG).await;
+    let hung_at = Instant::now();
+    let row = wait_for("the receiver stalled", LONG, async || {
+        let row = worker.receiver(&receiver).await?;
+        (row["state"] == "stalled").then_some(row)
+    })
+    .await;
+    let stalled_after = hung_at.elapsed();
+    assert!(
+        stalled_after < Duration::from_secs(2),
+        "judged stalled only {stalled_after:?} after it hung: {row}"
+    );
+    // What it holds is what was in flight when it hung, plus probes.
+    let held = receiver.in_flight();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        receiver.in_flight() <= held + 4,
+        "{} in flight, {held} when stalled",
+        receiver.in_flight()
+    );
+    worker.stop().await.unwrap();
+    broker.cleanup().await;
+}
