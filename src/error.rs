@@ -2,7 +2,7 @@
 //! retrying can help.
 
 use crate::{
-    broker::{publisher::PublishError, topology::TopologyError, url::UrlError},
+    broker::{publisher::PublishError, tls::TlsFileError, topology::TopologyError, url::UrlError},
     domain::signing::SecretError,
 };
 
@@ -47,6 +47,9 @@ pub enum ConfigError {
     /// `AMQP_URL` is not a usable broker URL.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// A TLS file that cannot be used.
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
     /// A signing secret that cannot be decoded.
     #[error("{setting}: {source}")]
     Secret {

@@ -3,8 +3,9 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`url`] | `AMQP_URL`: defaults and redaction |
-//! | [`connect`] | connecting with backoff, forever |
+//! | [`url`] | `AMQP_URL`: the list of nodes, defaults and redaction |
+//! | [`tls`] | `amqps://`: private CA and client certificate |
+//! | [`connect`] | connecting over the nodes, with backoff, forever |
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
@@ -16,5 +17,6 @@ pub mod connect;
 pub mod dead_letters;
 pub mod publisher;
 pub mod retry_headers;
+pub mod tls;
 pub mod topology;
 pub mod url;

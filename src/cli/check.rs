@@ -13,7 +13,7 @@ use crate::{
     ConfigError, Error,
     broker::{
         check::{Checked, Finding, check},
-        url::{parse_url, redacted},
+        url::parse_urls,
     },
     config::Config,
     domain::signing::SigningKey,
@@ -33,14 +33,14 @@ pub(super) struct Check {
 impl Check {
     pub(super) async fn execute(self) -> Result<(), Error> {
         // The same validation `run` does before it connects.
-        let uri = parse_url(&self.config.broker.amqp_url)?;
+        let urls = parse_urls(&self.config.broker.amqp_url)?;
         if let Some(secret) = &self.config.delivery.signing_secret {
             SigningKey::from_secret(secret).map_err(|source| ConfigError::Secret {
                 setting: "WEBHOOK_SIGNING_SECRET",
                 source,
             })?;
         }
-        let settings = effective(&self.config, &redacted(&uri));
+        let settings = effective(&self.config, &urls.redacted());
         let topology = self.config.topology();
         let conn = connect_once(&self.config.broker, "check").await?;
         let found = check(&conn, &topology).await;
@@ -83,11 +83,20 @@ impl Check {
     }
 }
 
+/// A file setting as shown: its path (never its contents), or `<unset>`.
+fn path(p: &Option<std::path::PathBuf>) -> String {
+    p.as_ref()
+        .map_or_else(|| "<unset>".into(), |p| p.display().to_string())
+}
+
 /// Every setting `run` would use, by its variable name, redacted.
 fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
     let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
     vec![
         ("AMQP_URL", broker.to_string()),
+        ("AMQP_CA_FILE", path(&c.broker.amqp_ca_file)),
+        ("AMQP_CLIENT_CERT", path(&c.broker.amqp_client_cert)),
+        ("AMQP_CLIENT_KEY", path(&c.broker.amqp_client_key)),
         ("WEBHOOK_PREFIX", c.names.prefix.clone()),
         (
             "WEBHOOK_QUEUE_TYPE",
@@ -104,6 +113,7 @@ fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
             c.topology.delivery_limit.to_string(),
         ),
         ("WEBHOOK_TIMEOUT", d(c.delivery.timeout)),
+        ("WEBHOOK_CA_FILE", path(&c.delivery.ca_file)),
         ("WEBHOOK_CONCURRENCY", c.delivery.concurrency.to_string()),
         (
             "WEBHOOK_HOST_CONCURRENCY",

@@ -17,7 +17,6 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     Error,
-    broker::url::parse_url,
     config::BrokerArgs,
     telemetry::logging::{LogFormat, init_logging},
 };
@@ -117,12 +116,11 @@ impl Command {
     }
 }
 
-/// One connection attempt, for the one-shot commands.
+/// One pass over the broker's nodes (from a random one), for the one-shot
+/// commands: the first connection that comes up.
 async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connection, Error> {
-    let uri = parse_url(&broker.amqp_url)?;
-    let props = lapin::ConnectionProperties::default()
-        .with_connection_name(format!("webhook-worker {name}").into());
-    Ok(lapin::Connection::connect_uri(uri, props).await?)
+    let mut connector = crate::app::broker_connector(broker, format!("webhook-worker {name}"))?;
+    Ok(connector.connect_once().await?.conn)
 }
 
 #[cfg(test)]

@@ -5,6 +5,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod process;
+pub mod tls;
+
+#[allow(unused_imports)]
+pub use process::{WorkerProcess, free_port};
 
 use std::{
     collections::HashMap,
@@ -100,13 +104,19 @@ pub struct Broker {
     pub channel: Channel,
     pub topology: Topology,
     pub prefix: String,
+    url: String,
     cleaned: bool,
 }
 
 impl Broker {
     /// Connects and declares the topology of `config` (as the worker would).
     pub async fn new(config: &Config) -> Self {
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        Self::on(&amqp_url(), config).await
+    }
+
+    /// The same on the broker (node) at `url`.
+    pub async fn on(url: &str, config: &Config) -> Self {
+        let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("broker up");
         let channel = conn.create_channel().await.unwrap();
@@ -121,6 +131,7 @@ impl Broker {
             channel,
             topology,
             prefix: config.names.prefix.clone(),
+            url: url.to_string(),
             cleaned: false,
         }
     }
@@ -283,16 +294,15 @@ impl Drop for Broker {
         if self.cleaned {
             return;
         }
-        let (prefix, topology) = (self.prefix.clone(), self.topology.clone());
+        let (prefix, topology, url) =
+            (self.prefix.clone(), self.topology.clone(), self.url.clone());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(conn) =
-                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-                {
+                if let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await {
                     delete_topology(&conn, &prefix, &topology).await;
                     let _ = conn.close(200, "cleanup".into()).await;
                 }

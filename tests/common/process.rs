@@ -1,6 +1,6 @@
-//! Worker processes: `webhook-worker run` as a child process (the binary
-//! built for the tests), for what only a process shows: signals, exit
-//! codes, kills, and its log.
+//! The worker as a process: `webhook-worker run` from the binary built for
+//! the tests, its log captured in a file, killed when dropped; and the
+//! one-shot commands (`dead ...`, `check`) run as the binary.
 
 use std::{
     path::PathBuf,
@@ -47,8 +47,19 @@ pub fn free_port() -> u16 {
 }
 
 impl WorkerProcess {
-    /// Starts `webhook-worker run` with `args` after the test defaults.
+    /// Starts `webhook-worker run` with `args` after the test defaults,
+    /// and waits until it is ready.
     pub async fn start(prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let w = Self::spawn(prefix, args, env);
+        wait_for("worker process ready", LONG, async || {
+            (w.readyz().await == Some(200)).then_some(())
+        })
+        .await;
+        w
+    }
+
+    /// Starts it without waiting (it may never become ready).
+    pub fn spawn(prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("{prefix}-{port}.log"));
         let metrics_addr = format!("127.0.0.1:{port}");
@@ -72,16 +83,11 @@ impl WorkerProcess {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let w = Self {
+        Self {
             child,
             metrics: format!("http://{metrics_addr}"),
             log,
-        };
-        wait_for("worker process ready", LONG, async || {
-            (w.readyz().await == Some(200)).then_some(())
-        })
-        .await;
-        w
+        }
     }
 
     pub async fn get(&self, path: &str) -> Option<(u16, String)> {
