@@ -28,6 +28,17 @@ pub enum Error {
     /// Binding a socket or other I/O failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A command used in a way it refuses (exit code 2), e.g. `dead purge`
+    /// with no terminal to confirm on and no `--yes`.
+    #[error("{0}")]
+    Usage(String),
+    /// What a command was asked to find is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// `check` found the broker's topology different from the
+    /// configuration (it printed what differs).
+    #[error("the broker's topology does not match the configuration ({0} problem(s))")]
+    TopologyMismatch(usize),
 }
 
 /// A setting that parsed but cannot be used.
@@ -62,7 +73,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => 2,
+            Error::Config(_) | Error::Usage(_) => 2,
             _ => 1,
         }
     }

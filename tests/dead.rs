@@ -2,18 +2,20 @@
 
 mod common;
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
-use common::*;
+use common::{process::cli as bin, *};
 use lapin::types::{AMQPValue, FieldTable};
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn bin(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
-        .args(args)
-        .output()
-        .unwrap()
+/// The cells of a `dead list` table row (columns are two or more spaces
+/// apart).
+fn columns(l: &str) -> Vec<&str> {
+    l.split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect()
 }
 
 #[tokio::test]
@@ -37,15 +39,36 @@ async fn list_shows_parked_messages_without_consuming_them() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "ID\tWEBHOOK\tREASON\tATTEMPTS\tLAST ERROR");
-    assert!(
-        lines.contains(&"gone-1\t104\tgone\t1\tHTTP 410 Gone"),
+
+    assert_eq!(
+        columns(lines[0]),
+        [
+            "ID",
+            "WEBHOOK",
+            "HOST",
+            "REASON",
+            "ATTEMPTS",
+            "PARKED AT",
+            "LAST ERROR"
+        ]
+    );
+    let gone = lines
+        .iter()
+        .find(|l| l.starts_with("gone-1 "))
+        .expect(&stdout);
+    let gone = columns(gone);
+    assert_eq!(
+        gone[..5],
+        ["gone-1", "104", "127.0.0.1", "gone", "1"],
         "{stdout}"
     );
+    assert_eq!(gone[6], "HTTP 410 Gone");
+    let garbage = lines
+        .iter()
+        .find(|l| l.contains("malformed"))
+        .expect(&stdout);
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("?\t?\tmalformed\t0\tbody is not a JSON object")),
+        garbage.starts_with("? ") && garbage.ends_with("body is not a JSON object"),
         "{stdout}"
     );
     assert_eq!(
@@ -115,7 +138,11 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
 
     // Only `gone` ones: the malformed one stays parked.
     let out = bin(&["dead", "replay", "--prefix", &prefix, "--reason", "gone"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 3 message(s); 1 left parked"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replayed 3 message(s); 1 left parked\n  by reason: gone 3"),
+        "{stdout}"
+    );
     let got = receiver.wait_requests(10, LONG).await;
     let replayed = &got[5..];
     for r in replayed {

@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::*;
+use common::{process::*, *};
 use webhook_worker::config::Config;
 
 const LONG: Duration = Duration::from_secs(60);

@@ -8,9 +8,11 @@
 //! | [`connect`] | connecting over the nodes, with backoff, forever |
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
+//! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
-//! | [`dead_letters`] | reading parked messages |
+//! | [`dead_letters`] | inspecting, replaying and purging parked messages |
 
+pub mod check;
 pub mod connect;
 pub mod dead_letters;
 pub mod publisher;

@@ -6,6 +6,7 @@
 //! | [`session`] | one connection: declare, consume, rotate, drain |
 //! | [`lane`] | one consumer channel and its settler |
 //! | [`settle`] | batched acks for out-of-order completions |
+//! | [`burst`] | one WARN line per burst of failures |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
 //! | [`republish`] | retry, park and defer copies, confirmed |
 //! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
@@ -20,6 +21,7 @@
 //!   the queue by the broker's own rule, and the worker reconnects;
 //! - the process dies: the same, from the broker's side.
 
+mod burst;
 mod delivery;
 pub(crate) mod drain;
 mod lane;

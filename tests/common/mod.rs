@@ -4,7 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-mod process;
+pub mod process;
 pub mod tls;
 
 #[allow(unused_imports)]
@@ -157,6 +157,56 @@ impl Broker {
             .await
             .unwrap();
         assert!(confirm.is_ack());
+    }
+
+    /// Publishes straight into `queue` through the default exchange,
+    /// confirmed: how a test fabricates a parked message in `P.dead`.
+    pub async fn publish_to(&self, queue: &str, body: &[u8], props: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                props.with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Every message in `queue`, without consuming any: they are taken
+    /// unacked and returned one by one, in order (as the `dead` commands
+    /// do; a closing channel would return them to a quorum queue in no
+    /// particular order), and the call waits (up to 1 s: some may expire
+    /// meanwhile) until they are ready again.
+    pub async fn peek(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let ch = self.conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+        {
+            out.push(m.delivery);
+        }
+        for d in &out {
+            let requeue = lapin::options::BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            ch.basic_nack(d.delivery_tag, requeue).await.unwrap();
+        }
+        ch.close(200, "peeked".into()).await.unwrap();
+        let n = out.len() as u32;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.depth(queue).await < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        out
     }
 
     /// Publishes many bodies, pipelining confirms.

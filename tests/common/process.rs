@@ -1,5 +1,6 @@
 //! The worker as a process: `webhook-worker run` from the binary built for
-//! the tests, its log captured in a file, killed when dropped.
+//! the tests, its log captured in a file, killed when dropped; and the
+//! one-shot commands (`dead ...`, `check`) run as the binary.
 
 use std::{
     path::PathBuf,
@@ -10,6 +11,25 @@ use std::{
 use super::{amqp_url, wait_for};
 
 const LONG: Duration = Duration::from_secs(60);
+
+/// Runs a one-shot command of the binary (`dead ...`, `check`, ...) against
+/// the test broker, with no terminal on stdin, and waits for it.
+pub fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
+        .args(args)
+        .env("AMQP_URL", amqp_url())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The text a command printed on stdout and stderr.
+pub fn printed(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
 /// A worker process (the release-or-debug binary built for the tests).
 pub struct WorkerProcess {
