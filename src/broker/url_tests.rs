@@ -193,3 +193,29 @@ mod property {
         }
     }
 }
+
+/// Found by `fuzz/` (target `broker_url`): a `/` in the user info made the
+/// rest of it, password included, the vhost of the redacted form.
+#[test]
+fn an_at_after_the_host_is_refused_without_showing_the_password() {
+    for url in [
+        "amqp:///:secret99@",
+        "amqp://user:12/3secret99@host/",
+        "amqp://us/er:secret99@host",
+        "amqp://us?er:secret99@host",
+        "amqp://us#er:secret99@host",
+        "amqp://a@b/x:secret99@y",
+    ] {
+        let err = parse_urls(url).unwrap_err().to_string();
+        assert!(!err.contains("secret99"), "{url}: {err}");
+        assert!(err.contains("'@' after the host"), "{url}: {err}");
+    }
+    assert_eq!(
+        parse_urls("amqp://user:p%2F%40ss@host/v%40h")
+            .unwrap()
+            .node(0)
+            .uri()
+            .vhost,
+        "v@h"
+    );
+}

@@ -154,9 +154,12 @@ impl RetryPolicy {
         Decision::Retry(tier)
     }
 
+    /// Exact, in i128: saturating i64 sums would compare two clamped
+    /// values near `i64::MAX` (a clock or a `webhook-first-attempt-ms`
+    /// header there) and let a retry through that falls after the max age.
     fn passes_max_age(&self, tier: Tier, first_attempt_ms: i64, now_ms: i64) -> bool {
-        let due = now_ms.saturating_add(self.tiers.delay(tier).as_millis() as i64);
-        due > first_attempt_ms.saturating_add(self.max_age_ms)
+        let due = i128::from(now_ms) + self.tiers.delay(tier).as_millis() as i128;
+        due > i128::from(first_attempt_ms) + i128::from(self.max_age_ms)
     }
 }
 
@@ -238,6 +241,25 @@ mod tests {
         assert_eq!(
             p.decide(7, first, 24 * HOUR + 1, &timeout()),
             Decision::Drop(DropReason::Expired)
+        );
+    }
+
+    /// Found by `fuzz/` (target `retry_headers`): with the clock and the
+    /// first-attempt header at `i64::MAX`, both sides of the max-age check
+    /// saturated to `i64::MAX` and a retry an hour later passed a max age
+    /// of 30 minutes.
+    #[test]
+    fn max_age_is_exact_near_the_end_of_the_clock() {
+        let p = RetryPolicy::new(&"1h".parse().unwrap(), Duration::from_secs(1800));
+        let end = i64::MAX;
+        assert_eq!(
+            p.decide(1, end, end, &timeout()),
+            Decision::Drop(DropReason::Expired)
+        );
+        assert_eq!(p.defer(end, end), Decision::Drop(DropReason::Expired));
+        assert_eq!(
+            p.decide(1, end - 1_800_000, end - 3_600_000, &timeout()),
+            retry(&p, Duration::from_secs(3600))
         );
     }
 
