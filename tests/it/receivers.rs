@@ -16,6 +16,7 @@ fn ids(n: usize, tag: &str, url: &str) -> impl Iterator<Item = Vec<u8>> {
 #[tokio::test]
 async fn a_100ms_receiver_gets_more_than_64_in_flight() {
     let mut rig = Harness::new("slowfat")
+        .alone()
         .config(|c| c.delivery.concurrency = 1024)
         .receiver(|_, _| Reply::ok().after(Duration::from_millis(100)))
         .declare()
@@ -51,6 +52,7 @@ async fn a_100ms_receiver_gets_more_than_64_in_flight() {
 #[tokio::test]
 async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers() {
     let rig = Harness::new("hang")
+        .alone()
         .config(|c| {
             c.delivery.concurrency = 256;
             c.delivery.timeout = Duration::from_secs(8);
@@ -103,6 +105,7 @@ async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers(
 #[tokio::test]
 async fn a_receiver_answering_429_above_20_in_flight_converges_near_20() {
     let mut rig = Harness::new("overload")
+        .alone()
         .config(|c| {
             c.delivery.concurrency = 512;
             // The backlog beyond what the receiver clears within the wait
@@ -166,6 +169,7 @@ async fn a_receiver_answering_429_above_20_in_flight_converges_near_20() {
 #[tokio::test]
 async fn a_receiver_first_fast_then_hanging_loses_its_slots_quickly() {
     let rig = Harness::new("turnsbad")
+        .alone()
         .config(|c| {
             c.delivery.concurrency = 512;
             c.delivery.timeout = Duration::from_secs(10);

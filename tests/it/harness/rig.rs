@@ -18,6 +18,7 @@
 //! shutdown, the broker's drop deletes the topology, and the receivers'
 //! drops stop their servers.
 
+use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use webhook_worker::config::Config;
 
 use super::{Broker, Load, Received, Receiver, Reply, RunningWorker, test_config, unique_prefix};
@@ -25,10 +26,29 @@ use super::{Broker, Load, Received, Receiver, Reply, RunningWorker, test_config,
 /// A reply decided from the request and the receiver's load.
 type Behaviour = Box<dyn Fn(&Received, Load) -> Reply + Send + Sync>;
 
+/// The machine, shared by the tests of this binary (they run in parallel
+/// threads): a rig holds it shared, or exclusively when its test loads the
+/// machine with thousands of deliveries at a high concurrency
+/// ([`Harness::alone`]) and asserts on timing. In separate binaries those
+/// tests met only each other; in one they would otherwise meet any other
+/// test, and starve its 2-second delivery timeout.
+static MACHINE: RwLock<()> = RwLock::const_new(());
+
+/// How a rig holds [`MACHINE`] (held until the rig drops, never read).
+enum Share {
+    Shared {
+        _guard: RwLockReadGuard<'static, ()>,
+    },
+    Alone {
+        _guard: RwLockWriteGuard<'static, ()>,
+    },
+}
+
 /// What a test needs, before anything is started.
 pub(crate) struct Harness {
     config: Config,
     receivers: Vec<Behaviour>,
+    alone: bool,
 }
 
 impl Harness {
@@ -38,7 +58,14 @@ impl Harness {
         Self {
             config: test_config(&unique_prefix(name)),
             receivers: Vec::new(),
+            alone: false,
         }
+    }
+
+    /// Runs this test with no other rig at the same time (see [`MACHINE`]).
+    pub(crate) fn alone(mut self) -> Self {
+        self.alone = true;
+        self
     }
 
     /// Changes the configuration (applied in order).
@@ -76,6 +103,7 @@ impl Harness {
     /// (for a backlog published before it starts, or a worker process):
     /// [`Rig::start_worker`] starts it later.
     pub(crate) async fn declare(self) -> Rig {
+        let share = Share::take(self.alone).await;
         let broker = Broker::new(&self.config).await;
         let mut receivers = Vec::with_capacity(self.receivers.len());
         for behaviour in self.receivers {
@@ -86,6 +114,7 @@ impl Harness {
             receivers,
             broker,
             config: self.config,
+            _share: share,
         }
     }
 
@@ -98,8 +127,8 @@ impl Harness {
     }
 }
 
-/// A started test setup. Fields drop in order: the worker first, the
-/// topology last.
+/// A started test setup. Fields drop in order: the worker first, then the
+/// topology, then the hold on the machine.
 pub(crate) struct Rig {
     worker: Option<RunningWorker>,
     /// In the order [`Harness::receiver`] added them.
@@ -107,6 +136,21 @@ pub(crate) struct Rig {
     pub(crate) broker: Broker,
     /// What the worker was (or will be) started with.
     pub(crate) config: Config,
+    _share: Share,
+}
+
+impl Share {
+    async fn take(alone: bool) -> Self {
+        if alone {
+            Self::Alone {
+                _guard: MACHINE.write().await,
+            }
+        } else {
+            Self::Shared {
+                _guard: MACHINE.read().await,
+            }
+        }
+    }
 }
 
 impl Rig {
@@ -135,10 +179,16 @@ impl Rig {
     /// Stops the worker if the test has not (it must stop cleanly), then
     /// deletes the exchange and every queue of the prefix.
     pub(crate) async fn finish(self) {
-        let Self { worker, broker, .. } = self;
+        let Self {
+            worker,
+            broker,
+            _share,
+            ..
+        } = self;
         if let Some(worker) = worker.filter(RunningWorker::is_running) {
             worker.stop().await.unwrap();
         }
         broker.cleanup().await;
+        drop(_share);
     }
 }
