@@ -25,6 +25,13 @@ use crate::{
     worker::{Worker, drain::Drain, limits::ReceiverLimits},
 };
 
+/// Idle connections kept per receiver. Connections in use are not
+/// bounded by this (the in-flight limits bound them); idle ones cost ~25 KiB
+/// each (hyper's buffers), and with many receivers whose in-flight count
+/// rises and falls, a pool that kept one idle connection per slot of each
+/// would hold tens of MiB of sockets nobody uses.
+const MAX_IDLE_PER_RECEIVER: usize = 64;
+
 /// How often the per-receiver limits are brought up to date for the
 /// receivers nobody is delivering to, and their gauges refreshed.
 const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -115,7 +122,7 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,
-        pool_per_host: usize::from(config.delivery.concurrency),
+        pool_per_host: usize::from(config.delivery.concurrency).min(MAX_IDLE_PER_RECEIVER),
     })?)
 }
 
