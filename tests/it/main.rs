@@ -15,6 +15,7 @@ mod dead;
 mod delivery;
 mod deploy;
 mod faults;
+mod layers;
 mod receivers;
 mod tools;
 mod topology;
