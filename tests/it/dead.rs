@@ -8,9 +8,13 @@ use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
-/// Runs the binary with `args` to its end.
-fn output(args: &[&str]) -> std::process::Output {
-    bin().args(args).output().unwrap()
+/// The cells of a `dead list` table row (columns are two or more spaces
+/// apart).
+fn columns(l: &str) -> Vec<&str> {
+    l.split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect()
 }
 
 #[tokio::test]
@@ -31,19 +35,40 @@ async fn list_shows_parked_messages_without_consuming_them() {
     .await;
     worker.stop().await.unwrap();
 
-    let out = output(&["dead", "list", "--prefix", prefix]);
+    let out = cli(&["dead", "list", "--prefix", prefix]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "ID\tWEBHOOK\tREASON\tATTEMPTS\tLAST ERROR");
-    assert!(
-        lines.contains(&"gone-1\t104\tgone\t1\tHTTP 410 Gone"),
+
+    assert_eq!(
+        columns(lines[0]),
+        [
+            "ID",
+            "WEBHOOK",
+            "HOST",
+            "REASON",
+            "ATTEMPTS",
+            "PARKED AT",
+            "LAST ERROR"
+        ]
+    );
+    let gone = lines
+        .iter()
+        .find(|l| l.starts_with("gone-1 "))
+        .expect(&stdout);
+    let gone = columns(gone);
+    assert_eq!(
+        gone[..5],
+        ["gone-1", "104", "127.0.0.1", "gone", "1"],
         "{stdout}"
     );
+    assert_eq!(gone[6], "HTTP 410 Gone");
+    let garbage = lines
+        .iter()
+        .find(|l| l.contains("malformed"))
+        .expect(&stdout);
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("?\t?\tmalformed\t0\tbody is not a JSON object")),
+        garbage.starts_with("? ") && garbage.ends_with("body is not a JSON object"),
         "{stdout}"
     );
     assert_eq!(
@@ -52,7 +77,7 @@ async fn list_shows_parked_messages_without_consuming_them() {
         "listing consumes nothing"
     );
 
-    let out = output(&["dead", "list", "--prefix", prefix, "--limit", "1"]);
+    let out = cli(&["dead", "list", "--prefix", prefix, "--limit", "1"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count(),
         2,
@@ -99,7 +124,7 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
 
     back.store(true, std::sync::atomic::Ordering::SeqCst);
     // --limit 2 --reason gone: two move, the rest stay.
-    let out = output(&[
+    let out = cli(&[
         "dead", "replay", "--prefix", prefix, "--reason", "gone", "--limit", "2",
     ]);
     assert!(
@@ -112,8 +137,12 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
     assert_eq!(broker.depth(broker.topology.dead()).await, 4);
 
     // Only `gone` ones: the malformed one stays parked.
-    let out = output(&["dead", "replay", "--prefix", prefix, "--reason", "gone"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 3 message(s); 1 left parked"));
+    let out = cli(&["dead", "replay", "--prefix", prefix, "--reason", "gone"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replayed 3 message(s); 1 left parked\n  by reason: gone 3"),
+        "{stdout}"
+    );
     let got = receiver.wait_requests(10, LONG).await;
     let replayed = &got[5..];
     for r in replayed {
@@ -144,7 +173,7 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
 
     // Replay without a filter moves the rest; it comes back as malformed
     // (there is no worker now, so it stays in deliveries).
-    let out = output(&["dead", "replay", "--prefix", prefix]);
+    let out = cli(&["dead", "replay", "--prefix", prefix]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 1 message(s); 0 left parked"));
     let back = broker.drain(broker.topology.deliveries()).await;
     assert_eq!(back.len(), 1);

@@ -503,6 +503,7 @@ async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
 #[tokio::test]
 async fn a_busy_answering_receiver_is_waited_for_not_deferred() {
     let mut rig = Harness::new("hostbusy")
+        .alone()
         .config(|c| c.delivery.host_concurrency = 4)
         .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
         .declare()

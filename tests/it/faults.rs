@@ -24,6 +24,7 @@ fn ids(requests: &[Received]) -> HashMap<String, usize> {
 #[tokio::test]
 async fn kill_9_mid_flight_loses_nothing() {
     let rig = Harness::new("kill9")
+        .alone()
         .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
         .declare()
         .await;
@@ -244,8 +245,8 @@ async fn unreachable_broker_is_retried_forever_with_health_up() {
     // A port nothing listens on, held for the whole test.
     let (_held, broker_port) = closed_port();
     let amqp_url = format!("amqp://guest:guest@127.0.0.1:{broker_port}/%2f");
-    let mut w = WorkerProcess::spawn(&prefix, &[], &[("AMQP_URL", &amqp_url)]).await;
-    let base = w.base_url();
+    let mut w = WorkerProcess::spawn(&prefix, &[], &[("AMQP_URL", &amqp_url)]);
+    let base = w.base_url().await;
     wait_for("three failed attempts logged", LONG, async || {
         let text = w.log_text();
         (text.matches("cannot reach the broker; retrying").count() >= 3).then_some(())

@@ -11,11 +11,16 @@
 mod harness;
 
 mod bad_input;
+mod cluster;
 mod dead;
+mod dead_ops;
+mod dead_replay;
 mod delivery;
 mod deploy;
 mod faults;
 mod layers;
+mod operator;
 mod receivers;
+mod tls;
 mod tools;
 mod topology;

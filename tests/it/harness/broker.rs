@@ -2,16 +2,20 @@
 //! inspecting queues, and deleting the test's topology afterwards (also
 //! when the test panicked).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties,
-    options::{BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions},
+    options::{
+        BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+        QueueDeleteOptions,
+    },
     types::{AMQPValue, FieldTable},
 };
 use webhook_worker::{broker::topology::Topology, config::Config};
 
 use super::{amqp_url, wait_for};
+
 /// A connection and a confirm-mode channel for the test's own publishing
 /// and inspection, plus the prefix to clean up.
 pub(crate) struct Broker {
@@ -19,13 +23,20 @@ pub(crate) struct Broker {
     pub(crate) channel: Channel,
     pub(crate) topology: Topology,
     pub(crate) prefix: String,
+    /// The node connected to, for the cleanup.
+    url: String,
     cleaned: bool,
 }
 
 impl Broker {
     /// Connects and declares the topology of `config` (as the worker would).
     pub(crate) async fn new(config: &Config) -> Self {
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        Self::on(&amqp_url(), config).await
+    }
+
+    /// The same on the broker (node) at `url`.
+    pub(crate) async fn on(url: &str, config: &Config) -> Self {
+        let conn = Connection::connect(url, ConnectionProperties::default())
             .await
             .expect("broker up");
         let channel = conn.create_channel().await.unwrap();
@@ -40,6 +51,7 @@ impl Broker {
             channel,
             topology,
             prefix: config.names.prefix.clone(),
+            url: url.to_string(),
             cleaned: false,
         }
     }
@@ -65,6 +77,56 @@ impl Broker {
             .await
             .unwrap();
         assert!(confirm.is_ack());
+    }
+
+    /// Publishes straight into `queue` through the default exchange,
+    /// confirmed: how a test fabricates a parked message in `P.dead`.
+    pub(crate) async fn publish_to(&self, queue: &str, body: &[u8], props: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                props.with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Every message in `queue`, without consuming any: they are taken
+    /// unacked and returned one by one, in order (as the `dead` commands
+    /// do; a closing channel would return them to a quorum queue in no
+    /// particular order), and the call waits (up to 1 s: some may expire
+    /// meanwhile) until they are ready again.
+    pub(crate) async fn peek(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let ch = self.conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+        {
+            out.push(m.delivery);
+        }
+        for d in &out {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            ch.basic_nack(d.delivery_tag, requeue).await.unwrap();
+        }
+        ch.close(200, "peeked".into()).await.unwrap();
+        let n = out.len() as u32;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.depth(queue).await < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        out
     }
 
     /// Publishes many bodies, pipelining confirms.
@@ -152,16 +214,15 @@ impl Drop for Broker {
         if self.cleaned {
             return;
         }
-        let (prefix, topology) = (self.prefix.clone(), self.topology.clone());
+        let (prefix, topology, url) =
+            (self.prefix.clone(), self.topology.clone(), self.url.clone());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(conn) =
-                    Connection::connect(&amqp_url(), ConnectionProperties::default()).await
-                {
+                if let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await {
                     delete_topology(&conn, &prefix, &topology).await;
                     let _ = conn.close(200, "cleanup".into()).await;
                 }

@@ -9,14 +9,16 @@
 //! | `broker` | [`Broker`]: the test's own connection (publish, inspect, clean up) |
 //! | `receiver` | [`Receiver`]: a recording loopback HTTP server |
 //! | `worker` | [`RunningWorker`]: `app::start` in this process |
-//! | `process` | [`WorkerProcess`]: `webhook-worker run` as a child process |
+//! | `process` | [`WorkerProcess`]: `webhook-worker run` as a child process; [`cli`]: a one-shot command |
 //! | `management` | the RabbitMQ management API |
+//! | `tls` | [`Pki`] (certificates made by the test), [`TlsReceiver`], [`TempDir`] |
 
 mod broker;
 mod management;
 mod process;
 mod receiver;
 mod rig;
+mod tls;
 mod worker;
 
 use std::time::{Duration, Instant};
@@ -28,6 +30,7 @@ pub(crate) use management::*;
 pub(crate) use process::*;
 pub(crate) use receiver::*;
 pub(crate) use rig::*;
+pub(crate) use tls::*;
 pub(crate) use worker::*;
 
 /// The broker the tests use (the machine's local RabbitMQ).

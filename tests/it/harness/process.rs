@@ -1,13 +1,17 @@
-//! The binary as a child process: one-shot commands ([`bin`]) and
-//! `webhook-worker run` ([`WorkerProcess`]), whose metrics address is the
-//! one it bound itself (`--metrics-addr 127.0.0.1:0`), read back from its
-//! `webhook-worker starting` log line: no port is picked in advance.
+//! The binary as a child process: one-shot commands ([`cli`], or [`bin`]
+//! for a command line of the test's own) and `webhook-worker run`
+//! ([`WorkerProcess`]), whose metrics address is the one it bound itself
+//! (`--metrics-addr 127.0.0.1:0`), read back from its `webhook-worker
+//! starting` log line: no port is picked in advance.
 
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::atomic::{AtomicU32, Ordering},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        Mutex, OnceLock,
+        atomic::{AtomicU32, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -19,6 +23,25 @@ const START: Duration = Duration::from_secs(60);
 /// The binary built for the tests.
 pub(crate) fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
+}
+
+/// Runs a one-shot command of the binary (`dead ...`, `check`, ...) against
+/// the test broker, with no terminal on stdin, and waits for it.
+pub(crate) fn cli(args: &[&str]) -> Output {
+    bin()
+        .args(args)
+        .env("AMQP_URL", amqp_url())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The text a command printed on stdout and stderr.
+pub(crate) fn printed(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// A port on loopback where nothing listens while the returned socket
@@ -34,8 +57,11 @@ pub(crate) fn closed_port() -> (tokio::net::TcpSocket, u16) {
 /// `webhook-worker run` as a child process, its log (stderr) in a file.
 /// Dropping it kills the process (SIGKILL) and removes the log.
 pub(crate) struct WorkerProcess {
-    child: Child,
-    metrics_addr: SocketAddr,
+    /// Behind a lock so that `&self` can see whether it has exited.
+    child: Mutex<Child>,
+    pid: u32,
+    /// Known once the process has logged it.
+    metrics_addr: OnceLock<SocketAddr>,
     log: PathBuf,
 }
 
@@ -45,7 +71,7 @@ impl WorkerProcess {
     /// `200ms*2,500ms`, dead TTL 10 minutes, `RUST_LOG=info`), then `args`
     /// and `env` (which win), and waits until `/readyz` answers 200.
     pub(crate) async fn start(prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let w = Self::spawn(prefix, args, env).await;
+        let w = Self::spawn(prefix, args, env);
         wait_for("worker process ready", START, async || {
             (w.readyz().await == Some(200)).then_some(())
         })
@@ -53,9 +79,10 @@ impl WorkerProcess {
         w
     }
 
-    /// Like [`WorkerProcess::start`], but waits only until the process has
-    /// bound its metrics address (it may not reach the broker).
-    pub(crate) async fn spawn(prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+    /// Like [`WorkerProcess::start`], without waiting for anything (it may
+    /// never become ready, or exit at once): its metrics address is read
+    /// from its log when first needed.
+    pub(crate) fn spawn(prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         static N: AtomicU32 = AtomicU32::new(0);
         let log =
             std::env::temp_dir().join(format!("{prefix}-{}.log", N.fetch_add(1, Ordering::SeqCst)));
@@ -78,45 +105,56 @@ impl WorkerProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
-        let metrics_addr = wait_for("the worker's metrics address", START, async || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            if let Some(addr) = metrics_addr_in(&text) {
-                return Some(addr);
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("the worker exited ({status}) before it started:\n{text}");
-            }
-            None
-        })
-        .await;
+        let child = cmd.spawn().unwrap();
         Self {
-            child,
-            metrics_addr,
+            pid: child.id(),
+            child: Mutex::new(child),
+            metrics_addr: OnceLock::new(),
             log,
         }
     }
 
     /// The process id.
     pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
+        self.pid
     }
 
-    /// `http://` and the address `/metrics`, `/healthz` and `/readyz` are
-    /// served on.
-    pub(crate) fn base_url(&self) -> String {
-        format!("http://{}", self.metrics_addr)
+    /// The address `/metrics`, `/healthz` and `/readyz` are served on, as
+    /// the process logged it (waited for; a process that exits first
+    /// fails the test with its log).
+    pub(crate) async fn metrics_addr(&self) -> SocketAddr {
+        if let Some(addr) = self.metrics_addr.get() {
+            return *addr;
+        }
+        let addr = wait_for("the worker's metrics address", START, async || {
+            let text = self.log_text();
+            if let Some(addr) = metrics_addr_in(&text) {
+                return Some(addr);
+            }
+            if let Some(status) = self.child.lock().unwrap().try_wait().unwrap() {
+                panic!("the worker exited ({status}) before it started:\n{text}");
+            }
+            None
+        })
+        .await;
+        *self.metrics_addr.get_or_init(|| addr)
+    }
+
+    /// `http://` and the [metrics address](WorkerProcess::metrics_addr).
+    pub(crate) async fn base_url(&self) -> String {
+        format!("http://{}", self.metrics_addr().await)
     }
 
     async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let r = reqwest::get(format!("{}{path}", self.base_url()))
+        let r = reqwest::get(format!("{}{path}", self.base_url().await))
             .await
             .ok()?;
         let status = r.status().as_u16();
         Some((status, r.text().await.ok()?))
     }
 
-    async fn readyz(&self) -> Option<u16> {
+    /// The `/readyz` status (None while nothing answers).
+    pub(crate) async fn readyz(&self) -> Option<u16> {
         self.get("/readyz").await.map(|(s, _)| s)
     }
 
@@ -150,17 +188,15 @@ impl WorkerProcess {
     }
 
     /// Whether the process has not exited yet.
-    pub(crate) fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.lock().unwrap().try_wait().unwrap().is_none()
     }
 
     /// Waits for the process to exit; returns its code and how long it took.
     pub(crate) async fn wait_exit(&mut self, deadline: Duration) -> (Option<i32>, Duration) {
         let start = Instant::now();
-        let status = wait_for("worker exit", deadline, async || {
-            self.child.try_wait().unwrap()
-        })
-        .await;
+        let child = self.child.get_mut().unwrap();
+        let status = wait_for("worker exit", deadline, async || child.try_wait().unwrap()).await;
         (status.code(), start.elapsed())
     }
 
@@ -172,8 +208,9 @@ impl WorkerProcess {
 
 impl Drop for WorkerProcess {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -124,6 +124,20 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
+    /// Starts a receiver answering with `behaviour`, given the request and
+    /// how many earlier requests the same path got (for a test not on a
+    /// rig; a rig's come from [`Harness::receiver`](super::Harness::receiver)).
+    pub(crate) async fn start(
+        behaviour: impl Fn(&Received, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_loaded(move |r, load| behaviour(r, load.seen)).await
+    }
+
+    /// A receiver that answers 200 to everything.
+    pub(crate) async fn ok() -> Self {
+        Self::start(|_, _| Reply::ok()).await
+    }
+
     /// Starts a receiver whose replies may depend on its load.
     pub(crate) async fn start_loaded(
         behaviour: impl Fn(&Received, Load) -> Reply + Send + Sync + 'static,

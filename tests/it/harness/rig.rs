@@ -40,8 +40,25 @@ enum Share {
         _guard: RwLockReadGuard<'static, ()>,
     },
     Alone {
-        _guard: RwLockWriteGuard<'static, ()>,
+        _hold: Alone,
     },
+}
+
+/// [`MACHINE`] held exclusively until dropped: no rig and no other
+/// `Alone` runs meanwhile. A rig takes it with [`Harness::alone`]; a test
+/// that is not on a rig (a worker process, the cluster, the TLS node)
+/// with [`Alone::take`].
+pub(crate) struct Alone {
+    _guard: RwLockWriteGuard<'static, ()>,
+}
+
+impl Alone {
+    /// Waits until every rig and every other `Alone` has let go.
+    pub(crate) async fn take() -> Self {
+        Self {
+            _guard: MACHINE.write().await,
+        }
+    }
 }
 
 /// What a test needs, before anything is started.
@@ -143,7 +160,7 @@ impl Share {
     async fn take(alone: bool) -> Self {
         if alone {
             Self::Alone {
-                _guard: MACHINE.write().await,
+                _hold: Alone::take().await,
             }
         } else {
             Self::Shared {
