@@ -249,7 +249,7 @@ async fn unreachable_broker_is_retried_forever_with_health_up() {
     let base = w.base_url().await;
     wait_for("three failed attempts logged", LONG, async || {
         let text = w.log_text();
-        (text.matches("cannot reach the broker; retrying").count() >= 3).then_some(())
+        (text.matches("cannot connect to the broker node").count() >= 3).then_some(())
     })
     .await;
     assert!(w.is_running(), "still running");
