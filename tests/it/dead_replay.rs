@@ -3,15 +3,12 @@
 //! paced one runs) moves each selected message once and leaves the rest
 //! in order.
 
-mod common;
-
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use common::{process::*, *};
 use futures_lite::StreamExt;
 use lapin::{
     BasicProperties,
@@ -25,6 +22,8 @@ use webhook_worker::{
     },
     domain::{policy::DropReason, selection::Selection},
 };
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -96,6 +95,8 @@ fn ids(n: usize, prefix: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_holds_within_ten_percent() {
+    // Timed: no other rig may take the cores meanwhile.
+    let _alone = Alone::take().await;
     let prefix = unique_prefix("replayrate");
     let broker = Broker::new(&test_config(&prefix)).await;
     let all = ids(41, "r");
@@ -139,12 +140,14 @@ async fn rate_holds_within_ten_percent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_killed_midway_loses_nothing_and_duplicates_at_most_one() {
+    // Paced (--rate) and killed midway: no other rig may take the cores.
+    let _alone = Alone::take().await;
     let prefix = unique_prefix("replaykill");
     let broker = Broker::new(&test_config(&prefix)).await;
     let all = ids(30, "k");
     park_all(&broker, &all).await;
     let arrivals = record_arrivals(&broker).await;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
+    let mut child = bin()
         .args(["dead", "replay", "--rate", "10", "--prefix", &prefix])
         .env("AMQP_URL", amqp_url())
         .stdin(std::process::Stdio::null())

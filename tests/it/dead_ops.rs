@@ -5,11 +5,8 @@
 //! its messages, and what is not selected stays in order with the time it
 //! had left before `WEBHOOK_DEAD_TTL`.
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{process::*, *};
 use lapin::{
     BasicProperties,
     types::{AMQPValue, FieldTable},
@@ -18,6 +15,8 @@ use webhook_worker::{
     broker::retry_headers::{Parking, with_retry_headers},
     domain::policy::DropReason,
 };
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(30);
 const SECRET: &str = "whsec_dGVzdHNlY3JldDEyMw==";
@@ -358,5 +357,7 @@ async fn the_rest_keeps_its_order_and_its_time_in_a_quorum_queue() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rest_keeps_its_order_and_its_time_in_a_classic_queue() {
-    the_rest_keeps_its_order_and_its_time(classic(test_config(&unique_prefix("deadttlc")))).await;
+    let mut config = test_config(&unique_prefix("deadttlc"));
+    classic(&mut config);
+    the_rest_keeps_its_order_and_its_time(config).await;
 }

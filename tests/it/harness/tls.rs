@@ -20,18 +20,18 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 use tokio::task::JoinHandle;
 
 /// A private CA that issues server and client certificates.
-pub struct Pki {
+pub(crate) struct Pki {
     ca: CertifiedIssuer<'static, KeyPair>,
 }
 
 /// A certificate and its key, PEM.
-pub struct Issued {
-    pub cert: String,
-    pub key: String,
+pub(crate) struct Issued {
+    pub(crate) cert: String,
+    pub(crate) key: String,
 }
 
 /// What a server certificate is valid for, and when.
-pub enum ServerCert {
+pub(crate) enum ServerCert {
     /// `localhost` and `127.0.0.1`, valid now.
     Valid,
     /// `localhost` only (a connection to 127.0.0.1 must be refused).
@@ -41,7 +41,7 @@ pub enum ServerCert {
 }
 
 impl Pki {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -49,11 +49,11 @@ impl Pki {
         Self { ca }
     }
 
-    pub fn ca_pem(&self) -> String {
+    pub(crate) fn ca_pem(&self) -> String {
         self.ca.pem()
     }
 
-    pub fn server(&self, kind: ServerCert) -> Issued {
+    pub(crate) fn server(&self, kind: ServerCert) -> Issued {
         let names: Vec<String> = match kind {
             ServerCert::LocalhostOnly => vec!["localhost".into()],
             _ => vec!["localhost".into(), "127.0.0.1".into()],
@@ -68,7 +68,7 @@ impl Pki {
         self.issue(params)
     }
 
-    pub fn client(&self) -> Issued {
+    pub(crate) fn client(&self) -> Issued {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -88,23 +88,23 @@ impl Pki {
 }
 
 /// A fresh folder under the temp dir, deleted on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("{name}-{}-{}", std::process::id(), rand()));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
 
     /// Writes a file and returns its path.
-    pub fn file(&self, name: &str, content: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, content: &str) -> PathBuf {
         let path = self.0.join(name);
         std::fs::write(&path, content).unwrap();
         path
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -124,7 +124,7 @@ fn rand() -> u32 {
 
 /// Which protocols the receiver offers by ALPN.
 #[derive(Debug, Clone, Copy)]
-pub enum Alpn {
+pub(crate) enum Alpn {
     /// `h2` and `http/1.1`: a client that speaks HTTP/2 uses it.
     Http2,
     /// `http/1.1` only.
@@ -133,14 +133,14 @@ pub enum Alpn {
 
 /// An HTTPS receiver on 127.0.0.1 that answers 200 and records the
 /// protocol version and delivery id of every request.
-pub struct TlsReceiver {
-    pub addr: SocketAddr,
+pub(crate) struct TlsReceiver {
+    pub(crate) addr: SocketAddr,
     seen: Arc<Mutex<Vec<(Version, String)>>>,
     task: JoinHandle<()>,
 }
 
 impl TlsReceiver {
-    pub async fn start(cert: &Issued, alpn: Alpn) -> Self {
+    pub(crate) async fn start(cert: &Issued, alpn: Alpn) -> Self {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(cert.cert.as_bytes())
                 .collect::<Result<_, _>>()
@@ -192,12 +192,12 @@ impl TlsReceiver {
         Self { addr, seen, task }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.addr)
     }
 
     /// (protocol version, delivery id) of every request so far.
-    pub fn seen(&self) -> Vec<(Version, String)> {
+    pub(crate) fn seen(&self) -> Vec<(Version, String)> {
         self.seen.lock().unwrap().clone()
     }
 }

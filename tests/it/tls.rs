@@ -3,28 +3,30 @@
 //! optional client certificate, 5692 requiring one) — and to receivers,
 //! over HTTP/2 and HTTP/1.1, trusted through `WEBHOOK_CA_FILE`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{tls::*, *};
 use hyper::Version;
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
 const PLAIN: &str = "amqp://guest:guest@127.0.0.1:5690/%2f";
 
-/// The tests boot one TLS node with their own certificates: one at a time.
+/// The tests boot one TLS node with their own certificates: one at a time,
+/// and alone ([`Alone`]: a node boot loads the two cores).
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The TLS node, booted with `server` signed by `pki`; stopped on drop.
 struct TlsBroker {
     _dir: TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
+    _alone: Alone,
 }
 
 impl TlsBroker {
     async fn boot(pki: &Pki, server: Issued) -> Self {
         let turn = TURN.lock().await;
+        let alone = Alone::take().await;
         let dir = TempDir::new("ww-tls-broker");
         dir.file("ca.pem", &pki.ca_pem());
         dir.file("server.pem", &server.cert);
@@ -38,6 +40,7 @@ impl TlsBroker {
         Self {
             _dir: dir,
             _turn: turn,
+            _alone: alone,
         }
     }
 }
@@ -93,7 +96,7 @@ async fn wait_refused(w: &mut WorkerProcess, texts: &[&str]) {
     })
     .await;
     assert_eq!(w.readyz().await, Some(503));
-    assert!(w.child.try_wait().unwrap().is_none(), "it keeps retrying");
+    assert!(w.is_running(), "it keeps retrying");
 }
 
 /// A private CA, the server name checked, a wrong CA refused, and mutual

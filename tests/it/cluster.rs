@@ -8,10 +8,10 @@
 //! The tests take turns (they stop nodes of one shared cluster), stop one
 //! node at a time where the queue must make progress (a quorum queue needs
 //! two of three), and a guard brings every node back even when a test
-//! fails. Which node the worker is on comes from the management API (its
+//! fails. They run alone ([`Alone`]): a node kill and reboot loads the
+//! two cores, and another rig's timing would suffer. Which node the
+//! worker is on comes from the management API (its
 //! connection is named `webhook-worker <version> prefix <P> pid <pid>`).
-
-mod common;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::harness::*;
 
 const NODES: usize = 3;
 const LONG: Duration = Duration::from_secs(120);
@@ -83,15 +83,18 @@ enum Down {
 struct Cluster {
     down: Mutex<HashMap<usize, Down>>,
     _turn: tokio::sync::MutexGuard<'static, ()>,
+    _alone: Alone,
 }
 
 impl Cluster {
     /// Waits for this test's turn and for every node to serve.
     async fn take_turn() -> Self {
         let turn = TURN.lock().await;
+        let alone = Alone::take().await;
         let cluster = Self {
             down: Mutex::new(HashMap::new()),
             _turn: turn,
+            _alone: alone,
         };
         wait_for(
             "all three cluster nodes up (scripts/cluster.sh start)",

@@ -4,15 +4,14 @@
 //! without a confirmation; a lost connection with many deliveries in
 //! flight is one WARN line, not one per message.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{process::*, *};
 use lapin::{
     options::QueueDeclareOptions,
     types::{AMQPValue, FieldTable},
 };
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -243,6 +242,9 @@ async fn a_lost_connection_with_many_deliveries_in_flight_is_one_warn_line() {
     const N: usize = 50;
     // Longer than the management API may take to list the connection.
     const SLOW: Duration = Duration::from_secs(8);
+    // Timed (every delivery in flight when the connection goes): no
+    // other rig may take the cores meanwhile.
+    let _alone = Alone::take().await;
     let prefix = unique_prefix("burst");
     let broker = Broker::new(&test_config(&prefix)).await;
     // The first delivery finishes last, so the others are acked one by
@@ -293,7 +295,7 @@ async fn a_lost_connection_with_many_deliveries_in_flight_is_one_warn_line() {
     .await;
     // Redelivered after the reconnect and delivered again: nothing lost.
     in_flight(2 * N).await;
-    worker.signal("-TERM");
+    worker.terminate();
     let (code, _) = worker.wait_exit(LONG).await;
     assert_eq!(code, Some(0));
     let log = worker.log_text();
