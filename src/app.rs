@@ -2,8 +2,8 @@
 //! tests and the benchmark start the same way (like mini-redis's
 //! `server::run(listener, shutdown)`).
 //!
-//! [`start`] validates what the command line could not (the broker URL,
-//! the signing secret), builds the one HTTP client, binds `METRICS_ADDR`
+//! [`start`] validates what the command line could not (the broker URLs,
+//! the TLS files, the signing secret), builds the one HTTP client, binds `METRICS_ADDR`
 //! (failing early if it is taken) and spawns the worker. The returned
 //! [`Running`] ends when `shutdown` has been cancelled and the drain is
 //! over, or when the worker meets a fatal error.
@@ -15,8 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     Error,
-    broker::url::parse_url,
-    config::Config,
+    broker::{
+        connect::Connector,
+        tls::{BrokerTls, load_identity, load_roots},
+        url::parse_urls,
+    },
+    config::{BrokerArgs, Config},
     domain::limit::LimitConfig,
     domain::signing::SigningKey,
     error::ConfigError,
@@ -49,7 +53,13 @@ pub struct Running {
 /// Starts the metrics server and the worker; the worker runs until
 /// `shutdown` is cancelled (then drains) or a fatal error.
 pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let uri = parse_url(&config.broker.amqp_url)?;
+    let name = format!(
+        "webhook-worker {} prefix {} pid {}",
+        env!("CARGO_PKG_VERSION"),
+        config.names.prefix,
+        std::process::id()
+    );
+    let connector = broker_connector(&config.broker, name)?;
     let deliverer = deliverer(&config)?;
     let metrics = Metrics::new(&config.topology.retry_schedule.tiers());
     let health = Arc::new(Health::default());
@@ -67,13 +77,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     tokio::spawn(maintain(limits.clone(), stop_server.clone()));
     tracing::info!(
         metrics = %metrics_addr, prefix = %config.names.prefix,
+        broker = %connector.urls().redacted(),
         queue_type = config.topology.queue_type.as_str(),
         schedule = %config.topology.retry_schedule, concurrency = config.delivery.concurrency,
         "webhook-worker starting"
     );
     let drain = Drain::new(shutdown, config.delivery.shutdown_grace);
     let worker = Worker::new(&config, deliverer, metrics, health.clone(), limits);
-    let worker = tokio::spawn(worker.run(uri, drain));
+    let worker = tokio::spawn(worker.run(connector, drain));
     Ok(Running {
         metrics_addr,
         health,
@@ -106,6 +117,34 @@ impl Running {
     }
 }
 
+/// The connector of the broker settings: the nodes of `AMQP_URL` and the
+/// TLS files, read and checked (a bad one is a configuration error). Its
+/// connections are named `name` (shown by the management API).
+pub fn broker_connector(broker: &BrokerArgs, name: String) -> Result<Connector, Error> {
+    let urls = parse_urls(&broker.amqp_url)?;
+    let roots = broker
+        .amqp_ca_file
+        .as_deref()
+        .map(|p| load_roots("AMQP_CA_FILE", p))
+        .transpose()
+        .map_err(ConfigError::from)?;
+    let identity = load_identity(
+        broker.amqp_client_cert.as_deref(),
+        broker.amqp_client_key.as_deref(),
+    )
+    .map_err(ConfigError::from)?;
+    let tls = BrokerTls::new(
+        roots.map(|r| r.pem),
+        identity.map(|i| (i.cert_pem, i.key_pem)),
+    );
+    if tls.is_configured() && !urls.is_tls() {
+        tracing::warn!(
+            "AMQP_CA_FILE or AMQP_CLIENT_CERT is set but AMQP_URL is amqp://, not amqps://: not used"
+        );
+    }
+    Ok(Connector::new(urls, tls, name))
+}
+
 /// Builds the one HTTP client of the process from the configuration.
 fn deliverer(config: &Config) -> Result<Deliverer, Error> {
     let default_key = config
@@ -118,7 +157,15 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
             setting: "WEBHOOK_SIGNING_SECRET",
             source,
         })?;
+    let extra_roots = config
+        .delivery
+        .ca_file
+        .as_deref()
+        .map(|p| load_roots("WEBHOOK_CA_FILE", p))
+        .transpose()
+        .map_err(ConfigError::from)?;
     Ok(Deliverer::new(DeliveryConfig {
+        extra_roots: extra_roots.map(|r| r.pem.into_bytes()),
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,

@@ -2,7 +2,7 @@
 //! retrying can help.
 
 use crate::{
-    broker::{publisher::PublishError, topology::TopologyError, url::UrlError},
+    broker::{publisher::PublishError, tls::TlsFileError, topology::TopologyError, url::UrlError},
     domain::signing::SecretError,
 };
 
@@ -28,6 +28,17 @@ pub enum Error {
     /// Binding a socket or other I/O failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A command used in a way it refuses (exit code 2), e.g. `dead purge`
+    /// with no terminal to confirm on and no `--yes`.
+    #[error("{0}")]
+    Usage(String),
+    /// What a command was asked to find is not there.
+    #[error("{0}")]
+    NotFound(String),
+    /// `check` found the broker's topology different from the
+    /// configuration (it printed what differs).
+    #[error("the broker's topology does not match the configuration ({0} problem(s))")]
+    TopologyMismatch(usize),
 }
 
 /// A setting that parsed but cannot be used.
@@ -36,6 +47,9 @@ pub enum ConfigError {
     /// `AMQP_URL` is not a usable broker URL.
     #[error(transparent)]
     Url(#[from] UrlError),
+    /// A TLS file that cannot be used.
+    #[error(transparent)]
+    TlsFile(#[from] TlsFileError),
     /// A signing secret that cannot be decoded.
     #[error("{setting}: {source}")]
     Secret {
@@ -59,7 +73,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => 2,
+            Error::Config(_) | Error::Usage(_) => 2,
             _ => 1,
         }
     }

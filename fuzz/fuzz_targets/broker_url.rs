@@ -1,6 +1,6 @@
-//! The broker URL (`AMQP_URL`) as operators write it: `broker::url::
-//! parse_url`, `redacted` and `UrlError`'s text, over URLs built with a
-//! password and over any string. Never panics; an error always has a text;
+//! The broker URL list (`AMQP_URL`) as operators write it:
+//! `broker::url::parse_urls`, `BrokerUrls::redacted`, `redact` and
+//! `UrlError`'s text, over URLs built with a password and over any string. Never panics; an error always has a text;
 //! and neither the redacted form nor the error text ever contains the
 //! password (raw or percent-decoded), unless the rest of the URL itself
 //! spells it (a password `5672` and the default port, say).
@@ -8,7 +8,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use webhook_worker::broker::url::{parse_url, redacted};
+use webhook_worker::broker::url::{parse_urls, redact};
 
 #[derive(Arbitrary, Debug)]
 enum Input {
@@ -28,12 +28,14 @@ const BASELINE: &str = "Zq7Xw3Jk";
 /// What the worker would show for this URL: its redacted form, or the
 /// error's text.
 fn shown(url: &str) -> String {
-    match parse_url(url) {
-        Ok(uri) => redacted(&uri),
+    // The form logged for any input, parsed or not, must hide it too.
+    let any = redact(url);
+    match parse_urls(url) {
+        Ok(urls) => format!("{} {any}", urls.redacted()),
         Err(e) => {
             let text = e.to_string();
             assert!(!text.trim().is_empty(), "{url:?}: an error without text");
-            text
+            format!("{text} {any}")
         }
     }
 }

@@ -1,21 +1,29 @@
-//! Connecting to the broker: with backoff and jitter, forever, until the
+//! Connecting to the broker: over the nodes of `AMQP_URL` in turn, with
+//! backoff and jitter once a whole pass failed, forever, until a
 //! connection is up or shutdown is asked for.
+//!
+//! A process starts at a random node, so a fleet spreads over the
+//! cluster. A failed connect moves to the next node at once; so does a
+//! lost connection ([`Connector::session_ended`]). Only when every node
+//! failed in one pass — a refused connect, or a session that ended before
+//! it was stable — does the worker wait, with the backoff, before the next
+//! pass; a stable session resets the backoff.
 
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use lapin::{Connection, ConnectionProperties, uri::AMQPUri};
+use lapin::{Connection, ConnectionProperties};
 use tokio_util::sync::CancellationToken;
 
-use super::url::redacted;
+use super::{tls::BrokerTls, url::BrokerUrls};
 
-/// Longest wait between two connection attempts.
+/// Longest wait between two passes over the nodes.
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
 /// The reconnect backoff: exponential from 100 ms, with jitter so a fleet
 /// restarted together does not reconnect in lockstep. backon's jitter adds up
 /// to 100 % of the delay, so the base is capped at half of 30 s.
-pub fn reconnect_backoff() -> impl Iterator<Item = Duration> {
+pub fn reconnect_backoff() -> impl Iterator<Item = Duration> + Send + Sync {
     ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(MAX_RECONNECT_DELAY / 2)
@@ -25,37 +33,140 @@ pub fn reconnect_backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
-/// Connects, retrying with backoff until it succeeds or `cancel` fires
-/// (then `None`). Each failure is logged; none is fatal.
-pub async fn connect(uri: &AMQPUri, name: &str, cancel: &CancellationToken) -> Option<Connection> {
-    let mut backoff = reconnect_backoff();
-    let mut failures = 0u32;
-    loop {
-        let props = ConnectionProperties::default().with_connection_name(name.into());
-        let attempt = tokio::select! {
-            r = Connection::connect_uri(uri.clone(), props) => r,
-            () = cancel.cancelled() => return None,
-        };
-        match attempt {
-            Ok(conn) => {
-                if failures > 0 {
-                    tracing::info!(failures, broker = %redacted(uri), "connected to the broker");
-                }
-                return Some(conn);
-            }
-            Err(e) => {
-                failures += 1;
-                let wait = backoff.next().unwrap_or(MAX_RECONNECT_DELAY);
+/// A connection and the node it goes to.
+pub struct Connected {
+    /// The connection.
+    pub conn: Connection,
+    /// The node's index in the list (from 0).
+    pub node: usize,
+}
+
+/// The connect loop's state: where the next attempt goes, how many nodes
+/// failed in the current pass, and the backoff between passes.
+pub struct Connector {
+    urls: BrokerUrls,
+    tls: BrokerTls,
+    name: String,
+    next: usize,
+    failed_in_pass: usize,
+    backoff: Box<dyn Iterator<Item = Duration> + Send + Sync>,
+}
+
+impl Connector {
+    /// A connector over `urls` that names its connections `name` (shown in
+    /// the management UI), starting at a random node.
+    pub fn new(urls: BrokerUrls, tls: BrokerTls, name: String) -> Self {
+        let next = rand::random_range(0..urls.len());
+        Self {
+            urls,
+            tls,
+            name,
+            next,
+            failed_in_pass: 0,
+            backoff: Box::new(reconnect_backoff()),
+        }
+    }
+
+    /// The nodes.
+    pub fn urls(&self) -> &BrokerUrls {
+        &self.urls
+    }
+
+    /// Connects, going over the nodes and backing off between failed
+    /// passes, until a connection is up or `cancel` fires (then `None`).
+    /// Each failure is logged and passed to `on_failure` with the node's
+    /// index; none is fatal.
+    pub async fn connect(
+        &mut self,
+        cancel: &CancellationToken,
+        mut on_failure: impl FnMut(usize),
+    ) -> Option<Connected> {
+        let count = self.urls.len();
+        loop {
+            if self.failed_in_pass >= count {
+                let wait = self.backoff.next().unwrap_or(MAX_RECONNECT_DELAY);
                 tracing::warn!(
-                    error = %e, failures, retry_in_ms = wait.as_millis() as u64, broker = %redacted(uri),
-                    "cannot reach the broker; retrying"
+                    nodes = count,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "no broker node reachable; retrying"
                 );
+                self.failed_in_pass = 0;
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
                     () = cancel.cancelled() => return None,
                 }
             }
+            let node = self.next % count;
+            let attempt = tokio::select! {
+                r = self.attempt(node) => r,
+                () = cancel.cancelled() => return None,
+            };
+            match attempt {
+                Ok(conn) => {
+                    tracing::info!(
+                        node = node + 1, nodes = count, broker = %self.urls.node(node).redacted(),
+                        "connected to the broker"
+                    );
+                    return Some(Connected { conn, node });
+                }
+                Err(e) => {
+                    on_failure(node);
+                    self.failed_in_pass += 1;
+                    self.next = node + 1;
+                    tracing::warn!(
+                        error = %e, node = node + 1, nodes = count,
+                        broker = %self.urls.node(node).redacted(),
+                        "cannot connect to the broker node; trying the next"
+                    );
+                }
+            }
         }
+    }
+
+    /// One pass over the nodes from the current one, without backoff: the
+    /// one-shot commands' connect. The last node's error when all failed.
+    pub async fn connect_once(&mut self) -> Result<Connected, lapin::Error> {
+        let count = self.urls.len();
+        let mut last = None;
+        for _ in 0..count {
+            let node = self.next % count;
+            match self.attempt(node).await {
+                Ok(conn) => return Ok(Connected { conn, node }),
+                Err(e) => {
+                    if count > 1 {
+                        tracing::warn!(
+                            error = %e, node = node + 1, nodes = count,
+                            broker = %self.urls.node(node).redacted(),
+                            "cannot connect to the broker node; trying the next"
+                        );
+                    }
+                    last = Some(e);
+                    self.next = node + 1;
+                }
+            }
+        }
+        Err(last.expect("at least one node"))
+    }
+
+    /// A session on `node` ended: the next connect goes to the next node
+    /// at once. A session shorter than `stable` counts as a failure of its
+    /// node (a broker that accepts and then drops us is never hammered);
+    /// a longer one resets the backoff.
+    pub fn session_ended(&mut self, node: usize, was_stable: bool) {
+        self.next = node + 1;
+        if was_stable {
+            self.failed_in_pass = 0;
+            self.backoff = Box::new(reconnect_backoff());
+        } else {
+            self.failed_in_pass += 1;
+        }
+    }
+
+    async fn attempt(&self, node: usize) -> Result<Connection, lapin::Error> {
+        let props = ConnectionProperties::default().with_connection_name(self.name.as_str().into());
+        let uri = self.urls.node(node).uri().clone();
+        let runtime = lapin::runtime::default_runtime()?;
+        Connection::connect_uri_with_config(uri, props, self.tls.lapin_config(), runtime).await
     }
 }
 
@@ -72,5 +183,36 @@ mod tests {
         );
         assert!(delays[15] >= MAX_RECONNECT_DELAY / 2, "{delays:?}");
         assert!(delays[0] < Duration::from_secs(1), "{delays:?}");
+    }
+
+    /// Nodes that refuse at once: a pass over all of them, then a pause.
+    #[tokio::test]
+    async fn a_whole_pass_fails_before_the_backoff() {
+        let closed: Vec<_> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let list: Vec<String> = closed
+            .iter()
+            .map(|p| format!("amqp://guest:guest@127.0.0.1:{p}/%2f"))
+            .collect();
+        let urls: BrokerUrls = list.join(",").parse().unwrap();
+        let mut connector = Connector::new(urls, BrokerTls::default(), "test".into());
+        let start = connector.next;
+        let mut failed = Vec::new();
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        let run = connector.connect(&cancel, |n| {
+            failed.push(n);
+            if failed.len() == 4 {
+                stop.cancel();
+            }
+        });
+        assert!(run.await.is_none());
+        assert_eq!(
+            failed,
+            vec![start % 3, (start + 1) % 3, (start + 2) % 3, start % 3],
+            "one pass from the random start, then the next pass"
+        );
     }
 }

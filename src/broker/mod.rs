@@ -3,16 +3,20 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`url`] | `AMQP_URL`: defaults and redaction |
-//! | [`connect`] | connecting with backoff, forever |
+//! | [`url`] | `AMQP_URL`: the list of nodes, defaults and redaction |
+//! | [`tls`] | `amqps://`: private CA and client certificate |
+//! | [`connect`] | connecting over the nodes, with backoff, forever |
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
+//! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
-//! | [`dead_letters`] | reading parked messages |
+//! | [`dead_letters`] | inspecting, replaying and purging parked messages |
 
+pub mod check;
 pub mod connect;
 pub mod dead_letters;
 pub mod publisher;
 pub mod retry_headers;
+pub mod tls;
 pub mod topology;
 pub mod url;

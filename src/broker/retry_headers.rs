@@ -14,6 +14,19 @@ pub const HEADER_FIRST_ATTEMPT_MS: &str = "webhook-first-attempt-ms";
 pub const HEADER_LAST_ERROR: &str = "webhook-last-error";
 /// Header: why the message was parked in `P.dead`.
 pub const HEADER_DROP_REASON: &str = "webhook-drop-reason";
+/// Header: unix milliseconds when the worker parked the message (what
+/// `dead ... --since/--until` select on; the broker's own parking carries
+/// `x-death` instead).
+pub const HEADER_PARKED_AT_MS: &str = "webhook-parked-at-ms";
+
+/// Why and when a dead copy is parked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parking {
+    /// `webhook-drop-reason`.
+    pub reason: DropReason,
+    /// `webhook-parked-at-ms`.
+    pub at_ms: i64,
+}
 
 /// Longest `webhook-last-error`, in characters: headers are not a log.
 pub const MAX_LAST_ERROR_CHARS: usize = 256;
@@ -65,7 +78,7 @@ pub fn last_error(headers: Option<&FieldTable>) -> Option<String> {
 }
 
 /// Any AMQP integer type, widened.
-fn as_integer(v: &AMQPValue) -> Option<i64> {
+pub fn as_integer(v: &AMQPValue) -> Option<i64> {
     Some(match *v {
         AMQPValue::ShortShortInt(n) => n.into(),
         AMQPValue::ShortShortUInt(n) => n.into(),
@@ -86,7 +99,7 @@ pub fn with_retry_headers(
     attempts: u32,
     first_attempt_ms: Option<i64>,
     last_error: Option<&str>,
-    drop_reason: Option<DropReason>,
+    parking: Option<Parking>,
 ) -> FieldTable {
     let mut table = headers.cloned().unwrap_or_default();
     table.insert(
@@ -103,17 +116,20 @@ pub fn with_retry_headers(
         let err: String = err.chars().take(MAX_LAST_ERROR_CHARS).collect();
         table.insert(HEADER_LAST_ERROR.into(), AMQPValue::LongString(err.into()));
     }
-    if let Some(reason) = drop_reason {
+    if let Some(Parking { reason, at_ms }) = parking {
         table.insert(
             HEADER_DROP_REASON.into(),
             AMQPValue::LongString(reason.as_str().into()),
         );
+        table.insert(HEADER_PARKED_AT_MS.into(), AMQPValue::LongLongInt(at_ms));
     }
     table
 }
 
-/// The headers of a replayed message: retry state cleared so the schedule
-/// and max age start over, everything the producer set kept.
+/// The headers of a replayed message: retry state and parking cleared so
+/// the schedule and max age start over (and the broker's `x-death` and
+/// `x-delivery-count` annotations dropped), everything the producer set
+/// kept.
 pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
     let mut map = headers.map(|h| h.inner().clone()).unwrap_or_default();
     for name in [
@@ -121,7 +137,9 @@ pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
         HEADER_FIRST_ATTEMPT_MS,
         HEADER_LAST_ERROR,
         HEADER_DROP_REASON,
+        HEADER_PARKED_AT_MS,
         "x-death",
+        "x-delivery-count",
     ] {
         map.remove(&ShortString::from(name));
     }
@@ -142,7 +160,10 @@ mod tests {
             3,
             Some(1234),
             Some("HTTP 500"),
-            Some(DropReason::Expired),
+            Some(Parking {
+                reason: DropReason::Expired,
+                at_ms: 5678,
+            }),
         );
         let state = read_retry_state(Some(&h)).unwrap();
         assert_eq!(
@@ -156,6 +177,10 @@ mod tests {
         assert_eq!(
             h.inner().get("webhook-drop-reason"),
             Some(&AMQPValue::LongString("expired".into()))
+        );
+        assert_eq!(
+            h.inner().get("webhook-parked-at-ms"),
+            Some(&AMQPValue::LongLongInt(5678))
         );
         assert!(h.contains_key("trace"));
         let cleared = without_retry_headers(Some(&h));

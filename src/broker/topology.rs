@@ -269,7 +269,7 @@ impl Topology {
 
 /// Turns a `PRECONDITION_FAILED` into a [`TopologyError::Conflict`] naming
 /// the argument ("inequivalent arg 'x-message-ttl' for queue ...").
-fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error) -> TopologyError {
+pub(super) fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error) -> TopologyError {
     if let lapin::ErrorKind::ProtocolError(amqp) = e.kind()
         && *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
     {

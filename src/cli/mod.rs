@@ -1,8 +1,9 @@
 //! The command line, one file per command: `run` (the default),
-//! `declare`, `dead ...`, `publish`, `demo-receiver`. Settings come after
+//! `declare`, `check`, `dead ...`, `publish`, `demo-receiver`. Settings come after
 //! the subcommand, each also an environment variable (see
 //! [`crate::config`]); each command takes only the groups it uses.
 
+mod check;
 mod dead;
 mod declare;
 mod demo_receiver;
@@ -16,7 +17,6 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     Error,
-    broker::url::parse_url,
     config::BrokerArgs,
     telemetry::logging::{LogFormat, init_logging},
 };
@@ -41,7 +41,10 @@ enum Command {
     Run(run::Run),
     /// Declare the exchange and queues, then exit.
     Declare(declare::Declare),
-    /// Inspect or re-drive parked messages.
+    /// Compare the broker's topology with the configuration, changing
+    /// nothing; print the effective configuration, secrets redacted.
+    Check(check::Check),
+    /// Inspect, re-drive or delete parked messages.
     #[command(subcommand)]
     Dead(dead::Dead),
     /// Publish events: from a file of JSON lines, stdin (`--file -`), or
@@ -53,9 +56,10 @@ enum Command {
 
 /// Names that are not `run`'s flags: a first argument among them is a
 /// subcommand (or a top-level flag), anything else means `run`.
-const SUBCOMMANDS: [&str; 7] = [
+const SUBCOMMANDS: [&str; 8] = [
     "run",
     "declare",
+    "check",
     "dead",
     "publish",
     "demo-receiver",
@@ -104,6 +108,7 @@ impl Command {
         match self {
             Command::Run(c) => c.execute().await,
             Command::Declare(c) => c.execute().await,
+            Command::Check(c) => c.execute().await,
             Command::Dead(c) => c.execute().await,
             Command::Publish(c) => c.execute().await,
             Command::DemoReceiver(c) => c.execute().await,
@@ -111,12 +116,11 @@ impl Command {
     }
 }
 
-/// One connection attempt, for the one-shot commands.
+/// One pass over the broker's nodes (from a random one), for the one-shot
+/// commands: the first connection that comes up.
 async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connection, Error> {
-    let uri = parse_url(&broker.amqp_url)?;
-    let props = lapin::ConnectionProperties::default()
-        .with_connection_name(format!("webhook-worker {name}").into());
-    Ok(lapin::Connection::connect_uri(uri, props).await?)
+    let mut connector = crate::app::broker_connector(broker, format!("webhook-worker {name}"))?;
+    Ok(connector.connect_once().await?.conn)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The setting groups. Each is a clap `Args` struct with its own help
 //! heading; commands flatten the groups they use.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
@@ -14,11 +14,14 @@ use crate::{
     },
 };
 
-/// Where the broker is.
+/// Where the broker is, and how to reach it over TLS.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Broker")]
 pub struct BrokerArgs {
-    /// Broker URL (`amqps://` for TLS).
+    /// Broker URL (`amqps://` for TLS), or a comma-separated list of the
+    /// nodes of one cluster (same vhost, scheme and credentials): a process
+    /// starts at a random one and moves to the next when it is lost.
+    /// [default: amqp://guest:guest@127.0.0.1:5672/%2f]
     #[arg(
         long,
         env = "AMQP_URL",
@@ -27,6 +30,20 @@ pub struct BrokerArgs {
         hide_default_value = true
     )]
     pub amqp_url: String,
+
+    /// PEM root certificates trusted for an `amqps://` broker (a private
+    /// CA), besides the system's roots.
+    #[arg(long, env = "AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate chain for mutual TLS with the broker (with
+    /// `--amqp-client-key`).
+    #[arg(long, env = "AMQP_CLIENT_CERT")]
+    pub amqp_client_cert: Option<PathBuf>,
+
+    /// PEM private key of `--amqp-client-cert`.
+    #[arg(long, env = "AMQP_CLIENT_KEY")]
+    pub amqp_client_key: Option<PathBuf>,
 }
 
 /// The prefix of every exchange and queue name.
@@ -93,6 +110,11 @@ pub struct DeliveryArgs {
     /// to the receiver.
     #[arg(long, env = "WEBHOOK_HOST_CONCURRENCY", default_value_t = DEFAULT_HOST_CONCURRENCY)]
     pub host_concurrency: u16,
+
+    /// PEM root certificates trusted for receivers, besides the usual
+    /// public roots (a private CA).
+    #[arg(long, env = "WEBHOOK_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
 
     /// Allow loopback, private and link-local targets (tests, local demos).
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS")]

@@ -16,14 +16,18 @@
 //! | [`target`] | which addresses a receiver may not have |
 //! | [`retry_after`] | a receiver's `Retry-After` |
 //! | [`limit`] | how many attempts one receiver gets at once |
+//! | [`parked`] | what a parked message's body says, and its redacted form |
+//! | [`selection`] | which parked messages a `dead` command acts on |
 
 pub mod catalog;
 pub mod duration;
 pub mod envelope;
 pub mod limit;
 pub mod outcome;
+pub mod parked;
 pub mod policy;
 pub mod retry_after;
 pub mod schedule;
+pub mod selection;
 pub mod signing;
 pub mod target;

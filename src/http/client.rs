@@ -28,6 +28,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Settings of the delivery side, taken from [`crate::config::Config`].
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
+    /// PEM root certificates trusted besides the public roots
+    /// (`WEBHOOK_CA_FILE`), already checked.
+    pub extra_roots: Option<Vec<u8>>,
     /// Whole-request timeout.
     pub timeout: Duration,
     /// Allow non-public targets.
@@ -48,7 +51,8 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Builds the client. Fails only if the TLS backend cannot start.
+    /// Builds the client. Fails only if the TLS backend cannot start or
+    /// cannot take the extra roots.
     pub fn new(config: DeliveryConfig) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -64,6 +68,9 @@ impl Deliverer {
             .user_agent(USER_AGENT_VALUE);
         if !config.allow_private_targets {
             builder = builder.dns_resolver(GuardedResolver::shared());
+        }
+        if let Some(pem) = &config.extra_roots {
+            builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem)?);
         }
         Ok(Self {
             client: builder.build()?,
@@ -177,6 +184,7 @@ mod tests {
 
     fn deliverer() -> Deliverer {
         Deliverer::new(DeliveryConfig {
+            extra_roots: None,
             timeout: Duration::from_secs(1),
             allow_private_targets: false,
             default_key: None,

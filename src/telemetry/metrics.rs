@@ -16,8 +16,8 @@ use crate::domain::{
     schedule::{Tier, Tiers},
 };
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets of one attempt's duration: milliseconds up to the 10 s timeout.
@@ -84,6 +84,12 @@ pub struct Metrics {
     pub broker_connected: IntGauge,
     /// `webhook_broker_reconnects_total`.
     pub broker_reconnects: IntCounter,
+    /// `webhook_broker_node_connected{node}`: 1 for the node of `AMQP_URL`
+    /// (its position, from 1) the worker is connected to. Bounded by the
+    /// configured list; never a host name.
+    broker_node: IntGaugeVec,
+    /// `webhook_broker_connect_failures_total{node}`.
+    broker_connect_failures: IntCounterVec,
     /// `webhook_settle_failures_total`: acks and nacks that could not reach
     /// the broker (the broker redelivers those messages).
     pub settle_failures: IntCounter,
@@ -165,6 +171,22 @@ impl Metrics {
             "Connections re-established after a loss.",
         )
         .unwrap();
+        let broker_node = IntGaugeVec::new(
+            Opts::new(
+                "webhook_broker_node_connected",
+                "1 for the broker node (position in AMQP_URL, from 1) this process is connected to.",
+            ),
+            &["node"],
+        )
+        .unwrap();
+        let broker_connect_failures = IntCounterVec::new(
+            Opts::new(
+                "webhook_broker_connect_failures_total",
+                "Failed connection attempts, by broker node (position in AMQP_URL, from 1).",
+            ),
+            &["node"],
+        )
+        .unwrap();
         let settle_failures = IntCounter::new(
             "webhook_settle_failures_total",
             "Acks or nacks that could not reach the broker; it redelivers those messages.",
@@ -195,6 +217,8 @@ impl Metrics {
             reg(Box::new(c));
         }
         reg(Box::new(attempt_duration.clone()));
+        reg(Box::new(broker_node.clone()));
+        reg(Box::new(broker_connect_failures.clone()));
         reg(Box::new(delivery_latency.clone()));
         for g in [in_flight.clone(), broker_connected.clone()] {
             reg(Box::new(g));
@@ -232,6 +256,8 @@ impl Metrics {
             in_flight,
             broker_connected,
             broker_reconnects,
+            broker_node,
+            broker_connect_failures,
             settle_failures,
             publish_failures,
             deferred,
@@ -258,6 +284,29 @@ impl Metrics {
                 attempt_duration: self.attempt_duration.with_label_values(&[&label]),
             }
         })
+    }
+
+    /// Creates the per-node series of a list of `count` broker nodes, at 0.
+    pub fn broker_nodes(&self, count: usize) {
+        for node in 0..count {
+            self.broker_node_connected(node, false);
+            self.broker_connect_failures
+                .with_label_values(&[&(node + 1).to_string()]);
+        }
+    }
+
+    /// Marks the node at `index` (from 0) connected or not.
+    pub fn broker_node_connected(&self, index: usize, connected: bool) {
+        self.broker_node
+            .with_label_values(&[&(index + 1).to_string()])
+            .set(i64::from(connected));
+    }
+
+    /// Counts a failed connect to the node at `index` (from 0).
+    pub fn broker_connect_failed(&self, index: usize) {
+        self.broker_connect_failures
+            .with_label_values(&[&(index + 1).to_string()])
+            .inc();
     }
 
     /// `webhook_retried_total{tier}`.

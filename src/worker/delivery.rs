@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::{
     Worker,
+    burst::LostPublishes,
     limits::{Admission, ReceiverLimits},
     republish::MessageCopy,
     settle::{Settlement, SettlerHandle},
@@ -46,6 +47,8 @@ pub(crate) struct DeliveryTask {
     /// Cancelled when a publish fails on the broker's side: the session
     /// restarts.
     pub(crate) broken: CancellationToken,
+    /// Where such failures are counted, for one line per session.
+    pub(crate) lost: Arc<LostPublishes>,
 }
 
 impl DeliveryTask {
@@ -62,10 +65,14 @@ impl DeliveryTask {
             Ok(()) => self.settler.settle(tag, Settlement::Ack),
             Err(e) => {
                 worker.metrics.publish_failures.inc();
-                tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
                 self.settler.settle(tag, Settlement::Requeue);
                 if matches!(e, PublishError::Broker(_)) {
+                    // The publisher channel is gone: every task of the
+                    // session fails the same way; one line says how many.
+                    self.lost.record(&e);
                     self.broken.cancel();
+                } else {
+                    tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
                 }
             }
         }

@@ -6,6 +6,7 @@
 //! | [`session`] | one connection: declare, consume, rotate, drain |
 //! | [`lane`] | one consumer channel and its settler |
 //! | [`settle`] | batched acks for out-of-order completions |
+//! | [`burst`] | one WARN line per burst of failures |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
 //! | [`republish`] | retry, park and defer copies, confirmed |
 //! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
@@ -20,6 +21,7 @@
 //!   the queue by the broker's own rule, and the worker reconnects;
 //! - the process dies: the same, from the broker's side.
 
+mod burst;
 mod delivery;
 pub(crate) mod drain;
 mod lane;
@@ -30,7 +32,6 @@ mod settle;
 
 use std::{sync::Arc, time::Instant};
 
-use lapin::uri::AMQPUri;
 use tokio::sync::Semaphore;
 
 use self::{
@@ -42,7 +43,7 @@ use self::{
 use crate::{
     Error,
     broker::{
-        connect::{MAX_RECONNECT_DELAY, connect, reconnect_backoff},
+        connect::{Connected, Connector},
         topology::Topology,
     },
     config::Config,
@@ -95,18 +96,22 @@ impl Worker {
 
     /// Runs until `drain` is requested (then drains and returns `Ok`) or
     /// the topology conflicts with what the broker has (then `Err`). Losing
-    /// the broker is never an error: the worker reconnects with backoff.
-    pub(crate) async fn run(self: Arc<Self>, uri: AMQPUri, drain: Drain) -> Result<(), Error> {
-        let name = format!(
-            "webhook-worker {} prefix {} pid {}",
-            env!("CARGO_PKG_VERSION"),
-            self.topology.exchange(),
-            std::process::id()
-        );
+    /// the broker is never an error: the worker moves to the next node at
+    /// once, and backs off only when a whole pass over the nodes failed.
+    pub(crate) async fn run(
+        self: Arc<Self>,
+        mut connector: Connector,
+        drain: Drain,
+    ) -> Result<(), Error> {
+        self.metrics.broker_nodes(connector.urls().len());
         let mut sessions = 0u64;
-        let mut session_backoff = reconnect_backoff();
         loop {
-            let Some(conn) = connect(&uri, &name, drain.token()).await else {
+            let connected = connector
+                .connect(drain.token(), |node| {
+                    self.metrics.broker_connect_failed(node)
+                })
+                .await;
+            let Some(Connected { conn, node }) = connected else {
                 // Shutdown while disconnected: whatever still runs holds
                 // messages of a dead channel; give it the grace, then go.
                 drain.finish().await;
@@ -117,30 +122,28 @@ impl Worker {
             }
             sessions += 1;
             self.metrics.broker_connected.set(1);
+            self.metrics.broker_node_connected(node, true);
             let started = Instant::now();
             let end = self.session(&conn, &drain).await;
             self.health.set_ready(false);
             self.metrics.broker_connected.set(0);
+            self.metrics.broker_node_connected(node, false);
             let _ = conn.close(200, "session over".into()).await;
+            let (node_no, nodes) = (node + 1, connector.urls().len());
             match end {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
                 Ok(SessionEnd::Lost(why)) => {
-                    tracing::warn!(reason = %why, "lost the broker session; reconnecting")
+                    tracing::warn!(reason = %why, node = node_no, nodes, "lost the broker session; reconnecting")
                 }
                 Err(e) if e.is_fatal() => return Err(e),
-                Err(e) => tracing::warn!(error = %e, "broker session failed; reconnecting"),
+                Err(e) => {
+                    tracing::warn!(error = %e, node = node_no, nodes, "broker session failed; reconnecting")
+                }
             }
-            // Sessions that end quickly back off like failed connects, so a
+            // A session that ends quickly counts as a failed node, so a
             // broker that accepts and then drops us (or a channel that
             // breaks at once) is never hammered in a tight loop.
-            if started.elapsed() > STABLE_SESSION {
-                session_backoff = reconnect_backoff();
-            }
-            let pause = session_backoff.next().unwrap_or(MAX_RECONNECT_DELAY);
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = drain.requested() => {}
-            }
+            connector.session_ended(node, started.elapsed() > STABLE_SESSION);
         }
     }
 }

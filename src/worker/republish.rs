@@ -11,7 +11,7 @@ use lapin::BasicProperties;
 use crate::{
     broker::{
         publisher::{PublishError, Publisher},
-        retry_headers::{last_error, with_retry_headers},
+        retry_headers::{Parking, last_error, with_retry_headers},
         topology::Topology,
     },
     domain::{
@@ -69,13 +69,13 @@ pub(crate) struct MessageCopy<'a> {
 }
 
 impl MessageCopy<'_> {
-    fn properties(&self, last_error: Option<&str>, reason: Option<DropReason>) -> BasicProperties {
+    fn properties(&self, last_error: Option<&str>, parking: Option<Parking>) -> BasicProperties {
         let headers = with_retry_headers(
             self.props.headers().as_ref(),
             self.attempts,
             Some(self.first_attempt_ms),
             last_error,
-            reason,
+            parking,
         );
         self.props.clone().with_headers(headers)
     }
@@ -130,7 +130,13 @@ impl Republisher {
             .publish(
                 &self.destinations.dead,
                 copy.body,
-                copy.properties(Some(why), Some(reason)),
+                copy.properties(
+                    Some(why),
+                    Some(Parking {
+                        reason,
+                        at_ms: super::delivery::now_ms(),
+                    }),
+                ),
             )
             .await?;
         self.metrics.dropped(reason).inc();

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     Worker,
+    burst::LostPublishes,
     delivery::DeliveryTask,
     drain::{Drain, DrainEnd},
     lane::Lane,
@@ -36,6 +37,8 @@ pub(crate) struct SessionCtx {
     publisher: Publisher,
     /// Cancelled when the publisher channel fails: the session restarts.
     broken: CancellationToken,
+    /// Copies lost with the publisher channel, logged once.
+    lost: Arc<LostPublishes>,
     drain: Drain,
 }
 
@@ -70,6 +73,7 @@ impl Worker {
         let ctx = SessionCtx {
             publisher: Publisher::open(conn).await?,
             broken: CancellationToken::new(),
+            lost: Arc::default(),
             drain: drain.clone(),
         };
         let retired = Arc::new(Semaphore::new(MAX_RETIRED));
@@ -159,6 +163,7 @@ impl Worker {
             settler: settler.clone(),
             slot,
             broken: ctx.broken.clone(),
+            lost: ctx.lost.clone(),
         };
         ctx.drain.spawn(task.run(self.clone()));
         Started::Running

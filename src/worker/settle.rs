@@ -38,6 +38,7 @@ use tokio::{
     task::JoinHandle,
 };
 
+use super::burst::{Frame, Unsent};
 use crate::telemetry::metrics::Metrics;
 
 /// How a delivery ends, as far as the broker is concerned.
@@ -120,6 +121,7 @@ async fn run(
     stuck: Stuck,
 ) {
     let mut pending = Pending::default();
+    let mut unsent = Unsent::default();
     let mut events = Vec::with_capacity(BATCH);
     loop {
         let received = match pending.next_deadline(LINGER) {
@@ -144,6 +146,10 @@ async fn run(
             }
         }
         for tag in requeue {
+            if unsent.channel_gone() {
+                unsent.count(&metrics, Frame::Nack, 1);
+                continue;
+            }
             let r = channel
                 .basic_nack(
                     tag,
@@ -153,14 +159,15 @@ async fn run(
                     },
                 )
                 .await;
-            report(&metrics, r, 1, "nack");
+            unsent.check(&metrics, r, Frame::Nack, 1);
         }
         let plan = pending.take_acks(now, if closed { Duration::ZERO } else { LINGER });
         if !plan.singles.is_empty() && pending.blocked_for(now) >= STUCK {
             stuck.notify_one();
         }
-        send_acks(&channel, &metrics, plan).await;
+        send_acks(&channel, &metrics, plan, &mut unsent).await;
         if closed {
+            unsent.log();
             return;
         }
     }
@@ -169,7 +176,7 @@ async fn run(
 /// Sends every ack frame of a flush first (the first poll of `basic_ack`
 /// queues its frame), then waits for them all: one round trip to lapin's I/O
 /// thread per flush instead of one per ack.
-async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan) {
+async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan, unsent: &mut Unsent) {
     let acks = plan
         .prefix
         .map(|(tag, count)| (tag, count, count > 1))
@@ -177,21 +184,18 @@ async fn send_acks(channel: &Channel, metrics: &Metrics, plan: AckPlan) {
         .chain(plan.singles.into_iter().map(|tag| (tag, 1, false)));
     let mut waiting = Vec::new();
     for (tag, count, multiple) in acks {
+        if unsent.channel_gone() {
+            unsent.count(metrics, Frame::Ack, count);
+            continue;
+        }
         let mut ack = Box::pin(channel.basic_ack(tag, BasicAckOptions { multiple }));
         match futures_lite::future::poll_once(ack.as_mut()).await {
-            Some(r) => report(metrics, r, count, "ack"),
+            Some(r) => unsent.check(metrics, r, Frame::Ack, count),
             None => waiting.push((count, ack)),
         }
     }
     for (count, ack) in waiting {
-        report(metrics, ack.await, count, "ack");
-    }
-}
-
-fn report(metrics: &Metrics, result: lapin::Result<()>, count: u64, what: &str) {
-    if let Err(e) = result {
-        metrics.settle_failures.inc_by(count);
-        tracing::warn!(error = %e, messages = count, "{what} could not reach the broker; it will redeliver");
+        unsent.check(metrics, ack.await, Frame::Ack, count);
     }
 }
 

@@ -3,12 +3,11 @@
 //! the dashboard and the alert rules against the metric names a live worker
 //! exports on `/metrics`.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
 use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::harness::*;
 
 fn yaml(path: &str) -> Yaml {
     let text = std::fs::read_to_string(path).unwrap();
@@ -89,7 +88,7 @@ fn compose_stack_has_its_services_ports_and_healthchecks() {
             Some(sub),
             "{service} runs `{sub}`"
         );
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
+        let out = bin()
             .args(cmd.iter().map(String::as_str).chain(["--help"]))
             .output()
             .unwrap();
@@ -179,13 +178,9 @@ fn exprs_in_json(v: &serde_json::Value, out: &mut Vec<String>) {
 
 #[tokio::test]
 async fn dashboard_and_alerts_use_only_metrics_the_worker_exports() {
-    let prefix = unique_prefix("deploy");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let worker = RunningWorker::start(config).await;
-    let text = worker.scrape().await;
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    let rig = Harness::new("deploy").start().await;
+    let text = rig.worker().scrape().await;
+    rig.finish().await;
     let exported: BTreeSet<String> = text
         .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())

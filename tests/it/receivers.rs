@@ -3,11 +3,9 @@
 //! few, an overloaded one converges below its threshold, and `GET
 //! /receivers` shows it all.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -17,19 +15,21 @@ fn ids(n: usize, tag: &str, url: &str) -> impl Iterator<Item = Vec<u8>> {
 
 #[tokio::test]
 async fn a_100ms_receiver_gets_more_than_64_in_flight() {
-    let prefix = unique_prefix("slowfat");
-    let mut config = test_config(&prefix);
-    config.delivery.concurrency = 1024;
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(100))).await;
-    broker
-        .publish_many(ids(3000, "s", &receiver.url("/s")))
+    let mut rig = Harness::new("slowfat")
+        .alone()
+        .config(|c| c.delivery.concurrency = 1024)
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(100)))
+        .declare()
         .await;
-    let worker = RunningWorker::start(config).await;
+    rig.broker
+        .publish_many(ids(3000, "s", &rig.receiver().url("/s")))
+        .await;
+    rig.start_worker().await;
+    let (receiver, worker) = (rig.receiver(), rig.worker());
     // While the backlog drains, the receiver's limit grows past the old
     // fixed cap of 64...
     let row = wait_for("a limit above 64", LONG, async || {
-        let row = worker.receiver(&receiver).await?;
+        let row = worker.receiver(receiver).await?;
         (row["limit"].as_u64()? > 64).then_some(row)
     })
     .await;
@@ -46,21 +46,24 @@ async fn a_100ms_receiver_gets_more_than_64_in_flight() {
     })
     .await;
     assert_eq!(receiver.requests().len(), 3000, "each once");
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers() {
-    let prefix = unique_prefix("hang");
-    let mut config = test_config(&prefix);
-    config.delivery.concurrency = 256;
-    config.delivery.timeout = Duration::from_secs(8);
-    config.topology.retry_schedule = "30s".parse().unwrap();
-    let broker = Broker::new(&config).await;
-    let hanging = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
-    let healthy = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("hang")
+        .alone()
+        .config(|c| {
+            c.delivery.concurrency = 256;
+            c.delivery.timeout = Duration::from_secs(8);
+            c.topology.retry_schedule = "30s".parse().unwrap();
+        })
+        .receiver(|_, _| Reply::ok().after(Duration::from_secs(30)))
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
+        .start()
+        .await;
+    let (broker, worker) = (&rig.broker, rig.worker());
+    let (hanging, healthy) = (&rig.receivers[0], &rig.receivers[1]);
     // Interleaved: every fifth event is for the hanging receiver.
     let bodies = (0..1000).map(|i| {
         let (tag, url) = if i % 5 == 0 {
@@ -88,7 +91,7 @@ async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers(
     // Within its grace (2 s without any answer) it is judged stalled and
     // held to the floor; the rest of its events were deferred.
     let row = wait_for("the hanging receiver stalled", LONG, async || {
-        let row = worker.receiver(&hanging).await?;
+        let row = worker.receiver(hanging).await?;
         (row["state"] == "stalled").then_some(row)
     })
     .await;
@@ -96,33 +99,35 @@ async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers(
     let text = worker.scrape().await;
     assert!(sample(&text, "webhook_deferred_total") >= 150.0, "{text}");
     assert!(sample(&text, r#"webhook_receivers{state="stalled"}"#) >= 0.0);
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_receiver_answering_429_above_20_in_flight_converges_near_20() {
-    let prefix = unique_prefix("overload");
-    let mut config = test_config(&prefix);
-    config.delivery.concurrency = 512;
-    // The backlog beyond what the receiver clears within the wait budget is
-    // deferred (and comes back after the short tier) until it drains: the
-    // max age must outlast that.
-    config.topology.retry_schedule = "200ms*20".parse().unwrap();
-    config.retry.max_age = Duration::from_secs(600);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start_loaded(|_, load| {
-        if load.in_flight > 20 {
-            Reply::status(429)
-        } else {
-            Reply::ok().after(Duration::from_millis(50))
-        }
-    })
-    .await;
-    broker
-        .publish_many(ids(3000, "o", &receiver.url("/o")))
+    let mut rig = Harness::new("overload")
+        .alone()
+        .config(|c| {
+            c.delivery.concurrency = 512;
+            // The backlog beyond what the receiver clears within the wait
+            // budget is deferred (and comes back after the short tier) until
+            // it drains: the max age must outlast that.
+            c.topology.retry_schedule = "200ms*20".parse().unwrap();
+            c.retry.max_age = Duration::from_secs(600);
+        })
+        .receiver_loaded(|_, load| {
+            if load.in_flight > 20 {
+                Reply::status(429)
+            } else {
+                Reply::ok().after(Duration::from_millis(50))
+            }
+        })
+        .declare()
         .await;
-    let worker = RunningWorker::start(config).await;
+    rig.broker
+        .publish_many(ids(3000, "o", &rig.receiver().url("/o")))
+        .await;
+    rig.start_worker().await;
+    let (receiver, worker) = (rig.receiver(), rig.worker());
     let requests = receiver.wait_requests(3000, LONG).await;
     wait_for("all delivered", LONG, async || {
         let text = worker.scrape().await;
@@ -145,7 +150,7 @@ async fn a_receiver_answering_429_above_20_in_flight_converges_near_20() {
         "{refused} refused of {} attempts",
         ok + refused
     );
-    let row = worker.receiver(&receiver).await.expect("listed");
+    let row = worker.receiver(receiver).await.expect("listed");
     let limit = row["limit"].as_u64().unwrap();
     assert!(
         (8..=30).contains(&limit),
@@ -158,35 +163,36 @@ async fn a_receiver_answering_429_above_20_in_flight_converges_near_20() {
             r#"webhook_receiver_limit_decreases_total{cause="too_many_requests"}"#
         ) >= 1.0
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_receiver_first_fast_then_hanging_loses_its_slots_quickly() {
-    let prefix = unique_prefix("turnsbad");
-    let mut config = test_config(&prefix);
-    config.delivery.concurrency = 512;
-    config.delivery.timeout = Duration::from_secs(10);
-    config.topology.retry_schedule = "30s".parse().unwrap();
-    let broker = Broker::new(&config).await;
-    // The first 1 500 requests are answered in 20 ms; then it hangs.
-    let receiver = Receiver::start(|_, seen| {
-        if seen < 1500 {
-            Reply::ok().after(Duration::from_millis(20))
-        } else {
-            Reply::ok().after(Duration::from_secs(60))
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("turnsbad")
+        .alone()
+        .config(|c| {
+            c.delivery.concurrency = 512;
+            c.delivery.timeout = Duration::from_secs(10);
+            c.topology.retry_schedule = "30s".parse().unwrap();
+        })
+        // The first 1 500 requests are answered in 20 ms; then it hangs.
+        .receiver(|_, seen| {
+            if seen < 1500 {
+                Reply::ok().after(Duration::from_millis(20))
+            } else {
+                Reply::ok().after(Duration::from_secs(60))
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
     broker
         .publish_many(ids(4000, "t", &receiver.url("/t")))
         .await;
     receiver.wait_requests(1500, LONG).await;
     let hung_at = Instant::now();
     let row = wait_for("the receiver stalled", LONG, async || {
-        let row = worker.receiver(&receiver).await?;
+        let row = worker.receiver(receiver).await?;
         (row["state"] == "stalled").then_some(row)
     })
     .await;
@@ -203,6 +209,5 @@ async fn a_receiver_first_fast_then_hanging_loses_its_slots_quickly() {
         "{} in flight, {held} when stalled",
         receiver.in_flight()
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }

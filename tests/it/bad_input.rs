@@ -2,15 +2,14 @@
 //! kind the contract names is parked in `P.dead` with its reason and a
 //! precise `webhook-last-error`, and counted.
 
-mod common;
-
 use std::{collections::HashMap, time::Duration};
 
-use common::*;
 use lapin::{
     BasicProperties,
     types::{AMQPValue, FieldTable},
 };
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -265,11 +264,8 @@ fn malformed_cases(url: &str) -> Vec<(&'static str, Vec<u8>, &'static str)> {
 
 #[tokio::test]
 async fn every_kind_of_malformed_message_is_parked_with_its_reason() {
-    let prefix = unique_prefix("malformed");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("malformed").ok_receiver().start().await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     let cases = malformed_cases(&receiver.url("/never"));
     for (name, body, _) in &cases {
@@ -330,16 +326,13 @@ async fn every_kind_of_malformed_message_is_parked_with_its_reason() {
         0,
         "nothing loops back"
     );
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn bad_retry_headers_are_malformed() {
-    let prefix = unique_prefix("badheaders");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("badheaders").ok_receiver().start().await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
 
     let body = event("h-1", 101, &receiver.url("/h"), "{}");
     let mut h = FieldTable::default();
@@ -369,18 +362,17 @@ async fn bad_retry_headers_are_malformed() {
         );
     }
     assert!(receiver.requests().is_empty());
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn too_large_messages_are_parked() {
-    let prefix = unique_prefix("toolarge");
-    let mut config = test_config(&prefix);
-    config.delivery.max_message_bytes = 1000;
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("toolarge")
+        .config(|c| c.delivery.max_message_bytes = 1000)
+        .ok_receiver()
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     let big = event(
         "big",
@@ -409,18 +401,17 @@ async fn too_large_messages_are_parked() {
         sample(&text, r#"webhook_dropped_total{reason="too_large"}"#),
         1.0
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn private_targets_are_forbidden_by_ip_and_by_name() {
-    let prefix = unique_prefix("forbidden");
-    let mut config = test_config(&prefix);
-    config.delivery.allow_private_targets = false;
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("forbidden")
+        .config(|c| c.delivery.allow_private_targets = false)
+        .ok_receiver()
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     // Loopback only: other private ranges are covered by the guard's unit
     // tests, and no test sends traffic off this machine even by mistake.
@@ -464,6 +455,5 @@ async fn private_targets_are_forbidden_by_ip_and_by_name() {
         sample(&text, r#"webhook_dropped_total{reason="forbidden_target"}"#),
         targets.len() as f64
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }

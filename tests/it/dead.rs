@@ -1,28 +1,30 @@
 //! `dead list` and `dead replay` against the real broker.
 
-mod common;
+use std::time::Duration;
 
-use std::{process::Command, time::Duration};
-
-use common::*;
 use lapin::types::{AMQPValue, FieldTable};
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn bin(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
-        .args(args)
-        .output()
-        .unwrap()
+/// The cells of a `dead list` table row (columns are two or more spaces
+/// apart).
+fn columns(l: &str) -> Vec<&str> {
+    l.split("  ")
+        .filter(|c| !c.is_empty())
+        .map(str::trim)
+        .collect()
 }
 
 #[tokio::test]
 async fn list_shows_parked_messages_without_consuming_them() {
-    let prefix = unique_prefix("deadlist");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::status(410)).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("deadlist")
+        .receiver(|_, _| Reply::status(410))
+        .start()
+        .await;
+    let (broker, receiver, worker, prefix) =
+        (&rig.broker, rig.receiver(), rig.worker(), rig.prefix());
     broker
         .publish(&event("gone-1", 104, &receiver.url("/g"), "{}"))
         .await;
@@ -33,19 +35,40 @@ async fn list_shows_parked_messages_without_consuming_them() {
     .await;
     worker.stop().await.unwrap();
 
-    let out = bin(&["dead", "list", "--prefix", &prefix]);
+    let out = cli(&["dead", "list", "--prefix", prefix]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines[0], "ID\tWEBHOOK\tREASON\tATTEMPTS\tLAST ERROR");
-    assert!(
-        lines.contains(&"gone-1\t104\tgone\t1\tHTTP 410 Gone"),
+
+    assert_eq!(
+        columns(lines[0]),
+        [
+            "ID",
+            "WEBHOOK",
+            "HOST",
+            "REASON",
+            "ATTEMPTS",
+            "PARKED AT",
+            "LAST ERROR"
+        ]
+    );
+    let gone = lines
+        .iter()
+        .find(|l| l.starts_with("gone-1 "))
+        .expect(&stdout);
+    let gone = columns(gone);
+    assert_eq!(
+        gone[..5],
+        ["gone-1", "104", "127.0.0.1", "gone", "1"],
         "{stdout}"
     );
+    assert_eq!(gone[6], "HTTP 410 Gone");
+    let garbage = lines
+        .iter()
+        .find(|l| l.contains("malformed"))
+        .expect(&stdout);
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("?\t?\tmalformed\t0\tbody is not a JSON object")),
+        garbage.starts_with("? ") && garbage.ends_with("body is not a JSON object"),
         "{stdout}"
     );
     assert_eq!(
@@ -54,32 +77,32 @@ async fn list_shows_parked_messages_without_consuming_them() {
         "listing consumes nothing"
     );
 
-    let out = bin(&["dead", "list", "--prefix", &prefix, "--limit", "1"]);
+    let out = cli(&["dead", "list", "--prefix", prefix, "--limit", "1"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).lines().count(),
         2,
         "header + 1"
     );
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn replay_moves_messages_back_with_retry_state_cleared() {
-    let prefix = unique_prefix("replay");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
     // The receiver is gone at first, then comes back.
     let back = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let b = back.clone();
-    let receiver = Receiver::start(move |_, _| {
-        if b.load(std::sync::atomic::Ordering::SeqCst) {
-            Reply::ok()
-        } else {
-            Reply::status(410)
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config.clone()).await;
+    let rig = Harness::new("replay")
+        .receiver(move |_, _| {
+            if b.load(std::sync::atomic::Ordering::SeqCst) {
+                Reply::ok()
+            } else {
+                Reply::status(410)
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver, worker, prefix) =
+        (&rig.broker, rig.receiver(), rig.worker(), rig.prefix());
 
     for i in 0..5 {
         let mut h = FieldTable::default();
@@ -101,8 +124,8 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
 
     back.store(true, std::sync::atomic::Ordering::SeqCst);
     // --limit 2 --reason gone: two move, the rest stay.
-    let out = bin(&[
-        "dead", "replay", "--prefix", &prefix, "--reason", "gone", "--limit", "2",
+    let out = cli(&[
+        "dead", "replay", "--prefix", prefix, "--reason", "gone", "--limit", "2",
     ]);
     assert!(
         out.status.success(),
@@ -114,8 +137,12 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
     assert_eq!(broker.depth(broker.topology.dead()).await, 4);
 
     // Only `gone` ones: the malformed one stays parked.
-    let out = bin(&["dead", "replay", "--prefix", &prefix, "--reason", "gone"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 3 message(s); 1 left parked"));
+    let out = cli(&["dead", "replay", "--prefix", prefix, "--reason", "gone"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replayed 3 message(s); 1 left parked\n  by reason: gone 3"),
+        "{stdout}"
+    );
     let got = receiver.wait_requests(10, LONG).await;
     let replayed = &got[5..];
     for r in replayed {
@@ -146,7 +173,7 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
 
     // Replay without a filter moves the rest; it comes back as malformed
     // (there is no worker now, so it stays in deliveries).
-    let out = bin(&["dead", "replay", "--prefix", &prefix]);
+    let out = cli(&["dead", "replay", "--prefix", prefix]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("replayed 1 message(s); 0 left parked"));
     let back = broker.drain(broker.topology.deliveries()).await;
     assert_eq!(back.len(), 1);
@@ -154,5 +181,5 @@ async fn replay_moves_messages_back_with_retry_state_cleared() {
     assert_eq!(header(&back[0], "webhook-attempts"), None);
     assert_eq!(header(&back[0], "webhook-first-attempt-ms"), None);
     assert_eq!(header(&back[0], "webhook-drop-reason"), None);
-    broker.cleanup().await;
+    rig.finish().await;
 }

@@ -3,118 +3,14 @@
 //! is not there, two workers sharing a queue, secrets kept out of logs.
 //! Every test counts every event.
 
-mod common;
-
 use std::{
     collections::{HashMap, HashSet},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::*;
-use webhook_worker::config::Config;
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// A worker process (the release-or-debug binary built for the tests).
-struct WorkerProcess {
-    child: Child,
-    metrics: String,
-    log: PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl WorkerProcess {
-    /// Starts `webhook-worker run` with `args` after the test defaults.
-    async fn start(prefix: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{prefix}-{port}.log"));
-        let metrics_addr = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_webhook-worker"));
-        cmd.args([
-            "run",
-            "--prefix",
-            prefix,
-            "--metrics-addr",
-            &metrics_addr,
-            "--allow-private-targets",
-        ])
-        .args(["--retry-schedule", "200ms*2,500ms", "--dead-ttl", "10m"])
-        .args(args)
-        .env("AMQP_URL", amqp_url())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().unwrap();
-        let w = Self {
-            child,
-            metrics: format!("http://{metrics_addr}"),
-            log,
-        };
-        wait_for("worker process ready", LONG, async || {
-            (w.readyz().await == Some(200)).then_some(())
-        })
-        .await;
-        w
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let r = reqwest::get(format!("{}{path}", self.metrics)).await.ok()?;
-        let status = r.status().as_u16();
-        Some((status, r.text().await.ok()?))
-    }
-
-    async fn readyz(&self) -> Option<u16> {
-        self.get("/readyz").await.map(|(s, _)| s)
-    }
-
-    async fn scrape(&self) -> String {
-        self.get("/metrics").await.expect("metrics").1
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig}");
-    }
-
-    /// Waits for the process to exit; returns its code and how long it took.
-    async fn wait_exit(&mut self, deadline: Duration) -> (Option<i32>, Duration) {
-        let start = Instant::now();
-        let status = wait_for("worker exit", deadline, async || {
-            self.child.try_wait().unwrap()
-        })
-        .await;
-        (status.code(), start.elapsed())
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
 
 fn ids(requests: &[Received]) -> HashMap<String, usize> {
     let mut m = HashMap::new();
@@ -125,34 +21,30 @@ fn ids(requests: &[Received]) -> HashMap<String, usize> {
     m
 }
 
-/// Config used to declare the topology the worker processes expect.
-fn process_config(prefix: &str) -> Config {
-    let mut c = test_config(prefix);
-    c.topology.dead_ttl = Duration::from_secs(600);
-    c
-}
-
 #[tokio::test]
 async fn kill_9_mid_flight_loses_nothing() {
-    let prefix = unique_prefix("kill9");
-    let broker = Broker::new(&process_config(&prefix)).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
+    let rig = Harness::new("kill9")
+        .alone()
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
+        .declare()
+        .await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     const N: usize = 3000;
     broker
         .publish_many((0..N).map(|i| event(&format!("k-{i}"), 104, &receiver.url("/k"), "{}")))
         .await;
 
-    let mut first = WorkerProcess::start(&prefix, &["--concurrency", "100"], &[]).await;
+    let mut first = WorkerProcess::start(prefix, &["--concurrency", "100"], &[]).await;
     wait_for("some deliveries", LONG, async || {
         (receiver.requests().len() > 300).then_some(())
     })
     .await;
-    first.signal("-KILL");
+    first.kill_9();
     first.wait_exit(LONG).await;
     let before = receiver.requests().len();
     assert!(before < N, "killed mid-flight ({before} of {N} done)");
 
-    let second = WorkerProcess::start(&prefix, &["--concurrency", "100"], &[]).await;
+    let second = WorkerProcess::start(prefix, &["--concurrency", "100"], &[]).await;
     let seen = wait_for("every id delivered", LONG, async || {
         let m = ids(&receiver.requests());
         (m.len() == N).then_some(m)
@@ -174,21 +66,23 @@ async fn kill_9_mid_flight_loses_nothing() {
         "the second worker finished the rest ({by_second})"
     );
     drop(second);
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_deliveries_and_exits_0() {
-    let prefix = unique_prefix("sigterm");
-    let broker = Broker::new(&process_config(&prefix)).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(1500))).await;
+    let rig = Harness::new("sigterm")
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(1500)))
+        .declare()
+        .await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     const N: usize = 200;
     broker
         .publish_many((0..N).map(|i| event(&format!("s-{i}"), 104, &receiver.url("/s"), "{}")))
         .await;
 
     let mut w = WorkerProcess::start(
-        &prefix,
+        prefix,
         &["--concurrency", "50", "--shutdown-grace", "10s"],
         &[],
     )
@@ -197,7 +91,7 @@ async fn sigterm_drains_in_flight_deliveries_and_exits_0() {
         (receiver.requests().len() >= 50).then_some(())
     })
     .await;
-    w.signal("-TERM");
+    w.terminate();
     let (code, took) = w.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "graceful exit");
     assert!(took < Duration::from_secs(10), "within the grace: {took:?}");
@@ -218,25 +112,27 @@ async fn sigterm_drains_in_flight_deliveries_and_exits_0() {
         "nothing delivered twice before the restart"
     );
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn sigterm_with_grace_exhausted_still_exits_0_and_returns_messages() {
-    let prefix = unique_prefix("grace");
-    let broker = Broker::new(&process_config(&prefix)).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
+    let rig = Harness::new("grace")
+        .receiver(|_, _| Reply::ok().after(Duration::from_secs(30)))
+        .declare()
+        .await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     broker
         .publish_many((0..10).map(|i| event(&format!("g-{i}"), 104, &receiver.url("/g"), "{}")))
         .await;
     let mut w = WorkerProcess::start(
-        &prefix,
+        prefix,
         &["--shutdown-grace", "500ms", "--timeout", "60s"],
         &[],
     )
     .await;
     receiver.wait_requests(10, LONG).await;
-    w.signal("-TERM");
+    w.terminate();
     let (code, took) = w.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(code, Some(0));
     assert!(took < Duration::from_secs(5), "grace 500ms, took {took:?}");
@@ -245,25 +141,27 @@ async fn sigterm_with_grace_exhausted_still_exits_0_and_returns_messages() {
         (broker.depth(broker.topology.deliveries()).await == 10).then_some(())
     })
     .await;
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn second_signal_exits_at_once_and_loses_nothing() {
-    let prefix = unique_prefix("twice");
-    let broker = Broker::new(&process_config(&prefix)).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(30))).await;
+    let rig = Harness::new("twice")
+        .receiver(|_, _| Reply::ok().after(Duration::from_secs(30)))
+        .declare()
+        .await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     broker
         .publish_many((0..5).map(|i| event(&format!("t-{i}"), 104, &receiver.url("/t"), "{}")))
         .await;
-    let mut w = WorkerProcess::start(&prefix, &["--timeout", "60s"], &[]).await;
+    let mut w = WorkerProcess::start(prefix, &["--timeout", "60s"], &[]).await;
     receiver.wait_requests(5, LONG).await;
-    w.signal("-TERM");
+    w.terminate();
     wait_for("draining", LONG, async || {
         w.log_text().contains("draining").then_some(())
     })
     .await;
-    w.signal("-INT");
+    w.interrupt();
     let (code, took) = w.wait_exit(Duration::from_secs(5)).await;
     assert_ne!(code, Some(0), "forced exit");
     assert!(took < Duration::from_secs(2));
@@ -271,16 +169,17 @@ async fn second_signal_exits_at_once_and_loses_nothing() {
         (broker.depth(broker.topology.deliveries()).await == 5).then_some(())
     })
     .await;
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn broker_closing_the_connection_is_survived() {
-    let prefix = unique_prefix("reconnect");
-    let config = process_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(5))).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("reconnect")
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(5)))
+        .start()
+        .await;
+    let (broker, receiver, worker, prefix) =
+        (&rig.broker, rig.receiver(), rig.worker(), rig.prefix());
     let readyz = format!("http://{}/readyz", worker.metrics_addr);
 
     broker
@@ -292,7 +191,7 @@ async fn broker_closing_the_connection_is_survived() {
 
     // Close the worker's connection from the broker's side, twice.
     for round in 0..2 {
-        close_worker_connection(&prefix).await;
+        close_worker_connection(prefix).await;
         // /readyz tells the truth: 503 while reconnecting, 200 once consuming.
         wait_for("readyz 503", LONG, async || {
             (reqwest::get(&readyz).await.ok()?.status() == 503).then_some(())
@@ -337,35 +236,23 @@ async fn broker_closing_the_connection_is_survived() {
     assert_eq!(sample(&text, "webhook_broker_connected"), 1.0);
     worker.stop().await.unwrap();
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn unreachable_broker_is_retried_forever_with_health_up() {
     let prefix = unique_prefix("nobroker");
-    let port = free_port();
-    let log = std::env::temp_dir().join(format!("{prefix}.log"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
-        .args([
-            "--prefix",
-            &prefix,
-            "--metrics-addr",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env(
-            "AMQP_URL",
-            format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port()),
-        )
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    // A port nothing listens on, held for the whole test.
+    let (_held, broker_port) = closed_port();
+    let amqp_url = format!("amqp://guest:guest@127.0.0.1:{broker_port}/%2f");
+    let mut w = WorkerProcess::spawn(&prefix, &[], &[("AMQP_URL", &amqp_url)]);
+    let base = w.base_url().await;
     wait_for("three failed attempts logged", LONG, async || {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        (text.matches("cannot reach the broker; retrying").count() >= 3).then_some(())
+        let text = w.log_text();
+        (text.matches("cannot connect to the broker node").count() >= 3).then_some(())
     })
     .await;
-    assert!(child.try_wait().unwrap().is_none(), "still running");
+    assert!(w.is_running(), "still running");
     assert_eq!(
         reqwest::get(format!("{base}/healthz"))
             .await
@@ -387,32 +274,29 @@ async fn unreachable_broker_is_retried_forever_with_health_up() {
         .await
         .unwrap();
     assert_eq!(sample(&metrics, "webhook_broker_connected"), 0.0);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = wait_for("exit", LONG, async || child.try_wait().unwrap()).await;
-    assert_eq!(status.code(), Some(0));
-    let _ = std::fs::remove_file(&log);
+    w.terminate();
+    let (code, _) = w.wait_exit(LONG).await;
+    assert_eq!(code, Some(0));
 }
 
 #[tokio::test]
 async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
-    let prefix = unique_prefix("poison");
-    let mut config = process_config(&prefix);
-    config.topology.delivery_limit = 2;
-    let broker = Broker::new(&config).await;
-    // The receiver never answers in time: every worker that takes the
-    // message is killed while holding it.
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(60))).await;
+    let rig = Harness::new("poison")
+        .config(|c| c.topology.delivery_limit = 2)
+        // The receiver never answers in time: every worker that takes the
+        // message is killed while holding it.
+        .receiver(|_, _| Reply::ok().after(Duration::from_secs(60)))
+        .declare()
+        .await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     broker
         .publish(&event("poison-1", 104, &receiver.url("/p"), "{}"))
         .await;
     let args = ["--delivery-limit", "2", "--timeout", "60s"];
     for round in 1..=3 {
-        let mut w = WorkerProcess::start(&prefix, &args, &[]).await;
+        let mut w = WorkerProcess::start(prefix, &args, &[]).await;
         receiver.wait_requests(round, LONG).await;
-        w.signal("-KILL");
+        w.kill_9();
         w.wait_exit(LONG).await;
     }
     let dead = broker.dead_messages(1, LONG).await;
@@ -425,17 +309,17 @@ async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
         webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
     assert_eq!(reason, "delivery_limit", "the broker's x-death says why");
     assert_eq!(broker.depth(broker.topology.deliveries()).await, 0);
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn two_workers_share_the_queue_exactly_once() {
-    let prefix = unique_prefix("twoworkers");
-    let config = process_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(2))).await;
-    let a = RunningWorker::start(config.clone()).await;
-    let b = RunningWorker::start(config).await;
+    let rig = Harness::new("twoworkers")
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(2)))
+        .start()
+        .await;
+    let (broker, receiver, a) = (&rig.broker, rig.receiver(), rig.worker());
+    let b = RunningWorker::start(rig.config.clone()).await;
     const N: usize = 2000;
     broker
         .publish_many((0..N).map(|i| event(&format!("w-{i}"), 201, &receiver.url("/w"), "{}")))
@@ -461,25 +345,24 @@ async fn two_workers_share_the_queue_exactly_once() {
     assert!(da > 0.0 && db > 0.0, "both workers did work: {da} + {db}");
     a.stop().await.unwrap();
     b.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn metrics_agree_with_receivers_and_the_dead_queue() {
-    let prefix = unique_prefix("metrics");
-    let config = process_config(&prefix);
-    let broker = Broker::new(&config).await;
-    // /ok succeeds; /flaky fails its first attempt per id; /gone is 410;
-    // /down always 500 (4 attempts, then expired).
-    let receiver = Receiver::start(|r, _| match r.path.as_str() {
-        "/ok" => Reply::ok(),
-        "/flaky" if r.header("x-comm100-attempt") == "1" => Reply::status(503),
-        "/flaky" => Reply::ok(),
-        "/gone" => Reply::status(410),
-        _ => Reply::status(500),
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("metrics")
+        // /ok succeeds; /flaky fails its first attempt per id; /gone is 410;
+        // /down always 500 (4 attempts, then expired).
+        .receiver(|r, _| match r.path.as_str() {
+            "/ok" => Reply::ok(),
+            "/flaky" if r.header("x-comm100-attempt") == "1" => Reply::status(503),
+            "/flaky" => Reply::ok(),
+            "/gone" => Reply::status(410),
+            _ => Reply::status(500),
+        })
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
     let mut bodies = Vec::new();
     bodies.extend((0..20).map(|i| event(&format!("ok-{i}"), 101, &receiver.url("/ok"), "{}")));
     bodies.extend((0..10).map(|i| event(&format!("fl-{i}"), 102, &receiver.url("/flaky"), "{}")));
@@ -569,26 +452,26 @@ async fn metrics_agree_with_receivers_and_the_dead_queue() {
         30.0
     );
     assert_eq!(sample(&text, "webhook_in_flight"), 0.0);
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs() {
-    let prefix = unique_prefix("secrets");
-    let broker = Broker::new(&process_config(&prefix)).await;
-    let receiver = Receiver::start(|r, _| {
-        if r.path == "/ok" {
-            Reply::ok()
-        } else {
-            Reply::status(500)
-        }
-    })
-    .await;
+    let rig = Harness::new("secrets")
+        .receiver(|r, _| {
+            if r.path == "/ok" {
+                Reply::ok()
+            } else {
+                Reply::status(500)
+            }
+        })
+        .declare()
+        .await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     let default_secret = "default-SECRET-d9f8a7";
     let message_secret = "message-SECRET-71c2e0";
     let mut w = WorkerProcess::start(
-        &prefix,
+        prefix,
         &["--signing-secret", default_secret],
         &[("RUST_LOG", "trace")],
     )
@@ -616,7 +499,7 @@ async fn secrets_never_reach_the_logs() {
         ))
         .await; // malformed
     broker.dead_messages(2, LONG).await;
-    w.signal("-TERM");
+    w.terminate();
     w.wait_exit(LONG).await;
     let log = w.log_text();
     assert!(
@@ -625,17 +508,17 @@ async fn secrets_never_reach_the_logs() {
     );
     assert!(!log.contains(default_secret), "default secret leaked");
     assert!(!log.contains(message_secret), "message secret leaked");
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
-    let prefix = unique_prefix("unroutable");
-    let mut config = process_config(&prefix);
-    config.topology.delivery_limit = 2;
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::status(500)).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("unroutable")
+        .config(|c| c.topology.delivery_limit = 2)
+        .receiver(|_, _| Reply::status(500))
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
     // Someone deletes the retry tier after the worker declared it: the
     // retry copy comes back unroutable (mandatory).
     let tiers = broker.topology.tiers();
@@ -667,55 +550,46 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     let text = worker.scrape().await;
     assert_eq!(sample(&text, "webhook_publish_failures_total"), 3.0);
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 0.0);
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 /// A worker with one delivery held by a slow receiver (`/slow`, answered
 /// after `slow`) and fast events (`/fast`) published behind it until the
 /// worker has moved consumption to a fresh channel.
 struct Rotated {
-    prefix: String,
     concurrency: u64,
-    broker: Broker,
-    receiver: Receiver,
-    worker: RunningWorker,
+    rig: Rig,
     /// Fast events published so far (`fast-0` ...).
     sent: usize,
 }
 
 impl Rotated {
     async fn start(name: &str, slow: Duration) -> Self {
-        let prefix = unique_prefix(name);
-        let mut config = process_config(&prefix);
-        config.delivery.timeout = Duration::from_secs(20);
-        let concurrency = u64::from(config.delivery.concurrency);
-        let broker = Broker::new(&config).await;
-        let receiver = Receiver::start(move |r, _| {
-            if r.path == "/slow" {
-                Reply::ok().after(slow)
-            } else {
-                Reply::ok()
-            }
-        })
-        .await;
-        let worker = RunningWorker::start(config).await;
-        broker
-            .publish(&event("slow", 104, &receiver.url("/slow"), "{}"))
+        let rig = Harness::new(name)
+            .config(|c| c.delivery.timeout = Duration::from_secs(20))
+            .receiver(move |r, _| {
+                if r.path == "/slow" {
+                    Reply::ok().after(slow)
+                } else {
+                    Reply::ok()
+                }
+            })
+            .start()
+            .await;
+        let concurrency = u64::from(rig.config.delivery.concurrency);
+        rig.broker
+            .publish(&event("slow", 104, &rig.receiver().url("/slow"), "{}"))
             .await;
         let mut r = Self {
-            prefix,
             concurrency,
-            broker,
-            receiver,
-            worker,
+            rig,
             sent: 0,
         };
         // Fast events keep finishing behind the slow one until the worker
         // rotates.
         wait_for("a consumer rotation", LONG, async || {
             r.publish_fast(20).await;
-            let text = r.worker.scrape().await;
+            let text = r.worker().scrape().await;
             (sample(&text, "webhook_consumer_rotations_total") >= 1.0).then_some(())
         })
         .await;
@@ -723,21 +597,36 @@ impl Rotated {
     }
 
     async fn publish_fast(&mut self, n: usize) {
-        let url = self.receiver.url("/fast");
+        let url = self.receiver().url("/fast");
         let from = self.sent;
-        self.broker
+        self.broker()
             .publish_many((from..from + n).map(|i| event(&format!("fast-{i}"), 104, &url, "{}")))
             .await;
         self.sent += n;
     }
 
+    fn prefix(&self) -> &str {
+        self.rig.prefix()
+    }
+
+    fn broker(&self) -> &Broker {
+        &self.rig.broker
+    }
+
+    fn receiver(&self) -> &Receiver {
+        self.rig.receiver()
+    }
+
+    fn worker(&self) -> &RunningWorker {
+        self.rig.worker()
+    }
+
     fn deliveries(&self) -> String {
-        format!("{}.deliveries", self.prefix)
+        format!("{}.deliveries", self.prefix())
     }
 
     async fn stop(self) {
-        self.worker.stop().await.unwrap();
-        self.broker.cleanup().await;
+        self.rig.finish().await;
     }
 }
 
@@ -753,7 +642,7 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     // The fresh channel delivers while the slow one is still in flight.
     r.publish_fast(200).await;
     let total = r.sent + 1;
-    let got = r.receiver.wait_requests(total, LONG).await;
+    let got = r.receiver().wait_requests(total, LONG).await;
     let slow_answered = got.iter().find(|q| q.path == "/slow").unwrap().at + SLOW;
     assert!(
         got.iter().all(|q| q.at < slow_answered),
@@ -777,7 +666,7 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
         LONG,
         async || {
             let q = management_queue(&deliveries).await;
-            let channels = worker_channels(&r.prefix).await;
+            let channels = worker_channels(r.prefix()).await;
             (q["messages"].as_u64() == Some(0)
                 && q["consumers"].as_u64() == Some(1)
                 && q["consumer_details"][0]["prefetch_count"].as_u64() == Some(r.concurrency)
@@ -786,7 +675,7 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
         },
     )
     .await;
-    let text = r.worker.scrape().await;
+    let text = r.worker().scrape().await;
     assert_eq!(
         sample(&text, r#"webhook_delivered_total{webhook="104"}"#),
         total as f64
@@ -800,9 +689,9 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
 #[tokio::test]
 async fn losing_the_connection_during_a_rotation_loses_nothing() {
     let mut r = Rotated::start("rotlost", Duration::from_secs(3)).await;
-    close_worker_connection(&r.prefix).await;
+    close_worker_connection(r.prefix()).await;
     wait_for("a reconnect", LONG, async || {
-        let text = r.worker.scrape().await;
+        let text = r.worker().scrape().await;
         (sample(&text, "webhook_broker_reconnects_total") >= 1.0).then_some(())
     })
     .await;
@@ -813,7 +702,7 @@ async fn losing_the_connection_during_a_rotation_loses_nothing() {
         .collect();
     wait_for("every event delivered", LONG, async || {
         let seen: HashSet<String> = r
-            .receiver
+            .receiver()
             .requests()
             .iter()
             .map(|q| q.header("x-comm100-delivery-id").to_string())
@@ -828,7 +717,7 @@ async fn losing_the_connection_during_a_rotation_loses_nothing() {
     })
     .await;
     assert_eq!(
-        r.broker.depth(&format!("{}.dead", r.prefix)).await,
+        r.broker().depth(&format!("{}.dead", r.prefix())).await,
         0,
         "nothing parked"
     );
@@ -844,26 +733,26 @@ async fn shutdown_drains_a_retired_channel() {
     let r = Rotated::start("rotstop", SLOW).await;
     let fast = r.sent;
     wait_for("the fast events delivered", LONG, async || {
-        (r.receiver.requests_to("/fast").len() == fast).then_some(())
+        (r.receiver().requests_to("/fast").len() == fast).then_some(())
     })
     .await;
-    let slow_at = r.receiver.requests_to("/slow")[0].at;
+    let slow_at = r.receiver().requests_to("/slow")[0].at;
     assert!(
         Instant::now() < slow_at + SLOW,
         "the slow one is still held"
     );
     let deliveries = r.deliveries();
-    r.worker.stop().await.unwrap();
+    r.worker().stop().await.unwrap();
     assert!(
         Instant::now() >= slow_at + SLOW,
         "the worker waited for the retired channel's delivery"
     );
-    assert_eq!(r.receiver.requests_to("/slow").len(), 1);
-    assert_eq!(r.receiver.requests_to("/fast").len(), fast);
+    assert_eq!(r.receiver().requests_to("/slow").len(), 1);
+    assert_eq!(r.receiver().requests_to("/fast").len(), fast);
     assert_eq!(
-        r.broker.depth(&deliveries).await,
+        r.broker().depth(&deliveries).await,
         0,
         "nothing returned to the queue"
     );
-    r.broker.cleanup().await;
+    r.stop().await;
 }

@@ -1,35 +1,27 @@
 //! The demo helpers: `publish` (samples, files, stdin) and `demo-receiver`.
 
-mod common;
-
 use std::{
     io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
     time::Duration,
 };
 
-use common::*;
 use webhook_worker::domain::catalog::CATALOG;
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
-}
-
 #[tokio::test]
 async fn publish_samples_of_every_catalog_event_and_lines_from_stdin() {
-    let prefix = unique_prefix("publish");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("publish").ok_receiver().start().await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
 
     let out = bin()
         .args([
             "publish",
             "--prefix",
-            &prefix,
+            prefix,
             "--url",
             &receiver.url("/s"),
             "--count",
@@ -45,7 +37,7 @@ async fn publish_samples_of_every_catalog_event_and_lines_from_stdin() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("published 24 event(s)"));
 
     let mut child = bin()
-        .args(["publish", "--prefix", &prefix, "--file", "-"])
+        .args(["publish", "--prefix", prefix, "--file", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -88,22 +80,16 @@ async fn publish_samples_of_every_catalog_event_and_lines_from_stdin() {
         0,
         "every sample is valid"
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn demo_receiver_prints_fails_and_verifies() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut child = bin()
         .args([
             "demo-receiver",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--fail-rate",
             "1",
             "--fail-status",
@@ -111,10 +97,23 @@ async fn demo_receiver_prints_fails_and_verifies() {
         ])
         .args(["--secret", "s3cret", "--latency", "10ms"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let url = format!("http://127.0.0.1:{port}/hook");
+    // The address it bound, from `demo receiver listening on http://ADDR/ ...`
+    // (the pipe stays open to the end: the receiver may write more).
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut listening = String::new();
+    while !listening.contains("listening on http://") {
+        listening.clear();
+        assert!(stderr.read_line(&mut listening).unwrap() > 0, "no address");
+    }
+    let addr = listening
+        .split_once("listening on http://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .unwrap()
+        .0;
+    let url = format!("http://{addr}/hook");
     let client = reqwest::Client::new();
     let key = webhook_worker::domain::signing::SigningKey::from_secret("s3cret").unwrap();
     let status = wait_for("receiver up", LONG, async || {
@@ -151,4 +150,5 @@ async fn demo_receiver_prints_fails_and_verifies() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+    drop(stderr);
 }

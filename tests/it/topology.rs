@@ -1,11 +1,6 @@
 //! Topology as the broker sees it (read back through the management API),
 //! declaration conflicts, and the `declare` command.
 
-mod common;
-
-use std::process::Command;
-
-use common::*;
 use lapin::{
     Connection, ConnectionProperties,
     options::QueueDeclareOptions,
@@ -13,9 +8,7 @@ use lapin::{
 };
 use serde_json::json;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_webhook-worker"))
-}
+use crate::harness::*;
 
 #[tokio::test]
 async fn quorum_arguments_read_back_from_the_broker() {
@@ -108,9 +101,8 @@ async fn quorum_arguments_read_back_from_the_broker() {
 
 #[tokio::test]
 async fn classic_arguments_read_back_from_the_broker() {
-    let prefix = unique_prefix("topo-c");
-    let config = classic(test_config(&prefix));
-    let broker = Broker::new(&config).await;
+    let rig = Harness::new("topo-c").config(classic).declare().await;
+    let prefix = rig.prefix();
     let q = management_queue(&format!("{prefix}.deliveries")).await;
     assert_eq!(q["type"], "classic");
     assert_eq!(q["arguments"], json!({}));
@@ -121,7 +113,7 @@ async fn classic_arguments_read_back_from_the_broker() {
     );
     let q = management_queue(&format!("{prefix}.dead")).await;
     assert_eq!(q["arguments"], json!({"x-message-ttl": 600_000}));
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]

@@ -1,25 +1,21 @@
 //! Delivery against the real broker and real receivers: bodies, headers,
 //! signatures, retries through the TTL tiers, drops.
 
-mod common;
-
 use std::time::Duration;
 
 use base64::{Engine, engine::general_purpose::STANDARD};
-use common::*;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use webhook_worker::domain::catalog::CATALOG;
+
+use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn all_catalog_events_arrive_with_exact_bytes_and_headers() {
-    let prefix = unique_prefix("catalog");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("catalog").ok_receiver().start().await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     // Odd spacing, escapes and number forms: a re-serialisation would change them.
     let data = |n: u16| {
@@ -75,7 +71,7 @@ async fn all_catalog_events_arrive_with_exact_bytes_and_headers() {
         0,
         "everything acked"
     );
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 fn verify(secret_key: &[u8], r: &Received) -> bool {
@@ -93,13 +89,15 @@ fn verify(secret_key: &[u8], r: &Received) -> bool {
 
 #[tokio::test]
 async fn signatures_verify_with_default_and_message_secrets() {
-    let prefix = unique_prefix("sign");
-    let mut config = test_config(&prefix);
     let default_key = b"default-key-bytes";
-    config.delivery.signing_secret = Some(format!("whsec_{}", STANDARD.encode(default_key)));
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("sign")
+        .config(|c| {
+            c.delivery.signing_secret = Some(format!("whsec_{}", STANDARD.encode(default_key)))
+        })
+        .ok_receiver()
+        .start()
+        .await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
 
     broker
         .publish(&event(
@@ -137,26 +135,24 @@ async fn signatures_verify_with_default_and_message_secrets() {
         "message secret overrides the default"
     );
     assert!(!verify(default_key, o));
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn succeeds_after_failures_with_gaps_matching_the_tiers() {
-    let prefix = unique_prefix("retry");
-    let mut config = test_config(&prefix);
-    config.topology.retry_schedule = "300ms,1s,300ms".parse().unwrap();
-    let broker = Broker::new(&config).await;
-    // Fails twice (500, then a closed-early 503), succeeds on the third.
-    let receiver = Receiver::start(|_, seen| {
-        if seen < 2 {
-            Reply::status(500 + seen as u16 * 3)
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("retry")
+        .config(|c| c.topology.retry_schedule = "300ms,1s,300ms".parse().unwrap())
+        // Fails twice (500, then a closed-early 503), succeeds on the third.
+        .receiver(|_, seen| {
+            if seen < 2 {
+                Reply::status(500 + seen as u16 * 3)
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     broker
         .publish(&event("r-1", 109, &receiver.url("/r"), "{}"))
@@ -199,16 +195,17 @@ async fn succeeds_after_failures_with_gaps_matching_the_tiers() {
     );
     worker.stop().await.unwrap();
     assert_eq!(broker.depth(broker.topology.dead()).await, 0);
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn dropped_as_expired_when_the_schedule_is_exhausted() {
-    let prefix = unique_prefix("exhaust");
-    let config = test_config(&prefix); // 200ms*2,500ms: 4 attempts in all
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::status(500)).await;
-    let worker = RunningWorker::start(config).await;
+    // The test config's 200ms*2,500ms: 4 attempts in all.
+    let rig = Harness::new("exhaust")
+        .receiver(|_, _| Reply::status(500))
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     let body = event(
         "x-1",
@@ -238,22 +235,23 @@ async fn dropped_as_expired_when_the_schedule_is_exhausted() {
     );
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 2.0);
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="500ms"}"#), 1.0);
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn dropped_as_expired_when_the_next_retry_passes_max_age() {
-    let prefix = unique_prefix("maxage");
-    let mut config = test_config(&prefix);
-    // Attempts at 0 and ~1 s; after the 2nd fails, the 3rd would come at
-    // ~2 s + hops, past the 2.5 s max age only once hops pass 500 ms — so
-    // use 1s*5 with max age 2.5 s: attempt 3 would be due at >= 3 s.
-    config.topology.retry_schedule = "1s*5".parse().unwrap();
-    config.retry.max_age = Duration::from_millis(2500);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::status(502)).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("maxage")
+        // Attempts at 0 and ~1 s; after the 2nd fails, the 3rd would come at
+        // ~2 s + hops, past the 2.5 s max age only once hops pass 500 ms — so
+        // use 1s*5 with max age 2.5 s: attempt 3 would be due at >= 3 s.
+        .config(|c| {
+            c.topology.retry_schedule = "1s*5".parse().unwrap();
+            c.retry.max_age = Duration::from_millis(2500);
+        })
+        .receiver(|_, _| Reply::status(502))
+        .start()
+        .await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
 
     broker
         .publish(&event("m-1", 101, &receiver.url("/m"), "{}"))
@@ -267,19 +265,20 @@ async fn dropped_as_expired_when_the_next_retry_passes_max_age() {
         header_str(&dead[0], "webhook-drop-reason").as_deref(),
         Some("expired")
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn timeout_counts_as_a_failure() {
-    let prefix = unique_prefix("timeout");
-    let mut config = test_config(&prefix);
-    config.delivery.timeout = Duration::from_millis(300);
-    config.topology.retry_schedule = "200ms".parse().unwrap();
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(3))).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("timeout")
+        .config(|c| {
+            c.delivery.timeout = Duration::from_millis(300);
+            c.topology.retry_schedule = "200ms".parse().unwrap();
+        })
+        .receiver(|_, _| Reply::ok().after(Duration::from_secs(3)))
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     broker
         .publish(&event("t-1", 105, &receiver.url("/slow"), "{}"))
@@ -299,17 +298,16 @@ async fn timeout_counts_as_a_failure() {
         ),
         2.0
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn gone_drops_at_once() {
-    let prefix = unique_prefix("gone");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::status(410)).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("gone")
+        .receiver(|_, _| Reply::status(410))
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     broker
         .publish(&event("g-1", 106, &receiver.url("/g"), "{}"))
@@ -333,25 +331,23 @@ async fn gone_drops_at_once() {
         sample(&text, r#"webhook_dropped_total{reason="gone"}"#),
         1.0
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn redirects_are_not_followed() {
-    let prefix = unique_prefix("redirect");
-    let mut config = test_config(&prefix);
-    config.topology.retry_schedule = "200ms".parse().unwrap();
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|r, _| {
-        if r.path == "/moved" {
-            Reply::status(307).header("location", "/target")
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("redirect")
+        .config(|c| c.topology.retry_schedule = "200ms".parse().unwrap())
+        .receiver(|r, _| {
+            if r.path == "/moved" {
+                Reply::status(307).header("location", "/target")
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
 
     broker
         .publish(&event("rd-1", 107, &receiver.url("/moved"), "{}"))
@@ -366,25 +362,23 @@ async fn redirects_are_not_followed() {
         header_str(&dead[0], "webhook-last-error").as_deref(),
         Some("HTTP 307")
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn retry_after_chooses_the_tier() {
-    let prefix = unique_prefix("retryafter");
-    let mut config = test_config(&prefix);
-    config.topology.retry_schedule = "200ms,1500ms".parse().unwrap();
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, seen| {
-        if seen == 0 {
-            Reply::status(429).header("retry-after", "1")
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("retryafter")
+        .config(|c| c.topology.retry_schedule = "200ms,1500ms".parse().unwrap())
+        .receiver(|_, seen| {
+            if seen == 0 {
+                Reply::status(429).header("retry-after", "1")
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
 
     broker
         .publish(&event("ra-1", 110, &receiver.url("/ra"), "{}"))
@@ -402,48 +396,45 @@ async fn retry_after_chooses_the_tier() {
         1.0
     );
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 0.0);
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn classic_queues_deliver_and_retry_too() {
-    let prefix = unique_prefix("classic");
-    let config = classic(test_config(&prefix));
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, seen| {
-        if seen == 0 {
-            Reply::status(500)
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("classic")
+        .config(classic)
+        .receiver(|_, seen| {
+            if seen == 0 {
+                Reply::status(500)
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
     broker
         .publish(&event("c-1", 104, &receiver.url("/c"), "{}"))
         .await;
     let got = receiver.wait_requests(2, LONG).await;
     assert_eq!(got[1].header("x-comm100-attempt"), "2");
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_slow_receiver_does_not_hold_up_the_others() {
-    let prefix = unique_prefix("isolation");
-    let mut config = test_config(&prefix);
-    config.delivery.timeout = Duration::from_secs(10);
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|r, _| {
-        if r.path == "/slow" {
-            Reply::ok().after(Duration::from_secs(4))
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("isolation")
+        .config(|c| c.delivery.timeout = Duration::from_secs(10))
+        .receiver(|r, _| {
+            if r.path == "/slow" {
+                Reply::ok().after(Duration::from_secs(4))
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+        .await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
     broker
         .publish_many(
             (0..5).map(|i| event(&format!("slow-{i}"), 104, &receiver.url("/slow"), "{}")),
@@ -458,20 +449,22 @@ async fn a_slow_receiver_does_not_hold_up_the_others() {
         (receiver.requests_to("/fast").len() == 50).then_some(())
     })
     .await;
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
-    let prefix = unique_prefix("hostcap");
-    let mut config = test_config(&prefix);
-    config.delivery.host_concurrency = 2;
-    config.delivery.timeout = Duration::from_secs(2);
-    let broker = Broker::new(&config).await;
-    let stalled = Receiver::start(|_, _| Reply::ok().after(Duration::from_secs(5))).await;
-    let healthy = Receiver::ok().await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("hostcap")
+        .config(|c| {
+            c.delivery.host_concurrency = 2;
+            c.delivery.timeout = Duration::from_secs(2);
+        })
+        .receiver(|_, _| Reply::ok().after(Duration::from_secs(5)))
+        .ok_receiver()
+        .start()
+        .await;
+    let (broker, worker) = (&rig.broker, rig.worker());
+    let (stalled, healthy) = (&rig.receivers[0], &rig.receivers[1]);
 
     broker
         .publish_many(
@@ -504,17 +497,18 @@ async fn a_stalled_receiver_is_capped_and_its_overflow_deferred() {
         ),
         50.0
     );
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_busy_answering_receiver_is_waited_for_not_deferred() {
-    let prefix = unique_prefix("hostbusy");
-    let mut config = test_config(&prefix);
-    config.delivery.host_concurrency = 4;
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(20))).await;
+    let mut rig = Harness::new("hostbusy")
+        .alone()
+        .config(|c| c.delivery.host_concurrency = 4)
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
+        .declare()
+        .await;
+    let (broker, receiver) = (&rig.broker, rig.receiver());
     // A backlog at start-up for a receiver the worker has never seen: 100
     // at once to a receiver that takes 4 at a time, 20 ms each. It answers,
     // so each delivery waits for its turn; none is deferred.
@@ -523,7 +517,8 @@ async fn a_busy_answering_receiver_is_waited_for_not_deferred() {
             (0..100).map(|i| event(&format!("burst-{i}"), 104, &receiver.url("/b"), "{}")),
         )
         .await;
-    let worker = RunningWorker::start(config).await;
+    rig.start_worker().await;
+    let (receiver, worker) = (rig.receiver(), rig.worker());
     let text = wait_for("100 delivered", LONG, async || {
         let text = worker.scrape().await;
         (sample(&text, r#"webhook_delivered_total{webhook="104"}"#) == 100.0).then_some(text)
@@ -531,19 +526,18 @@ async fn a_busy_answering_receiver_is_waited_for_not_deferred() {
     .await;
     assert_eq!(sample(&text, "webhook_deferred_total"), 0.0);
     assert_eq!(receiver.requests().len(), 100, "each once");
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 #[tokio::test]
 async fn a_large_response_body_does_not_fail_the_delivery() {
-    let prefix = unique_prefix("bigbody");
-    let config = test_config(&prefix);
-    let broker = Broker::new(&config).await;
-    // 8 MiB answers: the status decides (the worker reads at most 64 KiB
-    // of a body, then drops the connection).
-    let receiver = Receiver::start(|_, _| Reply::ok().body(vec![b'x'; 8 << 20])).await;
-    let worker = RunningWorker::start(config).await;
+    let rig = Harness::new("bigbody")
+        // 8 MiB answers: the status decides (the worker reads at most 64 KiB
+        // of a body, then drops the connection).
+        .receiver(|_, _| Reply::ok().body(vec![b'x'; 8 << 20]))
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
     broker
         .publish_many((0..5).map(|i| event(&format!("big-{i}"), 104, &receiver.url("/big"), "{}")))
         .await;
@@ -561,8 +555,7 @@ async fn a_large_response_body_does_not_fail_the_delivery() {
         5.0
     );
     assert_eq!(receiver.requests().len(), 5, "no retries");
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }
 
 /// The worker asks for 16 KiB AMQP frames; a message near the 1 MiB limit
@@ -570,23 +563,23 @@ async fn a_large_response_body_does_not_fail_the_delivery() {
 /// published as a retry copy, redelivered — and arrives byte for byte.
 #[tokio::test]
 async fn a_message_near_the_size_limit_crosses_many_frames_intact() {
-    let prefix = unique_prefix("bigmsg");
-    let config = test_config(&prefix);
+    let rig = Harness::new("bigmsg")
+        .receiver(|_, seen| {
+            if seen == 0 {
+                Reply::status(500)
+            } else {
+                Reply::ok()
+            }
+        })
+        .start()
+        .await;
+    let config = &rig.config;
     assert_eq!(
         config.delivery.max_message_bytes,
         1 << 20,
         "the contract's default"
     );
-    let broker = Broker::new(&config).await;
-    let receiver = Receiver::start(|_, seen| {
-        if seen == 0 {
-            Reply::status(500)
-        } else {
-            Reply::ok()
-        }
-    })
-    .await;
-    let worker = RunningWorker::start(config).await;
+    let (broker, receiver, prefix) = (&rig.broker, rig.receiver(), rig.prefix());
     let data = format!(r#"{{"blob":"{}"}}"#, "x".repeat(1_000_000));
     let message = event("big-1", 105, &receiver.url("/big"), &data);
     assert!(message.len() < 1 << 20);
@@ -596,8 +589,7 @@ async fn a_message_near_the_size_limit_crosses_many_frames_intact() {
         assert_eq!(r.header("x-comm100-attempt"), (i + 1).to_string());
         assert!(r.body == data.as_bytes(), "attempt {} body intact", i + 1);
     }
-    let connection = worker_connection(&prefix).await;
+    let connection = worker_connection(prefix).await;
     assert_eq!(connection["frame_max"].as_u64(), Some(16 * 1024));
-    worker.stop().await.unwrap();
-    broker.cleanup().await;
+    rig.finish().await;
 }

@@ -1,0 +1,139 @@
+//! `webhook-worker check`: comparing the broker's topology with the
+//! configured one without changing anything.
+//!
+//! AMQP has no "describe queue". A *passive* declare only tells whether a
+//! queue exists; a normal declare compares the arguments but would create
+//! a missing queue. So each exchange and queue is first declared
+//! passively: missing ones are reported, never created. One that exists is
+//! then declared again with exactly the configured arguments, which the
+//! broker treats as a no-op when they are equivalent and refuses with
+//! `PRECONDITION_FAILED`, naming the differing argument, when they are not
+//! (the refusal closes only the channel; nothing changes either way). The
+//! one thing that could change is a queue deleted by someone else between
+//! the two declares, which the second would create as configured.
+//!
+//! The binding of `P.deliveries` to `P` is not checked: AMQP cannot ask
+//! about it without creating it (`declare` and `run` add it).
+
+use lapin::{
+    Channel, Connection, ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueDeclareOptions},
+    protocol::{AMQPErrorKind, AMQPSoftError},
+    types::FieldTable,
+};
+
+use super::topology::{Topology, TopologyError, conflict_or_broker};
+
+/// How one exchange or queue compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// It exists with the configured type and arguments.
+    Matches,
+    /// It does not exist.
+    Missing,
+    /// It exists with another type or arguments.
+    Differs {
+        /// The differing argument, as the broker names it (or `type`).
+        argument: String,
+        /// The broker's own words.
+        detail: String,
+    },
+}
+
+/// One exchange or queue and how it compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// `exchange` or `queue`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// How it compares.
+    pub finding: Finding,
+}
+
+/// Compares every exchange and queue of `topology` with the broker's.
+pub async fn check(conn: &Connection, topology: &Topology) -> Result<Vec<Checked>, lapin::Error> {
+    let mut out = Vec::new();
+    let exchange = topology.exchange().to_string();
+    let finding = compare(
+        conn,
+        "exchange",
+        &exchange,
+        async |ch: &Channel, passive| {
+            ch.exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                ExchangeDeclareOptions {
+                    passive,
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+        },
+    )
+    .await?;
+    out.push(Checked {
+        kind: "exchange",
+        name: exchange.clone(),
+        finding,
+    });
+    for q in topology.queues() {
+        let finding = compare(conn, "queue", &q.name, async |ch: &Channel, passive| {
+            let (options, arguments) = if passive {
+                let options = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                (options, FieldTable::default())
+            } else {
+                (QueueDeclareOptions::durable(), q.arguments.clone())
+            };
+            ch.queue_declare(q.name.as_str().into(), options, arguments)
+                .await
+                .map(|_| ())
+        })
+        .await?;
+        out.push(Checked {
+            kind: "queue",
+            name: q.name.clone(),
+            finding,
+        });
+    }
+    Ok(out)
+}
+
+/// Passive declare, then (when it exists) the identical declare, each on a
+/// channel of its own, since a refusal closes the channel.
+async fn compare(
+    conn: &Connection,
+    kind: &'static str,
+    name: &str,
+    declare: impl AsyncFn(&Channel, bool) -> Result<(), lapin::Error>,
+) -> Result<Finding, lapin::Error> {
+    let channel = conn.create_channel().await?;
+    match declare(&channel, true).await {
+        Ok(()) => {}
+        Err(e) if is_not_found(&e) => return Ok(Finding::Missing),
+        Err(e) => return Err(e),
+    }
+    let finding = match declare(&channel, false).await {
+        Ok(()) => Finding::Matches,
+        Err(e) => match conflict_or_broker(kind, name, e) {
+            TopologyError::Conflict {
+                argument, detail, ..
+            } => Finding::Differs { argument, detail },
+            TopologyError::Broker(e) => return Err(e),
+        },
+    };
+    if channel.status().connected() {
+        let _ = channel.close(200, "checked".into()).await;
+    }
+    Ok(finding)
+}
+
+fn is_not_found(e: &lapin::Error) -> bool {
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
+}

@@ -1,0 +1,179 @@
+//! `webhook-worker check`: what `run` would use, and whether the broker
+//! agrees. It takes the same settings as `run`, prints them with secrets
+//! redacted (the broker password never, the signing secret as `<set>` or
+//! `<unset>`), compares the broker's exchange and queues with the
+//! configured ones without changing anything (see [`crate::broker::check`]),
+//! and exits 0 when they agree, 1 otherwise.
+
+use clap::Args;
+use serde_json::{Value, json};
+
+use super::connect_once;
+use crate::{
+    ConfigError, Error,
+    broker::{
+        check::{Checked, Finding, check},
+        url::parse_urls,
+    },
+    config::Config,
+    domain::signing::SigningKey,
+};
+
+/// Compare the broker's topology with the configuration; print the
+/// effective configuration, secrets redacted.
+#[derive(Debug, Args)]
+pub(super) struct Check {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    config: Config,
+}
+
+impl Check {
+    pub(super) async fn execute(self) -> Result<(), Error> {
+        // The same validation `run` does before it connects.
+        let urls = parse_urls(&self.config.broker.amqp_url)?;
+        if let Some(secret) = &self.config.delivery.signing_secret {
+            SigningKey::from_secret(secret).map_err(|source| ConfigError::Secret {
+                setting: "WEBHOOK_SIGNING_SECRET",
+                source,
+            })?;
+        }
+        let settings = effective(&self.config, &urls.redacted());
+        let topology = self.config.topology();
+        let conn = connect_once(&self.config.broker, "check").await?;
+        let found = check(&conn, &topology).await;
+        let _ = conn.close(200, "checked".into()).await;
+        let found = found?;
+        let problems = found
+            .iter()
+            .filter(|c| c.finding != Finding::Matches)
+            .count();
+        if self.json {
+            let topology: Vec<Value> = found.iter().map(checked_json).collect();
+            println!(
+                "{}",
+                json!({
+                    "ok": problems == 0,
+                    "config": settings.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
+                    "topology": topology,
+                })
+            );
+        } else {
+            println!("configuration");
+            for (k, v) in &settings {
+                println!("  {k:<30} {v}");
+            }
+            println!(
+                "topology of prefix '{}' ({} queues)",
+                topology.prefix(),
+                topology.queue_type().as_str()
+            );
+            for c in &found {
+                println!("  {}", checked_line(c));
+            }
+        }
+        if problems == 0 {
+            eprintln!("the broker's topology matches the configuration");
+            Ok(())
+        } else {
+            Err(Error::TopologyMismatch(problems))
+        }
+    }
+}
+
+/// A file setting as shown: its path (never its contents), or `<unset>`.
+fn path(p: &Option<std::path::PathBuf>) -> String {
+    p.as_ref()
+        .map_or_else(|| "<unset>".into(), |p| p.display().to_string())
+}
+
+/// Every setting `run` would use, by its variable name, redacted.
+fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
+    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    vec![
+        ("AMQP_URL", broker.to_string()),
+        ("AMQP_CA_FILE", path(&c.broker.amqp_ca_file)),
+        ("AMQP_CLIENT_CERT", path(&c.broker.amqp_client_cert)),
+        ("AMQP_CLIENT_KEY", path(&c.broker.amqp_client_key)),
+        ("WEBHOOK_PREFIX", c.names.prefix.clone()),
+        (
+            "WEBHOOK_QUEUE_TYPE",
+            c.topology.queue_type.as_str().to_string(),
+        ),
+        (
+            "WEBHOOK_RETRY_SCHEDULE",
+            c.topology.retry_schedule.to_string(),
+        ),
+        ("WEBHOOK_MAX_AGE", d(c.retry.max_age)),
+        ("WEBHOOK_DEAD_TTL", d(c.topology.dead_ttl)),
+        (
+            "WEBHOOK_DELIVERY_LIMIT",
+            c.topology.delivery_limit.to_string(),
+        ),
+        ("WEBHOOK_TIMEOUT", d(c.delivery.timeout)),
+        ("WEBHOOK_CA_FILE", path(&c.delivery.ca_file)),
+        ("WEBHOOK_CONCURRENCY", c.delivery.concurrency.to_string()),
+        (
+            "WEBHOOK_HOST_CONCURRENCY",
+            c.delivery.host_concurrency.to_string(),
+        ),
+        (
+            "WEBHOOK_ALLOW_PRIVATE_TARGETS",
+            c.delivery.allow_private_targets.to_string(),
+        ),
+        (
+            "WEBHOOK_SIGNING_SECRET",
+            match c.delivery.signing_secret {
+                Some(_) => "<set>".into(),
+                None => "<unset>".into(),
+            },
+        ),
+        (
+            "WEBHOOK_MAX_MESSAGE_BYTES",
+            c.delivery.max_message_bytes.to_string(),
+        ),
+        ("WEBHOOK_SHUTDOWN_GRACE", d(c.delivery.shutdown_grace)),
+        ("METRICS_ADDR", c.telemetry.metrics_addr.to_string()),
+    ]
+}
+
+fn checked_line(c: &Checked) -> String {
+    match &c.finding {
+        Finding::Matches => format!("ok       {} {}", c.kind, c.name),
+        Finding::Missing => format!("missing  {} {}", c.kind, c.name),
+        Finding::Differs { argument, detail } => {
+            format!("differs  {} {}: {argument} ({detail})", c.kind, c.name)
+        }
+    }
+}
+
+fn checked_json(c: &Checked) -> Value {
+    let (status, argument, detail) = match &c.finding {
+        Finding::Matches => ("ok", None, None),
+        Finding::Missing => ("missing", None, None),
+        Finding::Differs { argument, detail } => {
+            ("differs", Some(argument.clone()), Some(detail.clone()))
+        }
+    };
+    json!({"kind": c.kind, "name": c.name, "status": status, "argument": argument, "detail": detail})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_effective_configuration_hides_the_secret() {
+        let mut c = Config::defaults();
+        c.delivery.signing_secret = Some("whsec_c2VjcmV0".into());
+        let shown = effective(&c, "amqp://guest@127.0.0.1:5672//");
+        let text = format!("{shown:?}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(shown.contains(&("WEBHOOK_SIGNING_SECRET", "<set>".into())));
+        assert!(shown.contains(&("WEBHOOK_RETRY_SCHEDULE", "60s*3,1h*3,24h*3".into())));
+        c.delivery.signing_secret = None;
+        assert!(effective(&c, "").contains(&("WEBHOOK_SIGNING_SECRET", "<unset>".into())));
+    }
+}

@@ -1,0 +1,419 @@
+//! The worker on a three-node RabbitMQ cluster (`scripts/cluster.sh start`:
+//! rabbit-a/b/c@localhost on 5681–5683, management on 15681–15683), with
+//! events flowing to a receiver while nodes die: the node the worker is
+//! connected to (kill -9 and stop_app), the queue's leader while the worker
+//! is on a follower, and every node at once. Every event is counted: each
+//! id arrives, none is parked.
+//!
+//! The tests take turns (they stop nodes of one shared cluster), stop one
+//! node at a time where the queue must make progress (a quorum queue needs
+//! two of three), and a guard brings every node back even when a test
+//! fails. They run alone ([`Alone`]): a node kill and reboot loads the
+//! two cores, and another rig's timing would suffer. Which node the
+//! worker is on comes from the management API (its
+//! connection is named `webhook-worker <version> prefix <P> pid <pid>`).
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::harness::*;
+
+const NODES: usize = 3;
+const LONG: Duration = Duration::from_secs(120);
+/// Longest pause in deliveries a node loss may cause.
+const MAX_GAP: Duration = Duration::from_secs(5);
+
+/// The tests stop nodes of one cluster: one at a time.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn node_url(i: usize) -> String {
+    format!("amqp://guest:guest@127.0.0.1:{}/%2f", 5681 + i)
+}
+
+fn urls(nodes: &[usize]) -> String {
+    let list: Vec<String> = nodes.iter().map(|&i| node_url(i)).collect();
+    list.join(",")
+}
+
+fn node_letter(i: usize) -> &'static str {
+    ["a", "b", "c"][i]
+}
+
+fn node_index(name: &str) -> usize {
+    match name {
+        "rabbit-a@localhost" => 0,
+        "rabbit-b@localhost" => 1,
+        "rabbit-c@localhost" => 2,
+        other => panic!("not a node of the test cluster: {other}"),
+    }
+}
+
+fn script(args: &[&str]) -> bool {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/cluster.sh");
+    std::process::Command::new(path)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+async fn script_async(args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let ok = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        script(&args)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "scripts/cluster.sh failed");
+}
+
+/// How a node was taken down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Down {
+    Killed,
+    AppStopped,
+}
+
+/// Takes nodes down and brings them back; whatever is still down when it
+/// is dropped (a failed test) is brought back then.
+struct Cluster {
+    down: Mutex<HashMap<usize, Down>>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+    _alone: Alone,
+}
+
+impl Cluster {
+    /// Waits for this test's turn and for every node to serve.
+    async fn take_turn() -> Self {
+        let turn = TURN.lock().await;
+        let alone = Alone::take().await;
+        let cluster = Self {
+            down: Mutex::new(HashMap::new()),
+            _turn: turn,
+            _alone: alone,
+        };
+        wait_for(
+            "all three cluster nodes up (scripts/cluster.sh start)",
+            LONG,
+            async || {
+                for i in 0..NODES {
+                    let nodes: Vec<serde_json::Value> =
+                        serde_json::from_slice(&node_api(i, "nodes").await?.bytes().await.ok()?)
+                            .ok()?;
+                    let running = nodes.iter().filter(|n| n["running"] == true).count();
+                    if running < NODES {
+                        return None;
+                    }
+                }
+                Some(())
+            },
+        )
+        .await;
+        cluster
+    }
+
+    async fn kill(&self, i: usize) {
+        self.down.lock().unwrap().insert(i, Down::Killed);
+        script_async(&["kill", node_letter(i)]).await;
+    }
+
+    async fn stop_app(&self, i: usize) {
+        self.down.lock().unwrap().insert(i, Down::AppStopped);
+        script_async(&["stop-app", node_letter(i)]).await;
+    }
+
+    /// Brings a node back and waits until it serves.
+    async fn restore(&self, i: usize) {
+        let how = self.down.lock().unwrap().get(&i).copied();
+        match how {
+            Some(Down::Killed) => script_async(&["restart", node_letter(i)]).await,
+            Some(Down::AppStopped) => script_async(&["start-app", node_letter(i)]).await,
+            None => return,
+        }
+        self.down.lock().unwrap().remove(&i);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Together: a clustered node waits at boot for its peers.
+        let down: Vec<(usize, Down)> = self.down.lock().unwrap().drain().collect();
+        let starts: Vec<_> = down
+            .into_iter()
+            .map(|(i, how)| {
+                let verb = match how {
+                    Down::Killed => "restart",
+                    Down::AppStopped => "start-app",
+                };
+                std::thread::spawn(move || script(&[verb, node_letter(i)]))
+            })
+            .collect();
+        for s in starts {
+            let _ = s.join();
+        }
+    }
+}
+
+/// One call to the management API of node `i` (None while it is down).
+async fn node_api(i: usize, path: &str) -> Option<reqwest::Response> {
+    let resp = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/api/{path}", 15681 + i))
+        .basic_auth("guest", Some("guest"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    resp.status().is_success().then_some(resp)
+}
+
+/// A GET on the management API of any node that answers.
+async fn any_api(path: &str) -> Option<serde_json::Value> {
+    for i in 0..NODES {
+        if let Some(r) = node_api(i, path).await
+            && let Ok(bytes) = r.bytes().await
+            && let Ok(v) = serde_json::from_slice(&bytes)
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The node the worker with `prefix` is connected to, once listed (on a
+/// node other than `not`, when given: the worker has moved).
+async fn worker_node(prefix: &str, not: Option<usize>) -> usize {
+    let tag = format!("prefix {prefix} ");
+    wait_for("the worker's connection listed", LONG, async || {
+        let conns = any_api("connections").await?;
+        conns.as_array()?.iter().find_map(|c| {
+            let name = c["client_properties"]["connection_name"].as_str()?;
+            let node = node_index(c["node"].as_str()?);
+            (name.contains(&tag) && Some(node) != not).then_some(node)
+        })
+    })
+    .await
+}
+
+/// The node leading the quorum queue.
+async fn leader(queue: &str) -> usize {
+    wait_for("the queue's leader", LONG, async || {
+        let q = any_api(&format!("queues/%2f/{queue}")).await?;
+        let node = q["leader"].as_str().or(q["node"].as_str())?;
+        Some(node_index(node))
+    })
+    .await
+}
+
+/// Events flowing: the receiver answers each after a short delay, so the
+/// worker (16 in flight) is mid-stream when a node goes.
+struct Flow {
+    prefix: String,
+    /// The node published through, up again at the end.
+    via: usize,
+    /// Deletes the topology when the test fails before `check_complete`.
+    _publisher: Broker,
+    receiver: Receiver,
+    events: usize,
+}
+
+impl Flow {
+    /// Declares the topology through node `via`, publishes `events`.
+    async fn publish(prefix: &str, via: usize, events: usize) -> Self {
+        let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(30))).await;
+        let broker = Broker::on(&node_url(via), &test_config(prefix)).await;
+        let url = receiver.url("/hook");
+        broker
+            .publish_many((0..events).map(|n| event(&format!("ev-{n}"), 101, &url, "{}")))
+            .await;
+        Self {
+            prefix: prefix.to_string(),
+            via,
+            _publisher: broker,
+            receiver,
+            events,
+        }
+    }
+
+    fn delivered(&self) -> HashSet<String> {
+        self.receiver
+            .requests()
+            .iter()
+            .map(|r| r.header("x-comm100-delivery-id").to_string())
+            .collect()
+    }
+
+    async fn wait_delivered(&self, n: usize) {
+        wait_for(&format!("{n} distinct ids delivered"), LONG, async || {
+            (self.delivered().len() >= n).then_some(())
+        })
+        .await;
+    }
+
+    /// Every id arrived, none was parked; the longest pause between two
+    /// arrivals, and how many arrivals were duplicates.
+    async fn check_complete(self) -> (Duration, usize) {
+        self.wait_delivered(self.events).await;
+        let got = self.delivered();
+        for n in 0..self.events {
+            assert!(got.contains(&format!("ev-{n}")), "ev-{n} never arrived");
+        }
+        // A fresh connection: the publisher's may have gone with its node.
+        let fresh = Broker::on(&node_url(self.via), &test_config(&self.prefix)).await;
+        let dead = fresh.depth(fresh.topology.dead()).await;
+        assert_eq!(dead, 0, "nothing may be parked");
+        let mut at: Vec<Instant> = self.receiver.requests().iter().map(|r| r.at).collect();
+        at.sort();
+        let gap = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        let duplicates = at.len() - got.len();
+        eprintln!(
+            "{}: {} events, {} duplicates, longest gap {gap:?}",
+            self.prefix, self.events, duplicates
+        );
+        fresh.cleanup().await;
+        (gap, duplicates)
+    }
+}
+
+async fn start_worker(prefix: &str, nodes: &[usize]) -> WorkerProcess {
+    WorkerProcess::start(
+        prefix,
+        &["--concurrency", "16"],
+        &[("AMQP_URL", urls(nodes).as_str())],
+    )
+    .await
+}
+
+/// kill -9 of the node the worker is connected to.
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
+    let cluster = Cluster::take_turn().await;
+    let prefix = unique_prefix("cl-kill");
+    let worker = start_worker(&prefix, &[0, 1, 2]).await;
+    let on = worker_node(&prefix, None).await;
+    let flow = Flow::publish(&prefix, (on + 1) % NODES, 3000).await;
+    flow.wait_delivered(500).await;
+
+    cluster.kill(on).await;
+    let moved = worker_node(&prefix, Some(on)).await;
+    assert_ne!(moved, on);
+    let metrics = worker.scrape().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("webhook_broker_node_connected{{node=\"{}\"}}", moved + 1)
+        ),
+        1.0,
+        "{metrics}"
+    );
+    let (gap, _) = flow.check_complete().await;
+    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
+    assert!(worker.log_text().contains("connected to the broker"));
+    cluster.restore(on).await;
+}
+
+/// `rabbitmqctl stop_app` of the worker's node: the node closes its
+/// connections; the worker moves on at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn stopping_the_worker_s_node_moves_it_to_another_within_seconds() {
+    let cluster = Cluster::take_turn().await;
+    let prefix = unique_prefix("cl-stop");
+    let worker = start_worker(&prefix, &[0, 1, 2]).await;
+    let on = worker_node(&prefix, None).await;
+    let flow = Flow::publish(&prefix, (on + 1) % NODES, 3000).await;
+    flow.wait_delivered(500).await;
+
+    cluster.stop_app(on).await;
+    worker_node(&prefix, Some(on)).await;
+    let (gap, _) = flow.check_complete().await;
+    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
+    assert_eq!(worker.readyz().await, Some(200));
+    cluster.restore(on).await;
+}
+
+/// kill -9 of the queue's leader while the worker is on a follower: the
+/// followers elect a new leader; the worker keeps its connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn killing_the_queue_leader_under_a_follower_s_worker_barely_pauses() {
+    let cluster = Cluster::take_turn().await;
+    let prefix = unique_prefix("cl-leader");
+    // Declare first, to learn the leader, then point the worker (and the
+    // publisher) at the two followers only.
+    let topology = test_config(&prefix).topology();
+    let conn = lapin::Connection::connect(&node_url(0), Default::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    topology.declare(&channel).await.unwrap();
+    conn.close(200, "declared".into()).await.unwrap();
+    let lead = leader(topology.deliveries()).await;
+    let followers: Vec<usize> = (0..NODES).filter(|&i| i != lead).collect();
+    let flow = Flow::publish(&prefix, followers[0], 3000).await;
+    let worker = start_worker(&prefix, &followers).await;
+    let on = worker_node(&prefix, None).await;
+    assert_ne!(on, lead);
+    flow.wait_delivered(500).await;
+
+    cluster.kill(lead).await;
+    let (gap, _) = flow.check_complete().await;
+    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
+    let metrics = worker.scrape().await;
+    // Usually the worker keeps its connection; now and then RabbitMQ ends
+    // the session during the election (then it reconnects at once). Either
+    // way the pause stays short.
+    let log = worker.log_text();
+    let lost: Vec<&str> = log.lines().filter(|l| l.contains("reconnecting")).collect();
+    eprintln!(
+        "reconnects: {} {lost:#?}",
+        sample(&metrics, "webhook_broker_reconnects_total")
+    );
+    cluster.restore(lead).await;
+}
+
+/// Every node stopped: the worker waits (not ready, logging), and resumes
+/// once the cluster is back. The nodes are started together: RabbitMQ
+/// 3.10 boots a clustered node only once a peer's Mnesia tables are
+/// reachable (it waits up to 10 x 30 s, then fails), and a quorum queue
+/// needs two of three nodes anyway, so "one node started" cannot serve.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_every_node_down_the_worker_waits_and_then_resumes() {
+    let cluster = Cluster::take_turn().await;
+    let prefix = unique_prefix("cl-all");
+    let worker = start_worker(&prefix, &[0, 1, 2]).await;
+    let on = worker_node(&prefix, None).await;
+    let flow = Flow::publish(&prefix, on, 4000).await;
+    flow.wait_delivered(200).await;
+
+    tokio::join!(
+        cluster.stop_app(0),
+        cluster.stop_app(1),
+        cluster.stop_app(2)
+    );
+    wait_for("the worker not ready", LONG, async || {
+        (worker.readyz().await == Some(503)).then_some(())
+    })
+    .await;
+    wait_for("the worker logging the outage", LONG, async || {
+        worker
+            .log_text()
+            .contains("no broker node reachable; retrying")
+            .then_some(())
+    })
+    .await;
+    let before = flow.delivered().len();
+    assert!(before < 4000, "the outage came too late to matter");
+
+    tokio::join!(cluster.restore(0), cluster.restore(1), cluster.restore(2));
+    let up = Instant::now();
+    wait_for("the worker consuming again", LONG, async || {
+        (worker.readyz().await == Some(200)).then_some(())
+    })
+    .await;
+    eprintln!("ready again {:?} after the cluster was back", up.elapsed());
+    flow.check_complete().await;
+    let log = worker.log_text();
+    assert!(!log.contains("guest:guest"), "a password in the log");
+}

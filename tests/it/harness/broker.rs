@@ -1,0 +1,273 @@
+//! The test's own broker connection: publishing as a producer would,
+//! inspecting queues, and deleting the test's topology afterwards (also
+//! when the test panicked).
+
+use std::time::{Duration, Instant};
+
+use lapin::{
+    BasicProperties, Channel, Connection, ConnectionProperties,
+    options::{
+        BasicGetOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+        QueueDeleteOptions,
+    },
+    types::{AMQPValue, FieldTable},
+};
+use webhook_worker::{broker::topology::Topology, config::Config};
+
+use super::{amqp_url, wait_for};
+
+/// A connection and a confirm-mode channel for the test's own publishing
+/// and inspection, plus the prefix to clean up.
+pub(crate) struct Broker {
+    pub(crate) conn: Connection,
+    pub(crate) channel: Channel,
+    pub(crate) topology: Topology,
+    pub(crate) prefix: String,
+    /// The node connected to, for the cleanup.
+    url: String,
+    cleaned: bool,
+}
+
+impl Broker {
+    /// Connects and declares the topology of `config` (as the worker would).
+    pub(crate) async fn new(config: &Config) -> Self {
+        Self::on(&amqp_url(), config).await
+    }
+
+    /// The same on the broker (node) at `url`.
+    pub(crate) async fn on(url: &str, config: &Config) -> Self {
+        let conn = Connection::connect(url, ConnectionProperties::default())
+            .await
+            .expect("broker up");
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let topology = config.topology();
+        topology.declare(&channel).await.expect("declare");
+        Self {
+            conn,
+            channel,
+            topology,
+            prefix: config.names.prefix.clone(),
+            url: url.to_string(),
+            cleaned: false,
+        }
+    }
+
+    /// Publishes a body to the fanout exchange, as a producer would.
+    pub(crate) async fn publish(&self, body: &[u8]) {
+        self.publish_with(body, BasicProperties::default()).await;
+    }
+
+    /// Publishes with properties (e.g. headers), confirmed.
+    pub(crate) async fn publish_with(&self, body: &[u8], props: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                self.prefix.as_str().into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Publishes straight into `queue` through the default exchange,
+    /// confirmed: how a test fabricates a parked message in `P.dead`.
+    pub(crate) async fn publish_to(&self, queue: &str, body: &[u8], props: BasicProperties) {
+        let confirm = self
+            .channel
+            .basic_publish(
+                "".into(),
+                queue.into(),
+                BasicPublishOptions::default(),
+                body,
+                props.with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_ack());
+    }
+
+    /// Every message in `queue`, without consuming any: they are taken
+    /// unacked and returned one by one, in order (as the `dead` commands
+    /// do; a closing channel would return them to a quorum queue in no
+    /// particular order), and the call waits (up to 1 s: some may expire
+    /// meanwhile) until they are ready again.
+    pub(crate) async fn peek(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let ch = self.conn.create_channel().await.unwrap();
+        let mut out = Vec::new();
+        while let Some(m) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
+            .await
+            .unwrap()
+        {
+            out.push(m.delivery);
+        }
+        for d in &out {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            ch.basic_nack(d.delivery_tag, requeue).await.unwrap();
+        }
+        ch.close(200, "peeked".into()).await.unwrap();
+        let n = out.len() as u32;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.depth(queue).await < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        out
+    }
+
+    /// Publishes many bodies, pipelining confirms.
+    pub(crate) async fn publish_many(&self, bodies: impl IntoIterator<Item = Vec<u8>>) {
+        let mut pending = Vec::new();
+        for body in bodies {
+            pending.push(
+                self.channel
+                    .basic_publish(
+                        self.prefix.as_str().into(),
+                        "".into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        BasicProperties::default(),
+                    )
+                    .await
+                    .unwrap(),
+            );
+        }
+        for p in pending {
+            assert!(p.await.unwrap().is_ack());
+        }
+    }
+
+    /// Takes every message currently in `queue` (acked: removed).
+    pub(crate) async fn drain(&self, queue: &str) -> Vec<lapin::message::Delivery> {
+        let mut out = Vec::new();
+        while let Some(m) = self
+            .channel
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+        {
+            out.push(m.delivery);
+        }
+        out
+    }
+
+    /// Messages ready in a queue.
+    pub(crate) async fn depth(&self, queue: &str) -> u32 {
+        let ch = self.conn.create_channel().await.unwrap();
+        let q = ch
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = ch.close(200, "".into()).await;
+        q.message_count()
+    }
+
+    /// Waits until `P.dead` holds `n` messages, then takes them all.
+    pub(crate) async fn dead_messages(
+        &self,
+        n: usize,
+        deadline: Duration,
+    ) -> Vec<lapin::message::Delivery> {
+        let dead = self.topology.dead().to_string();
+        let mut got = Vec::new();
+        wait_for(&format!("{n} dead messages"), deadline, async || {
+            got.extend(self.drain(&dead).await);
+            (got.len() >= n).then_some(())
+        })
+        .await;
+        got
+    }
+
+    /// Deletes the exchange and every queue of the prefix.
+    pub(crate) async fn cleanup(mut self) {
+        delete_topology(&self.conn, &self.prefix, &self.topology).await;
+        let _ = self.conn.close(200, "done".into()).await;
+        self.cleaned = true;
+    }
+}
+
+/// A test that panicked before `cleanup` still leaves nothing behind: the
+/// topology is deleted from a fresh runtime on another thread.
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let (prefix, topology, url) =
+            (self.prefix.clone(), self.topology.clone(), self.url.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await {
+                    delete_topology(&conn, &prefix, &topology).await;
+                    let _ = conn.close(200, "cleanup".into()).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
+    let ch = conn.create_channel().await.unwrap();
+    let mut queues = vec![
+        topology.deliveries().to_string(),
+        topology.dead().to_string(),
+    ];
+    queues.extend(
+        topology
+            .tiers()
+            .iter()
+            .map(|(t, _)| topology.retry_queue(t)),
+    );
+    for q in queues {
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let _ = ch.exchange_delete(prefix.into(), Default::default()).await;
+}
+
+/// A header of a message as text or integer, for assertions.
+pub(crate) fn header(d: &lapin::message::Delivery, name: &str) -> Option<AMQPValue> {
+    d.properties.headers().as_ref()?.inner().get(name).cloned()
+}
+
+pub(crate) fn header_str(d: &lapin::message::Delivery, name: &str) -> Option<String> {
+    match header(d, name)? {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        other => panic!("header {name} is not a string: {other:?}"),
+    }
+}
+
+pub(crate) fn header_int(d: &lapin::message::Delivery, name: &str) -> Option<i64> {
+    match header(d, name)? {
+        AMQPValue::LongLongInt(n) => Some(n),
+        AMQPValue::LongInt(n) => Some(n.into()),
+        other => panic!("header {name} is not an integer: {other:?}"),
+    }
+}

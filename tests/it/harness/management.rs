@@ -1,0 +1,91 @@
+//! The RabbitMQ management API (enabled by `scripts/ensure-rabbitmq.sh`):
+//! queue arguments as the broker sees them, and the worker's connection and
+//! channels (found by the prefix in its connection name), closable from the
+//! broker's side.
+
+use std::{collections::HashMap, time::Duration};
+
+use super::wait_for;
+
+/// The management API.
+pub(crate) const MANAGEMENT: &str = "http://127.0.0.1:15672";
+
+/// One call to the management API.
+pub(crate) async fn management(method: reqwest::Method, path: &str) -> reqwest::Response {
+    let resp = reqwest::Client::new()
+        .request(method, format!("{MANAGEMENT}/api/{path}"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.status().is_success(),
+        "management API {path}: {}",
+        resp.status()
+    );
+    resp
+}
+
+/// A GET of the management API, as JSON.
+pub(crate) async fn management_json<T: serde::de::DeserializeOwned>(path: &str) -> T {
+    let resp = management(reqwest::Method::GET, path).await;
+    serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
+}
+
+/// Queue details from the management API.
+pub(crate) async fn management_queue(name: &str) -> serde_json::Value {
+    management_json(&format!("queues/%2f/{name}")).await
+}
+
+/// Connections with their properties, from the management API.
+pub(crate) async fn management_connections() -> Vec<HashMap<String, serde_json::Value>> {
+    management_json("connections").await
+}
+
+/// The management API's record of the connection of the worker with
+/// `prefix` (its client-provided name carries the prefix), once listed.
+pub(crate) async fn worker_connection(prefix: &str) -> HashMap<String, serde_json::Value> {
+    wait_for(
+        "worker connection listed",
+        Duration::from_secs(60),
+        async || {
+            management_connections().await.into_iter().find(|c| {
+                c.get("client_properties")
+                    .and_then(|p| p.get("connection_name"))
+                    .and_then(|n| n.as_str())
+                    .is_some_and(|n| n.contains(&format!("prefix {prefix} ")))
+            })
+        },
+    )
+    .await
+}
+
+/// The channels of the worker with `prefix`, from the management API.
+pub(crate) async fn worker_channels(prefix: &str) -> Vec<serde_json::Value> {
+    let c = worker_connection(prefix).await;
+    let name = c["name"].as_str().unwrap();
+    management_json(&format!("connections/{}/channels", urlencode(name))).await
+}
+
+/// Closes the worker's connection from the broker's side.
+pub(crate) async fn close_worker_connection(prefix: &str) {
+    let c = worker_connection(prefix).await;
+    let name = c["name"].as_str().unwrap();
+    management(
+        reqwest::Method::DELETE,
+        &format!("connections/{}", urlencode(name)),
+    )
+    .await;
+}
+
+/// Percent-encodes a path segment of the management API.
+pub(crate) fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

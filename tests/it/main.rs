@@ -1,0 +1,26 @@
+//! The integration tests, one binary: the worker against the real local
+//! RabbitMQ and real HTTP receivers on loopback, in this process (through
+//! the library's `app::start`) or as the built binary. [`harness`] is the
+//! one way each test sets up, and cleans up even when it fails.
+//!
+//! The tests run in parallel threads of this one process: nothing here may
+//! depend on process-wide state (environment variables, the log
+//! subscriber, the current directory); a child process gets its settings
+//! on its own command line and environment.
+
+mod harness;
+
+mod bad_input;
+mod cluster;
+mod dead;
+mod dead_ops;
+mod dead_replay;
+mod delivery;
+mod deploy;
+mod faults;
+mod layers;
+mod operator;
+mod receivers;
+mod tls;
+mod tools;
+mod topology;
