@@ -53,6 +53,35 @@ fn spells(text: &str, needle: &str) -> bool {
     text.to_lowercase().contains(&needle) || decoded(text).to_lowercase().contains(&needle)
 }
 
+/// The fixed words of the errors (what inputs without a password show):
+/// a password that they spell (`%40`, `URL`) is not a leak.
+fn fixed_words() -> &'static str {
+    static WORDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    WORDS.get_or_init(|| {
+        [
+            "",
+            ",",
+            "h",
+            "http://h",
+            "amqp://h/@",
+            "amqp://h:99999",
+            "amqp://h/a b",
+            "amqp://h/a,amqp://h/b",
+            "amqp://a@h,amqp://b@h",
+            "amqp://h?heartbeat=x",
+            "amqp://h\t",
+            "amqp:h",
+            "amqp://",
+            "amqp://h,amqps://h",
+            "amqp://h/%ff",
+        ]
+        .iter()
+        .map(|u| shown(u))
+        .collect::<Vec<_>>()
+        .join(" ")
+    })
+}
+
 /// The password must not be shown, unless what is shown without it (the
 /// same URL with another password) or the URL's other parts spell it too.
 fn check(url: &str, password: &str, baseline: &str, outside: &str) {
@@ -61,7 +90,11 @@ fn check(url: &str, password: &str, baseline: &str, outside: &str) {
         if pw.chars().count() < 3 {
             continue;
         }
-        if spells(&out, &pw) && !spells(baseline, &pw) && !spells(outside, &pw) {
+        if spells(&out, &pw)
+            && !spells(baseline, &pw)
+            && !spells(outside, &pw)
+            && !spells(fixed_words(), &pw)
+        {
             panic!("{url:?} shows its password {pw:?}: {out:?} (baseline {baseline:?})");
         }
     }
