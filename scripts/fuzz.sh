@@ -11,6 +11,7 @@
 #   FUZZ_MERGE=1 ...                     afterwards, minimise what the run found
 #                                        (cargo fuzz cmin, a set cover of the
 #                                        edges) into fuzz/corpus/
+#   FUZZ_ARGS="-max_len=512" ...        more libFuzzer flags for every target
 #   FUZZ_SANITIZER=address ...           build with ASan (default none: the crate
 #                                        forbids unsafe code; overflow checks are on)
 #
@@ -69,7 +70,7 @@ for t in "${targets[@]}"; do
     log="$work/$t.log"
     status=0
     cargo fuzz run "${build_flags[@]}" "$t" "$work/corpus/$t" -- \
-        "${limit[@]}" "${dict[@]}" -artifact_prefix="$work/artifacts/$t/" \
+        "${limit[@]}" "${dict[@]}" ${FUZZ_ARGS:-} -artifact_prefix="$work/artifacts/$t/" \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)

@@ -90,12 +90,7 @@ fn value(u: &mut Unstructured<'_>, depth: u8) -> arbitrary::Result<AMQPValue> {
             scale: u.arbitrary()?,
             value: u.arbitrary()?,
         }),
-        14 => AMQPValue::ShortString(ShortString::from(
-            u.arbitrary::<String>()?
-                .chars()
-                .take(255)
-                .collect::<String>(),
-        )),
+        14 => AMQPValue::ShortString(ShortString::from(short(&u.arbitrary::<String>()?))),
         15 => AMQPValue::LongString(LongString::from(u.arbitrary::<Vec<u8>>()?)),
         16 => AMQPValue::ByteArray(ByteArray::from(u.arbitrary::<Vec<u8>>()?)),
         17 if depth < 3 => {
