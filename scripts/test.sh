@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-rabbitmq.sh
-# tests/cluster.rs needs the local three-node cluster (a few seconds when it
+# tests/it/cluster.rs needs the local three-node cluster (a few seconds when it
 # is already up, 25-50 s to boot).
 scripts/cluster.sh start
 exec cargo test --locked "$@"

@@ -8,7 +8,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use webhook_worker::broker::url::{parse_urls, redact};
+use webhook_worker::broker::url::{Reason, parse_urls, redact};
 
 #[derive(Arbitrary, Debug)]
 enum Input {
@@ -53,48 +53,33 @@ fn spells(text: &str, needle: &str) -> bool {
     text.to_lowercase().contains(&needle) || decoded(text).to_lowercase().contains(&needle)
 }
 
-/// The fixed words of the errors (what inputs without a password show):
-/// a password that they spell (`%40`, `URL`) is not a leak.
-fn fixed_words() -> &'static str {
-    static WORDS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    WORDS.get_or_init(|| {
-        [
-            "",
-            ",",
-            "h",
-            "http://h",
-            "amqp://h/@",
-            "amqp://h:99999",
-            "amqp://h/a b",
-            "amqp://h/a,amqp://h/b",
-            "amqp://a@h,amqp://b@h",
-            "amqp://h?heartbeat=x",
-            "amqp://h\t",
-            "amqp:h",
-            "amqp://",
-            "amqp://h,amqps://h",
-            "amqp://h/%ff",
-        ]
-        .iter()
-        .map(|u| shown(u))
-        .collect::<Vec<_>>()
-        .join(" ")
-    })
+/// Whether a fixed text of an error (words that quote nothing of the URL)
+/// spells `pw`: a "password" like `'?'` is spelled by the advice to
+/// percent-encode '/', '?' and '#', which is not a leak.
+fn fixed_text_spells(pw: &str) -> bool {
+    [
+        Reason::Empty,
+        Reason::Scheme,
+        Reason::NotHierarchical,
+        Reason::Options,
+        Reason::ControlCharacter,
+        Reason::VhostCharacters,
+        Reason::AtAfterHost,
+    ]
+    .iter()
+    .any(|r| spells(&format!("invalid AMQP_URL: the URL {r}"), pw))
 }
 
 /// The password must not be shown, unless what is shown without it (the
-/// same URL with another password) or the URL's other parts spell it too.
+/// same URL with another password), the URL's other parts or a fixed text
+/// of an error spell it too.
 fn check(url: &str, password: &str, baseline: &str, outside: &str) {
     let out = shown(url);
     for pw in [password.to_string(), decoded(password)] {
-        if pw.chars().count() < 3 {
+        if pw.chars().count() < 3 || fixed_text_spells(&pw) {
             continue;
         }
-        if spells(&out, &pw)
-            && !spells(baseline, &pw)
-            && !spells(outside, &pw)
-            && !spells(fixed_words(), &pw)
-        {
+        if spells(&out, &pw) && !spells(baseline, &pw) && !spells(outside, &pw) {
             panic!("{url:?} shows its password {pw:?}: {out:?} (baseline {baseline:?})");
         }
     }
