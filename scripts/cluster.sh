@@ -2,7 +2,8 @@
 # A local three-node RabbitMQ cluster for tests and the soak run, beside the
 # default broker (rabbit@localhost on 5672, never touched by this script).
 #
-#   scripts/cluster.sh start               # boot a, b, c; join b and c to a (idempotent)
+#   scripts/cluster.sh start [--fresh]     # boot a, b, c; join b and c to a (idempotent);
+#                                          # --fresh: a cluster that is not all up is wiped first
 #   scripts/cluster.sh status              # each node, its ports, running or not, cluster membership
 #   scripts/cluster.sh stop [--clean]      # stop the three nodes; --clean also deletes their state
 #   scripts/cluster.sh kill NODE           # kill -9 the node's Erlang VM (NODE: a, b, c or rabbit-a@localhost)
@@ -23,11 +24,13 @@
 # A node that was killed and restarted rejoins the cluster by itself (its
 # membership is in its own Mnesia directory); nothing has to be re-joined.
 #
-# Environment: CLUSTER_DIR, BOOT_TIMEOUT (seconds per wait, default 120).
+# Environment: CLUSTER_DIR, BOOT_TIMEOUT (seconds per wait, default 120),
+# BOOT_ATTEMPTS (launches of a node that exits during boot, default 3).
 set -euo pipefail
 
 CLUSTER_DIR=${CLUSTER_DIR:-/var/tmp/webhook-worker-cluster}
 BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
+BOOT_ATTEMPTS=${BOOT_ATTEMPTS:-3}
 NODES=(a b c)
 RMQ_USER=rabbitmq
 RMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
@@ -118,7 +121,8 @@ beam_pid() {
   fi
   # fallback: the beam.smp whose environment names this node
   for p in $(pgrep -x beam.smp || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$(nodename "$n")"; then
+    # (the process may be gone by now: the redirection's error is hidden too)
+    if { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "RABBITMQ_NODENAME=$(nodename "$n")"; then
       echo "$p"; return
     fi
   done
@@ -146,20 +150,56 @@ launch() {
   ) || { log_tail "$n"; die "rabbitmq-server -detached failed for $(nodename "$n")"; }
 }
 
-# Wait until node $1 is booted (rabbitmq-server -detached returns before the
-# node even exists, so await_startup is retried until the deadline).
+# Wait until nodes $@ are booted (rabbitmq-server -detached returns before the
+# node even exists, so await_startup is retried until the deadline). They are
+# awaited together: a node of a stopped cluster waits for its peers' tables,
+# so one that died must be relaunched while the others are still waiting.
+#
+# A node that exits during boot is launched again, up to BOOT_ATTEMPTS times
+# in all: when the nodes of a stopped cluster boot together, RabbitMQ 3.10 can
+# crash one of them while it syncs feature flags with a peer whose registry is
+# not initialised yet ({incompatible_feature_flags, {badrpc, {badmap,
+# undefined}}} in rabbit_feature_flags:enable_dependencies, seen in CI); the
+# same node boots once its peers are further along.
 await_node() {
-  local n=$1 deadline=$((SECONDS + BOOT_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    if as_rmq "$RMQ_CTL" -q -n "$(nodename "$n")" await_startup --timeout 10 >/dev/null 2>&1; then
-      return 0
-    fi
-    if ! vm_up "$n" && ((SECONDS > deadline - BOOT_TIMEOUT + 15)); then
-      log_tail "$n"; die "$(nodename "$n") exited during boot"
+  local n why pending=("$@") left
+  local -A attempt=() started=()
+  local deadline=$((SECONDS + BOOT_TIMEOUT))
+  for n in "$@"; do attempt[$n]=1; started[$n]=$SECONDS; done
+  while ((${#pending[@]} > 0)); do
+    left=()
+    for n in "${pending[@]}"; do
+      if as_rmq "$RMQ_CTL" -q -n "$(nodename "$n")" await_startup --timeout 5 >/dev/null 2>&1; then
+        continue
+      fi
+      left+=("$n")
+      if ! vm_up "$n" && ((SECONDS > started[$n] + 15)); then
+        if ((attempt[$n] >= BOOT_ATTEMPTS)); then
+          log_tail "$n"; die "$(nodename "$n") exited during boot (${attempt[$n]} attempts)"
+        fi
+        why=$(boot_failure "$n")
+        log "$(nodename "$n") exited during boot (attempt ${attempt[$n]} of $BOOT_ATTEMPTS${why:+: $why}); launching it again"
+        attempt[$n]=$((attempt[$n] + 1))
+        launch "$n"
+        started[$n]=$SECONDS
+        deadline=$((SECONDS + BOOT_TIMEOUT))
+      fi
+    done
+    pending=("${left[@]}")
+    ((${#pending[@]} == 0)) && return 0
+    if ((SECONDS >= deadline)); then
+      for n in "${pending[@]}"; do log_tail "$n"; done
+      die "$(for n in "${pending[@]}"; do printf '%s ' "$(nodename "$n")"; done)did not boot within ${BOOT_TIMEOUT}s"
     fi
     sleep 1
   done
-  log_tail "$n"; die "$(nodename "$n") did not boot within ${BOOT_TIMEOUT}s"
+}
+
+# The reason the node's last boot ended, in one line (the exit reason its log names).
+boot_failure() {
+  local f
+  f="$(node_dir "$1")/log/$(nodename "$1").log"
+  grep -o 'Application rabbit exited with reason: {{[a-z_]*' "$f" 2>/dev/null | tail -n 1 | sed 's/.*reason: {{//' || true
 }
 
 # cluster_status of node $1 as "running: x y z / members: x y z"
@@ -215,18 +255,25 @@ one_line_status() {
 }
 
 cmd_start() {
-  local t0=$SECONDS n
+  local fresh=${1:-} t0=$SECONDS n
+  [[ -z $fresh || $fresh == --fresh ]] || usage
   [[ -r /var/lib/rabbitmq/.erlang.cookie ]] || die "no Erlang cookie at /var/lib/rabbitmq/.erlang.cookie (is the rabbitmq-server package installed?)"
   mkdir -p "$CLUSTER_DIR"
   if all_clustered 2>/dev/null; then one_line_status; return 0; fi
+  if [[ $fresh == --fresh ]]; then
+    # The tests want a cluster, not the one they left: fresh nodes boot
+    # alone (nothing to sync) and join one at a time, which is the most
+    # dependable start there is.
+    log "the cluster is not all up: wiping it and booting fresh nodes"
+    cmd_stop --clean
+    mkdir -p "$CLUSTER_DIR"
+  fi
   # Boot every node that is down at once: a node that restarts from a
   # cluster waits for its peers' tables, so they must come up together.
   for n in "${NODES[@]}"; do
     if ! vm_up "$n"; then log "booting $(nodename "$n")"; launch "$n"; fi
   done
-  for n in "${NODES[@]}"; do
-    await_node "$n"
-  done
+  await_node "${NODES[@]}"
   log "all three nodes booted after $((SECONDS - t0))s"
   for n in b c; do
     if ! is_member_of_a "$n"; then join_to_a "$n"; fi
@@ -303,10 +350,10 @@ cmd_restart() {
   echo "$(nodename "$n") running after $((SECONDS - t0))s ($(membership "$n"))"
 }
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 case ${1:-} in
-  start) cmd_start ;;
+  start) cmd_start "${2:-}" ;;
   stop) cmd_stop "${2:-}" ;;
   status) cmd_status ;;
   kill) [[ $# -eq 2 ]] || usage; cmd_kill "$2" ;;

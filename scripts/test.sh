@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-rabbitmq.sh
-# tests/it/cluster.rs needs the local three-node cluster (a few seconds when it
-# is already up, 25-50 s to boot).
-scripts/cluster.sh start
+# tests/it/cluster.rs needs the local three-node cluster: kept when it is all
+# up (a few seconds), else wiped and booted from fresh nodes (25-50 s).
+scripts/cluster.sh start --fresh
 exec cargo test --locked "$@"
