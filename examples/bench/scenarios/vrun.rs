@@ -102,7 +102,20 @@ impl Bench {
         };
         let noise0 = Noise::now();
         let cpu0 = cpu_secs(pid).unwrap_or(0.0);
+        // The worker's limits as they move: /receivers every 250 ms.
+        let limits = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sampler = match &proc {
+            Proc::Worker(w) => Some(tokio::spawn(sample_limits(
+                w.base_url().to_string(),
+                rec.clone(),
+                limits.clone(),
+            ))),
+            Proc::Naive(_) => None,
+        };
         let r = self.watch(plan, &rec, &t).await;
+        if let Some(h) = sampler {
+            h.abort();
+        }
         let end_s = rec.now_s();
         // The window's noise, before the drain and the queue reads.
         let noise1 = Noise::now();
@@ -119,6 +132,8 @@ impl Bench {
                 "startup": w.startup_line(),
                 "receivers_endpoint": w.get("/receivers").await
                     .and_then(|s| serde_json::from_str::<Value>(&s).ok()),
+                "limit_decreases": decreases(&text),
+                "limit_timeline": std::mem::take(&mut *limits.lock().unwrap()),
             });
         }
         // After the window: hanging requests answer (504) so the drain is quick.
@@ -214,6 +229,57 @@ impl Bench {
             }
         }
     }
+}
+
+/// Every 250 ms from the first request: the run time and, per receiver in
+/// the worker's `GET /receivers`, `[limit, in_flight, state]`.
+async fn sample_limits(base: String, rec: Arc<RunRec>, out: Arc<std::sync::Mutex<Vec<Value>>>) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("client");
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let Some(first) = rec.first_s() else { continue };
+        let Ok(r) = http.get(format!("{base}/receivers")).send().await else {
+            continue;
+        };
+        let Some(v) = r
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        else {
+            continue;
+        };
+        let rows: Vec<Value> = v["receivers"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| json!([r["limit"], r["in_flight"], r["state"]]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.lock()
+            .unwrap()
+            .push(json!({ "t_s": round(rec.now_s() - first, 2), "receivers": rows }));
+    }
+}
+
+/// `webhook_receiver_limit_decreases_total` by cause.
+fn decreases(metrics: &str) -> Value {
+    let mut by = serde_json::Map::new();
+    for l in metrics
+        .lines()
+        .filter(|l| l.starts_with("webhook_receiver_limit_decreases_total{"))
+    {
+        let cause = l.split('"').nth(1).unwrap_or("?").to_string();
+        let n = l.rsplit(' ').next().and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+        by.insert(cause, json!(n));
+    }
+    Value::Object(by)
 }
 
 /// 2xx answers per half second of every group, from the first request.
