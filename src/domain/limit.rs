@@ -29,9 +29,19 @@ pub use vocabulary::{
     Admission, AttemptTicket, Change, DecreaseCause, Feedback, LimitConfig, ReceiverSnapshot,
     ReceiverState, WaitVerdict,
 };
-use window::{Anchor, Rtt, Window};
+use window::{Anchor, Band, Rtt, Verdict, Window};
 
-/// Doubling until the first cut (or after a stall), √limit steps after.
+/// The growth per round trip once slow start is over: √limit, but at least
+/// an eighth of it. √limit alone (TCP-like) takes seconds to climb from a
+/// few hundred to the thousand in flight a 100 ms receiver can use, and
+/// every increase must still pay for itself in the next window.
+fn avoidance_step(limit: u32) -> u32 {
+    let root = f64::from(limit).sqrt().round() as u32;
+    root.max(limit / 8).max(1)
+}
+
+/// Doubling until the first cut (or after a stall), then steps of
+/// [`avoidance_step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     SlowStart,
@@ -332,15 +342,17 @@ impl Controller {
         Change::Decreased(cause)
     }
 
-    /// Ends a round trip: grow if the limit was reached and latency held, cut
-    /// if latency rose past the reference + max(2.5 σ, noise floor), then fold
-    /// the window's RTT into the long-run estimate. A window with fewer
-    /// samples than half its attempts in flight is extended (up to 4 lengths,
+    /// Ends a round trip: grow if the limit was reached and latency held; cut
+    /// if the last increase bought no throughput, or if latency rose past the
+    /// long-run mean + max(2.5 σ, noise floor) once out of slow start (in
+    /// slow start such a rise only ends the doubling); then fold the window's
+    /// RTT into the long-run estimate. A window with fewer samples than three
+    /// quarters of its attempts in flight is extended (up to 4 lengths,
     /// without limit for the first): the first answers after a change are the
     /// fastest ones, and judging on them alone made slow start overshoot.
     fn close_window(&mut self, now: Duration) -> Change {
         let w = &self.window;
-        let enough = w.fresh.count >= (w.peak / 2).max(1);
+        let enough = w.fresh.count >= (w.peak * 3 / 4).max(1);
         let horizon = w.start + self.window_len() * 4;
         if !enough && !w.back_pressure && (self.rtt.is_none() || now < horizon) {
             return Change::Unchanged;
@@ -354,43 +366,49 @@ impl Controller {
         let fresh = window.fresh.mean();
         if let (None, false, true, Some(c)) = (&self.stall, window.back_pressure, enough, fresh) {
             self.backing_off = false;
-            let (noise, scale) = (self.cfg.rtt_noise_floor, self.cfg.rtt_deviation_scale);
-            let chance = scale * window.fresh.std_error();
-            let rose = self.rtt.is_some_and(|p| {
-                c > p.mean + (p.var.sqrt() * scale).max(p.mean * noise).max(chance)
-            }) || self.anchor.is_some_and(|a| {
-                // Little's law: throughput is in-flight / RTT. An increase of
-                // the in-flight by a factor g must buy at least half of it.
-                let g = f64::from(window.peak.max(1)) / f64::from(a.peak.max(1));
-                c > a.rtt * g / (1.0 + 0.5 * (g - 1.0)) * (1.0 + noise)
-                    + chance
-                    + scale * a.std_error
-            });
-            let held = self
-                .rtt
-                .is_none_or(|p| c <= p.mean * (1.0 + self.cfg.rtt_noise_floor));
-            if rose {
-                change = self.decrease(
-                    self.cfg.latency_backoff_ratio,
-                    DecreaseCause::LatencyRise,
-                    now,
-                );
-            } else if held && window.reached_limit && self.limit < self.cfg.max {
-                let step = match self.phase {
-                    Phase::SlowStart => self.limit,
-                    Phase::Avoidance => (f64::from(self.limit).sqrt().round() as u32).max(1),
-                };
-                let std_error = window.fresh.std_error();
-                self.anchor = Some(Anchor {
-                    rtt: c,
-                    std_error,
-                    peak: window.peak,
-                    limit_before: self.limit,
-                });
-                self.set_limit(self.limit.saturating_add(step).min(self.cfg.max), now);
-                change = Change::Increased;
-            } else {
-                self.anchor = None;
+            let band = Band {
+                noise: self.cfg.rtt_noise_floor,
+                scale: self.cfg.rtt_deviation_scale,
+            };
+            match band.judge(c, &window, self.rtt, self.anchor) {
+                Verdict::Unpaid => {
+                    change = self.decrease(
+                        self.cfg.latency_backoff_ratio,
+                        DecreaseCause::LatencyRise,
+                        now,
+                    );
+                }
+                Verdict::Drifted if self.phase == Phase::Avoidance => {
+                    change = self.decrease(
+                        self.cfg.latency_backoff_ratio,
+                        DecreaseCause::LatencyRise,
+                        now,
+                    );
+                }
+                // Doubling, latency rose past the band, yet the last increase
+                // paid for itself: the knee is near (or this machine is
+                // getting busy). Stop doubling and keep the limit, as TCP's
+                // HyStart does; a cut here would throw away a limit that
+                // still buys throughput, and regrow it slowly.
+                Verdict::Drifted => {
+                    self.phase = Phase::Avoidance;
+                    self.anchor = None;
+                }
+                Verdict::Held if window.reached_limit && self.limit < self.cfg.max => {
+                    let step = match self.phase {
+                        Phase::SlowStart => self.limit,
+                        Phase::Avoidance => avoidance_step(self.limit),
+                    };
+                    self.anchor = Some(Anchor {
+                        rtt: c,
+                        std_error: window.fresh.std_error(),
+                        peak: window.peak,
+                        limit_before: self.limit,
+                    });
+                    self.set_limit(self.limit.saturating_add(step).min(self.cfg.max), now);
+                    change = Change::Increased;
+                }
+                Verdict::Held | Verdict::Within => self.anchor = None,
             }
         }
         if let Some(c) = window.all.mean() {

@@ -276,7 +276,11 @@ fn decreases(metrics: &str) -> Value {
         .filter(|l| l.starts_with("webhook_receiver_limit_decreases_total{"))
     {
         let cause = l.split('"').nth(1).unwrap_or("?").to_string();
-        let n = l.rsplit(' ').next().and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+        let n = l
+            .rsplit(' ')
+            .next()
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0);
         by.insert(cause, json!(n));
     }
     Value::Object(by)

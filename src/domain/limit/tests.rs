@@ -315,3 +315,43 @@ fn receiver_spanning_20ms_to_2s_is_neither_stalled_nor_starved() {
     let mean = sim.mean_limit(15.0, 30.0);
     assert!(mean >= 100.0, "mean limit {mean:.1}");
 }
+
+#[test]
+fn slow_receiver_on_a_busy_machine_still_doubles_to_the_cap() {
+    // 100 ms, plus 20 µs per attempt in flight: the latency a busy machine
+    // adds (10 % at 512 in flight). Throughput still grows with the limit,
+    // so slow start must not end in a cut (seen in the bench: 256 → 115).
+    let receiver = |_, in_flight: u32| ok_after(ms(100) + Duration::from_micros(20) * in_flight);
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 1024), 1024, Box::new(receiver));
+    sim.run_until(secs(4.0));
+    let at_800 = sim.first_time(|s| s.limit >= 800);
+    eprintln!("limit >= 800 at {at_800:?}");
+    assert!(
+        at_800.is_some_and(|t| t <= secs(2.0)),
+        "limit reached 800 only at {at_800:?}"
+    );
+    let throughput = sim.finished_in(2.0, 4.0, Some(Feedback::Success)) / 2;
+    assert!(throughput >= 7000, "{throughput}/s in 2–4 s");
+}
+
+#[test]
+fn receiver_at_its_capacity_settles_near_the_knee_quickly() {
+    // 100 ms, but at most 8 000 answers per second: past 800 in flight,
+    // every extra attempt only queues (latency = in flight ÷ 8 000/s).
+    let receiver =
+        |_, in_flight: u32| ok_after(ms(100).max(Duration::from_micros(125) * in_flight));
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 4096), 4096, Box::new(receiver));
+    sim.run_until(secs(12.0));
+    let at_700 = sim.first_time(|s| s.limit >= 700);
+    let mean = sim.mean_limit(4.0, 12.0);
+    let top = sim.max_limit(4.0, 12.0);
+    let throughput = sim.finished_in(2.0, 12.0, Some(Feedback::Success)) / 10;
+    eprintln!("limit >= 700 at {at_700:?}; mean {mean:.0}, max {top} in 4–12 s; {throughput}/s");
+    assert!(
+        at_700.is_some_and(|t| t <= secs(2.0)),
+        "limit reached 700 only at {at_700:?}"
+    );
+    assert!((700.0..=1400.0).contains(&mean), "mean limit {mean:.0}");
+    assert!(top <= 2000, "limit ran away to {top}");
+    assert!(throughput >= 7000, "{throughput}/s");
+}

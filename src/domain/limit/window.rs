@@ -99,3 +99,60 @@ pub(super) struct Anchor {
     pub(super) peak: u32,
     pub(super) limit_before: u32,
 }
+
+/// How far a window's RTT may rise before it counts, and the judgement.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Band {
+    /// The smallest rise that counts, as a fraction of the mean.
+    pub(super) noise: f64,
+    /// Deviations (and standard errors) a mean may stray by chance.
+    pub(super) scale: f64,
+}
+
+/// What a closed window says about the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// The last increase did not buy throughput (Little's law): undo it.
+    Unpaid,
+    /// The RTT rose past the long-run mean + max(2.5 σ, noise floor).
+    Drifted,
+    /// The RTT held within the noise floor of the long-run mean.
+    Held,
+    /// Neither held nor risen: no change.
+    Within,
+}
+
+impl Band {
+    /// Judges the window's fresh mean RTT `c` (seconds) against the long-run
+    /// estimate and the last increase.
+    pub(super) fn judge(
+        self,
+        c: f64,
+        window: &Window,
+        rtt: Option<Rtt>,
+        anchor: Option<Anchor>,
+    ) -> Verdict {
+        let chance = self.scale * window.fresh.std_error();
+        let unpaid = anchor.is_some_and(|a| {
+            // Throughput is in-flight / RTT. An increase of the in-flight
+            // by a factor g must buy at least half of it.
+            let g = f64::from(window.peak.max(1)) / f64::from(a.peak.max(1));
+            c > a.rtt * g / (1.0 + 0.5 * (g - 1.0)) * (1.0 + self.noise)
+                + chance
+                + self.scale * a.std_error
+        });
+        let drifted = rtt.is_some_and(|p| {
+            c > p.mean
+                + (p.var.sqrt() * self.scale)
+                    .max(p.mean * self.noise)
+                    .max(chance)
+        });
+        let held = rtt.is_none_or(|p| c <= p.mean * (1.0 + self.noise));
+        match (unpaid, drifted, held) {
+            (true, _, _) => Verdict::Unpaid,
+            (false, true, _) => Verdict::Drifted,
+            (false, false, true) => Verdict::Held,
+            (false, false, false) => Verdict::Within,
+        }
+    }
+}
