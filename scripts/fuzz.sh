@@ -12,6 +12,8 @@
 #                                        (cargo fuzz cmin, a set cover of the
 #                                        edges) into fuzz/corpus/
 #   FUZZ_ARGS="-max_len=512" ...        more libFuzzer flags for every target
+#   FUZZ_JOBS=2 ...                      run that many targets at a time (each for its
+#                                        full SECONDS; their output interleaves)
 #   FUZZ_SANITIZER=address ...           build with ASan (default none: the crate
 #                                        forbids unsafe code; overflow checks are on)
 #
@@ -55,9 +57,11 @@ else
     echo "fuzz: $seconds s per target"
 fi
 
-failed=()
-rows=()
-for t in "${targets[@]}"; do
+# One target: its log in $work/<t>.log, its table row in $work/<t>.row,
+# and $work/<t>.failed when it failed.
+run_target() {
+    local t=$1 log status runs secs last cov ft corp rate f kept
+    local -a dict
     mkdir -p "$work/corpus/$t" "$work/artifacts/$t"
     if [[ -d "corpus/$t" ]]; then
         cp -R "corpus/$t/." "$work/corpus/$t/"
@@ -82,9 +86,9 @@ for t in "${targets[@]}"; do
     if [[ -n "$runs" && -n "$secs" && "$secs" -gt 0 ]]; then
         rate=$((runs / secs))
     fi
-    rows+=("| \`$t\` | ${runs:-?} | ${secs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} |")
+    echo "| \`$t\` | ${runs:-?} | ${secs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | ${corp:-?} |" >"$work/$t.row"
     if [[ $status -ne 0 ]]; then
-        failed+=("$t")
+        touch "$work/$t.failed"
         echo "fuzz: $t FAILED (exit $status); the end of its log:" >&2
         tail -n 60 "$log" >&2
         mkdir -p "$root/fuzz/artifacts/$t"
@@ -110,6 +114,23 @@ for t in "${targets[@]}"; do
             cp -R "$work/corpus/$t/." "corpus/$t/"
             echo "fuzz: $t corpus minimised to $(find "corpus/$t" -type f | wc -l) files"
         fi
+    fi
+}
+
+# FUZZ_JOBS targets at a time (default 1): each still runs its full time.
+jobs_max="${FUZZ_JOBS:-1}"
+for t in "${targets[@]}"; do
+    while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
+    run_target "$t" &
+done
+wait
+
+failed=()
+rows=()
+for t in "${targets[@]}"; do
+    rows+=("$(cat "$work/$t.row" 2>/dev/null || echo "| \`$t\` | ? | ? | ? | ? | ? | ? |")")
+    if [[ -e "$work/$t.failed" || ! -e "$work/$t.row" ]]; then
+        failed+=("$t")
     fi
 done
 

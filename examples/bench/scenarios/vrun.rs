@@ -107,6 +107,7 @@ impl Bench {
         let sampler = match &proc {
             Proc::Worker(w) => Some(tokio::spawn(sample_limits(
                 w.base_url().to_string(),
+                w.pid,
                 rec.clone(),
                 limits.clone(),
             ))),
@@ -231,9 +232,15 @@ impl Bench {
     }
 }
 
-/// Every 250 ms from the first request: the run time and, per receiver in
-/// the worker's `GET /receivers`, `[limit, in_flight, state]`.
-async fn sample_limits(base: String, rec: Arc<RunRec>, out: Arc<std::sync::Mutex<Vec<Value>>>) {
+/// Every 250 ms from the first request: the run time, the worker's open
+/// file descriptors (its connections, nearly all) and resident memory, and,
+/// per receiver in its `GET /receivers`, `[limit, in_flight, state]`.
+async fn sample_limits(
+    base: String,
+    pid: u32,
+    rec: Arc<RunRec>,
+    out: Arc<std::sync::Mutex<Vec<Value>>>,
+) {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(1))
@@ -262,9 +269,14 @@ async fn sample_limits(base: String, rec: Arc<RunRec>, out: Arc<std::sync::Mutex
                     .collect()
             })
             .unwrap_or_default();
-        out.lock()
-            .unwrap()
-            .push(json!({ "t_s": round(rec.now_s() - first, 2), "receivers": rows }));
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+        let rss = round(vm_bytes(pid, "VmRSS").unwrap_or(0) as f64 / MIB, 1);
+        out.lock().unwrap().push(json!({
+            "t_s": round(rec.now_s() - first, 2),
+            "fds": fds,
+            "rss_mib": rss,
+            "receivers": rows,
+        }));
     }
 }
 
