@@ -29,15 +29,6 @@ use crate::{
     worker::{Worker, drain::Drain, limits::ReceiverLimits},
 };
 
-/// Idle connections kept per receiver. Connections in use are not
-/// bounded by this (the in-flight limits bound them); idle ones cost ~25 KiB
-/// each (hyper's buffers), and with many receivers whose in-flight count
-/// rises and falls, a pool that kept one idle connection per slot of each
-/// would hold tens of MiB of sockets nobody uses (the fleet benchmark: 485
-/// idle beside 1 024 in use with a cap of 64). A receiver whose limit
-/// swings by more than this reconnects for the difference.
-const MAX_IDLE_PER_RECEIVER: usize = 16;
-
 /// How often the per-receiver limits are brought up to date for the
 /// receivers nobody is delivering to, and their gauges refreshed.
 const MAINTAIN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -171,7 +162,7 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,
-        pool_per_host: usize::from(config.delivery.concurrency).min(MAX_IDLE_PER_RECEIVER),
+        pool_per_host: usize::from(config.delivery.concurrency),
     })?)
 }
 
