@@ -14,6 +14,8 @@
 #   FUZZ_ARGS="-max_len=512" ...        more libFuzzer flags for every target
 #   FUZZ_JOBS=2 ...                      run that many targets at a time (each for its
 #                                        full SECONDS; their output interleaves)
+#   FUZZ_BUILD_ONLY=1 ...                build the targets, run nothing (CI builds them
+#                                        in the background while the tests run)
 #   FUZZ_SANITIZER=address ...           build with ASan (default none: the crate
 #                                        forbids unsafe code; overflow checks are on)
 #
@@ -46,6 +48,9 @@ started=$(date +%s)
 echo "fuzz: building ${#targets[@]} targets (sanitizer $sanitizer, debug assertions on)"
 cargo fuzz build "${build_flags[@]}"
 echo "fuzz: built in $(($(date +%s) - started)) s"
+if [[ "${FUZZ_BUILD_ONLY:-0}" == 1 ]]; then
+    exit 0
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
