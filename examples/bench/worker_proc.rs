@@ -115,11 +115,6 @@ impl WorkerProc {
             .map(str::to_string)
     }
 
-    /// `http://127.0.0.1:PORT` of the metrics server (empty before `wait_ready`).
-    pub(crate) fn base_url(&self) -> &str {
-        &self.metrics
-    }
-
     /// `GET <path>` on the metrics port (e.g. `/receivers`), when it answers 200.
     pub(crate) async fn get(&self, path: &str) -> Option<String> {
         let r = self

@@ -370,15 +370,8 @@ impl Controller {
                 noise: self.cfg.rtt_noise_floor,
                 scale: self.cfg.rtt_deviation_scale,
             };
-            match band.judge(c, &window, self.rtt, self.anchor) {
-                Verdict::Unpaid => {
-                    change = self.decrease(
-                        self.cfg.latency_backoff_ratio,
-                        DecreaseCause::LatencyRise,
-                        now,
-                    );
-                }
-                Verdict::Drifted if self.phase == Phase::Avoidance => {
+            match (band.judge(c, &window, self.rtt, self.anchor), self.phase) {
+                (Verdict::Unpaid, _) | (Verdict::Drifted, Phase::Avoidance) => {
                     change = self.decrease(
                         self.cfg.latency_backoff_ratio,
                         DecreaseCause::LatencyRise,
@@ -390,12 +383,12 @@ impl Controller {
                 // getting busy). Stop doubling and keep the limit, as TCP's
                 // HyStart does; a cut here would throw away a limit that
                 // still buys throughput, and regrow it slowly.
-                Verdict::Drifted => {
+                (Verdict::Drifted, Phase::SlowStart) => {
                     self.phase = Phase::Avoidance;
                     self.anchor = None;
                 }
-                Verdict::Held if window.reached_limit && self.limit < self.cfg.max => {
-                    let step = match self.phase {
+                (Verdict::Held, phase) if window.reached_limit && self.limit < self.cfg.max => {
+                    let step = match phase {
                         Phase::SlowStart => self.limit,
                         Phase::Avoidance => avoidance_step(self.limit),
                     };
@@ -408,7 +401,7 @@ impl Controller {
                     self.set_limit(self.limit.saturating_add(step).min(self.cfg.max), now);
                     change = Change::Increased;
                 }
-                Verdict::Held | Verdict::Within => self.anchor = None,
+                (Verdict::Held | Verdict::Within, _) => self.anchor = None,
             }
         }
         if let Some(c) = window.all.mean() {

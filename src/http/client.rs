@@ -205,6 +205,96 @@ mod tests {
         .unwrap()
     }
 
+    /// A keep-alive HTTP/1.1 receiver on loopback answering 200 to every
+    /// request; it counts the connections it accepts and reports when each
+    /// one is closed by the client.
+    async fn counting_receiver() -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        tokio::sync::mpsc::UnboundedReceiver<tokio::time::Instant>,
+    ) {
+        use std::sync::{Arc, atomic::AtomicUsize, atomic::Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (closed_tx, closed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let closed = closed_tx.clone();
+                tokio::spawn(async move {
+                    let (mut pending, mut buf) = (Vec::new(), [0u8; 4096]);
+                    loop {
+                        match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => {
+                                let _ = closed.send(tokio::time::Instant::now());
+                                return;
+                            }
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                        // One answer per complete request (headers + body).
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head =
+                                String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+                            let length: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            if pending.len() < end + 4 + length {
+                                break;
+                            }
+                            pending.drain(..end + 4 + length);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if socket.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted, closed_rx)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_reused_then_closed_after_the_idle_timeout() {
+        use std::sync::atomic::Ordering;
+        let (addr, accepted, mut closed) = counting_receiver().await;
+        let deliverer = Deliverer::new(DeliveryConfig {
+            extra_roots: None,
+            timeout: Duration::from_secs(5),
+            allow_private_targets: true,
+            default_key: None,
+            pool_per_host: 16,
+        })
+        .unwrap();
+        let body = Bytes::from(format!(
+            r#"{{"id":"e1","webhook":101,"url":"http://{addr}/h","data":{{}}}}"#
+        ));
+        let env = crate::domain::envelope::parse(&body, 1 << 20).unwrap();
+        for attempt in 1..=3 {
+            let outcome = deliverer.attempt(&env, &body, attempt).await;
+            assert_eq!(outcome.label(), "success", "attempt {attempt}");
+        }
+        // Back-to-back attempts share one kept-alive connection.
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        let idle_since = tokio::time::Instant::now();
+        // The pool closes it once it has been idle for POOL_IDLE_TIMEOUT
+        // (its reaper runs about once per timeout), not before.
+        let closed_at = tokio::time::timeout(POOL_IDLE_TIMEOUT * 3, closed.recv())
+            .await
+            .expect("the idle connection was not closed within 3 idle timeouts")
+            .expect("receiver gone");
+        let idle = closed_at - idle_since;
+        assert!(idle >= POOL_IDLE_TIMEOUT, "closed after only {idle:?} idle");
+        // The next attempt opens a new connection.
+        assert_eq!(deliverer.attempt(&env, &body, 4).await.label(), "success");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn literal_private_ip_is_refused_without_a_request() {
         let body = Bytes::from_static(

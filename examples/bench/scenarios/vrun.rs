@@ -106,7 +106,8 @@ impl Bench {
         let limits = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sampler = match &proc {
             Proc::Worker(w) => Some(tokio::spawn(sample_limits(
-                w.base_url().to_string(),
+                w.http.clone(),
+                w.metrics.clone(),
                 w.pid,
                 rec.clone(),
                 limits.clone(),
@@ -236,16 +237,12 @@ impl Bench {
 /// file descriptors (its connections, nearly all) and resident memory, and,
 /// per receiver in its `GET /receivers`, `[limit, in_flight, state]`.
 async fn sample_limits(
+    http: reqwest::Client,
     base: String,
     pid: u32,
     rec: Arc<RunRec>,
     out: Arc<std::sync::Mutex<Vec<Value>>>,
 ) {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(1))
-        .build()
-        .expect("client");
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
         tick.tick().await;
