@@ -32,6 +32,11 @@ CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 export PATH="$CARGO_HOME/bin:$PATH"
 export RUSTC_BOOTSTRAP=1
 seconds="${1:-60}"
+jobs_max="${FUZZ_JOBS:-1}"
+if ! [[ "$jobs_max" =~ ^[1-9][0-9]*$ ]]; then
+    echo "fuzz: FUZZ_JOBS must be a positive whole number, not '$jobs_max'" >&2
+    exit 2
+fi
 sanitizer="${FUZZ_SANITIZER:-none}"
 # One build directory per sanitizer: switching does not rebuild the other.
 build_flags=(--release --debug-assertions --sanitizer "$sanitizer"
@@ -123,7 +128,6 @@ run_target() {
 }
 
 # FUZZ_JOBS targets at a time (default 1): each still runs its full time.
-jobs_max="${FUZZ_JOBS:-1}"
 for t in "${targets[@]}"; do
     while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
     run_target "$t" &
