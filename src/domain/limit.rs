@@ -40,6 +40,16 @@ fn avoidance_step(limit: u32) -> u32 {
     root.max(limit / 8).max(1)
 }
 
+/// The rise of the round trip that ends slow start, as a fraction of the
+/// long-run mean: TCP HyStart's RTT/8. Each doubling adds as many attempts
+/// as were in flight, and on a shared machine that alone lifts a 100 ms
+/// receiver's latency by a few percent (the worker's own CPU load, not the
+/// receiver): at the 5 % noise floor slow start ended at 256 of the 768 a
+/// 100 ms receiver could use, and growing the rest by steps took 1.7 s.
+/// A receiver near its knee is still caught by the increase that does not
+/// pay for itself (judged at the noise floor), which cuts.
+const SLOW_START_DRIFT: f64 = 0.125;
+
 /// Doubling until the first cut (or after a stall), then steps of
 /// [`avoidance_step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,8 +376,13 @@ impl Controller {
         let fresh = window.fresh.mean();
         if let (None, false, true, Some(c)) = (&self.stall, window.back_pressure, enough, fresh) {
             self.backing_off = false;
+            let noise = self.cfg.rtt_noise_floor;
             let band = Band {
-                noise: self.cfg.rtt_noise_floor,
+                noise,
+                drift: match self.phase {
+                    Phase::SlowStart => noise.max(SLOW_START_DRIFT),
+                    Phase::Avoidance => noise,
+                },
                 scale: self.cfg.rtt_deviation_scale,
             };
             match (band.judge(c, &window, self.rtt, self.anchor), self.phase) {

@@ -8,7 +8,7 @@
 //! deliveries settle. A hanging receiver then costs one rotation instead
 //! of a single ack (a queue command each) for every message behind it.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use futures_lite::StreamExt;
 use lapin::{
@@ -24,6 +24,16 @@ use super::{
     settle::{self, SettlerHandle, Stuck},
 };
 use crate::Error;
+
+/// How long a retired lane stays open after its last ack. A quorum queue
+/// may drop acks that reach it just before their channel closes and
+/// requeue those messages (rabbitmq/rabbitmq-server#10327: the queue
+/// client holds settlements back while the Raft log is busy and forgets
+/// them with the channel). The bench saw it as 18 ids answered 200 twice
+/// in a run with a hanging receiver (35 000 deferrals in the Raft log);
+/// a second is long against a busy log's backlog, short against the
+/// turnover of the few retired lanes a session keeps.
+const RETIRED_LINGER: Duration = Duration::from_secs(1);
 
 /// One consumer channel: its consumer and its settler.
 pub(crate) struct Lane {
@@ -95,7 +105,8 @@ impl Lane {
     /// Winds down a lane replaced by a fresh one: cancels its consumer,
     /// runs the deliveries the broker had already sent, waits until every
     /// one of them is settled, then closes the channel. `retired` is this
-    /// lane's place among the retired ones, given back when it closes.
+    /// lane's place among the retired ones, given back when it closes,
+    /// [`RETIRED_LINGER`] after the last ack.
     pub(crate) async fn retire(
         mut self,
         worker: Arc<Worker>,
@@ -108,7 +119,10 @@ impl Lane {
                 break;
             }
         }
-        self.close("retired").await;
+        drop(self.settler);
+        let _ = self.settler_task.await;
+        tokio::time::sleep(RETIRED_LINGER).await;
+        let _ = self.channel.close(200, "retired".into()).await;
         drop(retired);
     }
 }

@@ -103,8 +103,13 @@ pub(super) struct Anchor {
 /// How far a window's RTT may rise before it counts, and the judgement.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Band {
-    /// The smallest rise that counts, as a fraction of the mean.
+    /// The smallest rise that counts against the last increase, as a
+    /// fraction of the mean.
     pub(super) noise: f64,
+    /// The smallest rise above the long-run mean that counts as a drift
+    /// (and the most that still counts as held), as a fraction of the mean:
+    /// the noise floor, wider in slow start.
+    pub(super) drift: f64,
     /// Deviations (and standard errors) a mean may stray by chance.
     pub(super) scale: f64,
 }
@@ -114,9 +119,9 @@ pub(super) struct Band {
 pub(super) enum Verdict {
     /// The last increase did not buy throughput (Little's law): undo it.
     Unpaid,
-    /// The RTT rose past the long-run mean + max(2.5 σ, noise floor).
+    /// The RTT rose past the long-run mean + max(2.5 σ, drift floor).
     Drifted,
-    /// The RTT held within the noise floor of the long-run mean.
+    /// The RTT held within the drift floor of the long-run mean.
     Held,
     /// Neither held nor risen: no change.
     Within,
@@ -144,10 +149,10 @@ impl Band {
         let drifted = rtt.is_some_and(|p| {
             c > p.mean
                 + (p.var.sqrt() * self.scale)
-                    .max(p.mean * self.noise)
+                    .max(p.mean * self.drift)
                     .max(chance)
         });
-        let held = rtt.is_none_or(|p| c <= p.mean * (1.0 + self.noise));
+        let held = rtt.is_none_or(|p| c <= p.mean * (1.0 + self.drift));
         match (unpaid, drifted, held) {
             (true, _, _) => Verdict::Unpaid,
             (false, true, _) => Verdict::Drifted,
