@@ -94,11 +94,12 @@ impl Lane {
             .await;
     }
 
-    /// Flushes the settler (every handle is gone once the deliveries are)
-    /// and closes the channel.
-    pub(crate) async fn close(self, why: &str) {
+    /// Flushes the settler (every handle is gone once the deliveries are),
+    /// waits `linger` after the last ack, and closes the channel.
+    pub(crate) async fn close(self, why: &str, linger: Duration) {
         drop(self.settler);
         let _ = self.settler_task.await;
+        tokio::time::sleep(linger).await;
         let _ = self.channel.close(200, why.into()).await;
     }
 
@@ -119,10 +120,7 @@ impl Lane {
                 break;
             }
         }
-        drop(self.settler);
-        let _ = self.settler_task.await;
-        tokio::time::sleep(RETIRED_LINGER).await;
-        let _ = self.channel.close(200, "retired".into()).await;
+        self.close("retired", RETIRED_LINGER).await;
         drop(retired);
     }
 }

@@ -131,7 +131,9 @@ impl Worker {
             if let DrainEnd::Abandoned(left) = drain.finish().await {
                 tracing::warn!(left, "grace ran out; leaving the rest to the broker");
             }
-            lane.close("shutdown").await;
+            // No linger: the process is stopping (README, "Concurrency and
+            // acks": the same race can cost a duplicate after a restart).
+            lane.close("shutdown", std::time::Duration::ZERO).await;
             ctx.publisher.close().await;
             tracing::info!("drained");
         }
