@@ -22,10 +22,10 @@ use crate::broker::topology::Topology;
 /// Default of `WEBHOOK_CONCURRENCY`, chosen by the benchmark (see README):
 /// by Little's law a receiver answering in 100 ms drains at 8 960 events/s
 /// with 896 in flight, 3.5 × the naive loop's 256; the machine (two shared
-/// cores) delivers 7 900–8 700/s of it. Each in-flight delivery holds
-/// ~50 KiB (a connection of its own), so 896 keep peak RSS at 60–63 MiB in
-/// most scenarios (a receiver turning bad reached 63.5–66.4 MiB, past the
-/// 64 MiB bound), where 1 024 reached 64–73 MiB.
+/// cores) delivers 7 800–8 700/s of it. Each in-flight delivery holds
+/// ~50 KiB (a connection of its own), so 896 keep peak RSS at 58–63 MiB in
+/// every scenario (the highest, 63.0, when a receiver with half the events
+/// turns bad), where 1 024 reached 64–73 MiB.
 pub const DEFAULT_CONCURRENCY: u16 = 896;
 
 /// Default of `WEBHOOK_HOST_CONCURRENCY`: no hard ceiling beyond the

@@ -27,11 +27,16 @@ use crate::domain::{
 /// in-flight count swings by hundreds between one batch of deliveries and
 /// the next: a cap of 16 idle cost a third of the instant receiver's rate,
 /// the time spent in connect and malloc); bounding them by age frees what a
-/// receiver stopped using (each costs ~25 KiB) within seconds. Four seconds
-/// is also below the 5 s keep-alive timeout of Node.js servers, so the
-/// worker closes an idle connection before a receiver does, instead of
-/// racing it.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// receiver stopped using (each costs ~25 KiB). One second, not four: when
+/// a receiver that held hundreds of connections starts to hang, the worker
+/// holds its idle ones for this long on top of the new in-flight ones, and
+/// in the "one turns bad" benchmark that peak was 63.8–66.7 MiB at 4 s
+/// against 62.0–62.2 MiB at 1 s, at the same rates
+/// (`bench/results/2026-12-02-pool-idle-1-2-4s.json`). A connection in
+/// steady use is never idle that long, and 1 s is well below the 5 s
+/// keep-alive timeout of Node.js servers, so the worker closes an idle
+/// connection before a receiver does, instead of racing it.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Response bodies are read at most this far, then dropped.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
