@@ -25,15 +25,19 @@ use super::{
 };
 use crate::Error;
 
-/// How long a retired lane stays open after its last ack. A quorum queue
-/// may drop acks that reach it just before their channel closes and
-/// requeue those messages (rabbitmq/rabbitmq-server#10327: the queue
-/// client holds settlements back while the Raft log is busy and forgets
-/// them with the channel). The bench saw it as 18 ids answered 200 twice
-/// in a run with a hanging receiver (35 000 deferrals in the Raft log);
-/// a second is long against a busy log's backlog, short against the
-/// turnover of the few retired lanes a session keeps.
-const RETIRED_LINGER: Duration = Duration::from_secs(1);
+/// How long a lane stays open after its last ack before it closes, when
+/// retired and at shutdown. A quorum queue may drop acks that reach it
+/// just before their channel closes and requeue those messages
+/// (rabbitmq/rabbitmq-server#10327: the queue client holds settlements
+/// back while the Raft log is busy and forgets them with the channel).
+/// `examples/ack_close_race.rs` reproduces it on RabbitMQ 3.10.8: closing
+/// right after 300 single acks requeued acked messages in 45 of 150
+/// closes on a busy broker (10 023 messages) and in 4 of 320 on a quiet
+/// one; one second of linger, 0 of 310
+/// (`bench/results/2026-12-02-ack-close-race.md`). A second is short
+/// against the turnover of the few retired lanes a session keeps and
+/// against the shutdown grace.
+pub(crate) const ACK_LINGER: Duration = Duration::from_secs(1);
 
 /// One consumer channel: its consumer and its settler.
 pub(crate) struct Lane {
@@ -95,11 +99,11 @@ impl Lane {
     }
 
     /// Flushes the settler (every handle is gone once the deliveries are),
-    /// waits `linger` after the last ack, and closes the channel.
-    pub(crate) async fn close(self, why: &str, linger: Duration) {
+    /// waits [`ACK_LINGER`] after the last ack, and closes the channel.
+    pub(crate) async fn close(self, why: &str) {
         drop(self.settler);
         let _ = self.settler_task.await;
-        tokio::time::sleep(linger).await;
+        tokio::time::sleep(ACK_LINGER).await;
         let _ = self.channel.close(200, why.into()).await;
     }
 
@@ -107,7 +111,7 @@ impl Lane {
     /// runs the deliveries the broker had already sent, waits until every
     /// one of them is settled, then closes the channel. `retired` is this
     /// lane's place among the retired ones, given back when it closes,
-    /// [`RETIRED_LINGER`] after the last ack.
+    /// [`ACK_LINGER`] after the last ack.
     pub(crate) async fn retire(
         mut self,
         worker: Arc<Worker>,
@@ -120,7 +124,7 @@ impl Lane {
                 break;
             }
         }
-        self.close("retired", RETIRED_LINGER).await;
+        self.close("retired").await;
         drop(retired);
     }
 }

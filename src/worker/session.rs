@@ -131,9 +131,10 @@ impl Worker {
             if let DrainEnd::Abandoned(left) = drain.finish().await {
                 tracing::warn!(left, "grace ran out; leaving the rest to the broker");
             }
-            // No linger: the process is stopping (README, "Concurrency and
-            // acks": the same race can cost a duplicate after a restart).
-            lane.close("shutdown", std::time::Duration::ZERO).await;
+            // Lingers like a retired lane: acks sent just before the close
+            // may be dropped by a quorum queue, and every message they
+            // settled would be delivered again after the restart.
+            lane.close("shutdown").await;
             ctx.publisher.close().await;
             tracing::info!("drained");
         }
