@@ -1,8 +1,8 @@
 //! Reproduces rabbitmq-server#10327 against a real broker: a quorum queue
 //! ignores some acks sent just before their channel is closed, and puts
 //! those messages back in the queue, so they are delivered again although
-//! the consumer settled them. This is why a retired consumer channel
-//! lingers before it closes (`worker::lane::RETIRED_LINGER`): the results
+//! the consumer settled them. This is why a consumer channel lingers
+//! before it closes (`worker::lane::ACK_LINGER`): the results
 //! are in `bench/results/2026-12-02-ack-close-race.md`.
 //!
 //! ```sh

@@ -24,8 +24,8 @@ use crate::broker::topology::Topology;
 /// with 896 in flight, 3.5 × the naive loop's 256; the machine (two shared
 /// cores) delivers 7 800–8 700/s of it. Each in-flight delivery holds
 /// ~50 KiB (a connection of its own), so 896 keep peak RSS at 58–63 MiB in
-/// every scenario (the highest, 63.0, when a receiver with half the events
-/// turns bad), where 1 024 reached 64–73 MiB.
+/// the benchmark's scenarios with receivers that take time (the highest,
+/// 63.0, when a receiver with half the events turns bad), where 1 024 reached 64–73 MiB.
 pub const DEFAULT_CONCURRENCY: u16 = 896;
 
 /// Default of `WEBHOOK_HOST_CONCURRENCY`: no hard ceiling beyond the

@@ -31,13 +31,13 @@ use crate::Error;
 /// (rabbitmq/rabbitmq-server#10327: the queue client holds settlements
 /// back while the Raft log is busy and forgets them with the channel).
 /// `examples/ack_close_race.rs` reproduces it on RabbitMQ 3.10.8: closing
-/// right after 300 single acks requeued acked messages in 45 of 150
+/// right after 200–300 single acks requeued acked messages in 45 of 150
 /// closes on a busy broker (10 023 messages) and in 4 of 320 on a quiet
 /// one; one second of linger, 0 of 310
 /// (`bench/results/2026-12-02-ack-close-race.md`). A second is short
 /// against the turnover of the few retired lanes a session keeps and
 /// against the shutdown grace.
-pub(crate) const ACK_LINGER: Duration = Duration::from_secs(1);
+const ACK_LINGER: Duration = Duration::from_secs(1);
 
 /// One consumer channel: its consumer and its settler.
 pub(crate) struct Lane {
