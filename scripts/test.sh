@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-rabbitmq.sh
+# Proxies and the Standard Webhooks reference library of the egress tests.
+scripts/egress.sh deps
 # tests/it/cluster.rs needs the local three-node cluster: kept when it is all
 # up (a few seconds), else wiped and booted from fresh nodes (25-50 s).
 scripts/cluster.sh start --fresh

@@ -146,7 +146,7 @@ async fn handle(
             None => "",
             Some(key) => {
                 let ts = h("webhook-timestamp").parse().unwrap_or(0);
-                if key.sign(&h("webhook-id"), ts, &body) == h("webhook-signature") {
+                if key.verify(&h("webhook-id"), ts, &body, &h("webhook-signature")) {
                     " signature=ok"
                 } else {
                     " signature=BAD"

@@ -120,7 +120,8 @@ pub struct DeliveryArgs {
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
 
-    /// Default signing secret, used when a message carries none.
+    /// Default signing secret, used when a message carries none; several
+    /// separated by spaces while rotating (one `v1,` signature each).
     #[arg(long, env = "WEBHOOK_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<String>,
 

@@ -21,6 +21,7 @@ mod faults;
 mod layers;
 mod operator;
 mod receivers;
+mod rotation;
 mod tls;
 mod tools;
 mod topology;
