@@ -38,7 +38,7 @@ CONTRACT_HISTOGRAMS = {
     "webhook_attempt_duration_seconds",
     "webhook_delivery_latency_seconds",
 }
-# The worker's own, beyond the contract (README, Metrics).
+# The worker's own, beyond the contract (docs/operations.md, Metrics).
 WORKER_METRICS = {
     "webhook_settle_failures_total",
     "webhook_publish_failures_total",

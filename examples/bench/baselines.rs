@@ -83,7 +83,7 @@ pub(crate) async fn raw_consume(a: RawConsume) -> Res<()> {
     Ok(())
 }
 
-/// The HTTP client the way the worker builds it (src/delivery.rs).
+/// The HTTP client the way the worker builds it (src/http/client.rs).
 fn http_client(concurrency: usize) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

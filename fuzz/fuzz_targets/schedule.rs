@@ -15,7 +15,7 @@ use webhook_worker::domain::{
 
 /// Whether humantime can read back a printed delay: it refuses a term of
 /// more than u64::MAX nanoseconds (`18446744073710ms`), see
-/// tests/properties.rs `schedule_grammar_matches_its_model`.
+/// tests/properties/schedule.rs `schedule_grammar_matches_its_model`.
 fn readable(d: Duration) -> bool {
     d.as_nanos() <= u128::from(u64::MAX)
 }

@@ -19,13 +19,11 @@ pub use self::groups::{
 };
 use crate::broker::topology::Topology;
 
-/// Default of `WEBHOOK_CONCURRENCY`, chosen by the benchmark (see README):
-/// by Little's law a receiver answering in 100 ms drains at 8 960 events/s
-/// with 896 in flight, 3.5 × the naive loop's 256; the machine (two shared
-/// cores) delivers 7 800–8 700/s of it. Each in-flight delivery holds
-/// ~50 KiB (a connection of its own), so 896 keep peak RSS at 58–63 MiB in
-/// the benchmark's scenarios with receivers that take time (the highest,
-/// 63.0, when a receiver with half the events turns bad), where 1 024 reached 64–73 MiB.
+/// Default of `WEBHOOK_CONCURRENCY`, chosen by the benchmark: by Little's
+/// law a receiver answering in 100 ms drains at 8 960 events/s with 896 in
+/// flight, and each in-flight delivery holds a connection of its own, so
+/// the count is bounded by memory. The measured rates and peaks are in
+/// bench/README.md ("Receivers that take time").
 pub const DEFAULT_CONCURRENCY: u16 = 896;
 
 /// Default of `WEBHOOK_HOST_CONCURRENCY`: no hard ceiling beyond the

@@ -1,4 +1,4 @@
-//! The layering of `src/` (README, "Layout"), checked: a layer imports only
+//! The layering of `src/` (docs/architecture.md, "Layout"), checked: a layer imports only
 //! the layers below it, and the domain imports neither the crate's other
 //! layers nor lapin, reqwest or tokio. Reads the sources as text.
 

@@ -54,7 +54,8 @@ fn cfg(cases: u32) -> ProptestConfig {
         // Failures are saved beside each module (`schedule.rs` ->
         // `schedule.proptest-regressions`), as they were beside the single
         // file this binary was; the default would put them in
-        // `tests/proptest-regressions/` now that the binary has a `main.rs`.
+        // a `proptest-regressions` folder under `tests` now that the binary has a
+        // `main.rs`.
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
         ))),

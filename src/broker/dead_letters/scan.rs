@@ -3,7 +3,7 @@
 //! A [`Scan`] takes messages with `basic.get` and holds them unacked: a
 //! message it does not [`take`](Scan::take) goes back to `P.dead` when
 //! the scan's channel closes, with its original expiry. Where it goes
-//! back differs (`tests/dead_ops.rs` measures both): a classic queue puts
+//! back differs (`tests/it/dead_ops.rs` measures both): a classic queue puts
 //! it at its old place; a quorum queue (RabbitMQ 3.10) puts the returned
 //! messages, in their order, *behind* every message still in the queue.
 //! So a scan always walks the whole queue as it was when it started, even
