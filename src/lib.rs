@@ -9,11 +9,13 @@
 //! | stages | `worker` (reconnect loop, session, lane, delivery, republish, per-receiver limits) | edges, domain, config, telemetry |
 //! | edges | [`broker`] (AMQP), [`http`] (receivers), [`telemetry`] | domain |
 //! | settings | [`config`] | domain, `broker::topology` (queue type) |
+//! | clock | `clock`: the wall clock, read in one place | nothing |
 //! | domain | [`domain`]: schedule, outcome, policy, envelope, signing, target | nothing of the crate; no lapin, reqwest or tokio |
 
 pub mod app;
 pub mod broker;
 pub mod cli;
+mod clock;
 pub mod config;
 pub mod domain;
 mod error;

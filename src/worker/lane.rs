@@ -19,9 +19,9 @@ use lapin::{
 use tokio::{sync::OwnedSemaphorePermit, task::JoinHandle};
 
 use super::{
-    Worker,
-    session::{SessionCtx, Started},
     settle::{self, SettlerHandle, Stuck},
+    shared::Shared,
+    task::{DeliveryTask, SessionCtx, Started},
 };
 use crate::Error;
 
@@ -51,19 +51,19 @@ pub(crate) struct Lane {
 impl Lane {
     /// Sets the prefetch on `channel` and starts consuming there, with a
     /// settler of its own.
-    pub(crate) async fn open(worker: &Worker, channel: Channel) -> Result<Self, Error> {
+    pub(crate) async fn open(shared: &Shared, channel: Channel) -> Result<Self, Error> {
         channel
-            .basic_qos(worker.concurrency, BasicQosOptions { global: false })
+            .basic_qos(shared.concurrency, BasicQosOptions { global: false })
             .await?;
         let consumer = channel
             .basic_consume(
-                worker.topology.deliveries().into(),
+                shared.topology.deliveries().into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await?;
-        let (settler, settler_task, stuck) = settle::spawn(channel.clone(), worker.metrics.clone());
+        let (settler, settler_task, stuck) = settle::spawn(channel.clone(), shared.metrics.clone());
         Ok(Self {
             channel,
             consumer,
@@ -114,13 +114,15 @@ impl Lane {
     /// [`ACK_LINGER`] after the last ack.
     pub(crate) async fn retire(
         mut self,
-        worker: Arc<Worker>,
+        shared: Arc<Shared>,
         ctx: SessionCtx,
         retired: OwnedSemaphorePermit,
     ) {
         self.cancel().await;
         while let Ok(Some(delivery)) = self.next().await {
-            if let Started::ShuttingDown = worker.start(delivery, &self.settler, &ctx).await {
+            if let Started::ShuttingDown =
+                DeliveryTask::start(&shared, delivery, &self.settler, &ctx).await
+            {
                 break;
             }
         }

@@ -5,12 +5,17 @@
 //! | this file | the reconnect loop: connect, run a session, back off |
 //! | [`session`] | one connection: declare, consume, rotate, drain |
 //! | [`lane`] | one consumer channel and its settler |
-//! | [`settle`] | batched acks for out-of-order completions |
-//! | [`burst`] | one WARN line per burst of failures |
+//! | [`task`] | one delivery's task: its slot, then its settlement |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
+//! | [`shared`] | what every stage shares, built once |
 //! | [`republish`] | retry, park and defer copies, confirmed |
+//! | [`settle`] | batched acks for out-of-order completions |
 //! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
+//! | [`burst`] | one WARN line per burst of failures |
 //! | [`drain`] | shutdown as a type |
+//!
+//! Each stage imports only the stages below it in this table
+//! (`tests/it/layers.rs` checks it).
 //!
 //! What happens on each failure:
 //! - receiver fails: the retry copy is published and confirmed, then the
@@ -29,44 +34,29 @@ pub(crate) mod limits;
 mod republish;
 mod session;
 mod settle;
+mod shared;
+mod task;
 
 use std::{sync::Arc, time::Instant};
-
-use tokio::sync::Semaphore;
 
 use self::{
     drain::Drain,
     limits::ReceiverLimits,
-    republish::{Destinations, Republisher},
     session::{STABLE_SESSION, SessionEnd},
+    shared::Shared,
 };
 use crate::{
     Error,
-    broker::{
-        connect::{Connected, Connector},
-        topology::Topology,
-    },
+    broker::connect::{Connected, Connector},
     config::Config,
-    domain::policy::RetryPolicy,
     http::client::Deliverer,
     telemetry::{health::Health, metrics::Metrics},
 };
 
-/// What every stage shares: built once at start, read by every delivery.
+/// The worker: the reconnect loop over the stages below it.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    topology: Topology,
-    policy: RetryPolicy,
-    deliverer: Deliverer,
-    republish: Republisher,
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-    limits: Arc<ReceiverLimits>,
-    /// The process's delivery slots (`WEBHOOK_CONCURRENCY`), across every
-    /// lane of every session.
-    slots: Arc<Semaphore>,
-    concurrency: u16,
-    max_message_bytes: usize,
+    shared: Arc<Shared>,
 }
 
 impl Worker {
@@ -77,38 +67,24 @@ impl Worker {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         limits: Arc<ReceiverLimits>,
-    ) -> Arc<Self> {
-        let topology = config.topology();
-        let republish = Republisher::new(Destinations::new(&topology, &metrics), metrics.clone());
-        Arc::new(Self {
-            policy: RetryPolicy::new(&config.topology.retry_schedule, config.retry.max_age),
-            topology,
-            deliverer,
-            republish,
-            metrics,
-            health,
-            limits,
-            slots: Arc::new(Semaphore::new(config.delivery.concurrency.into())),
-            concurrency: config.delivery.concurrency,
-            max_message_bytes: config.delivery.max_message_bytes as usize,
-        })
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared::new(config, deliverer, metrics, health, limits)),
+        }
     }
 
     /// Runs until `drain` is requested (then drains and returns `Ok`) or
     /// the topology conflicts with what the broker has (then `Err`). Losing
     /// the broker is never an error: the worker moves to the next node at
     /// once, and backs off only when a whole pass over the nodes failed.
-    pub(crate) async fn run(
-        self: Arc<Self>,
-        mut connector: Connector,
-        drain: Drain,
-    ) -> Result<(), Error> {
-        self.metrics.broker_nodes(connector.urls().len());
+    pub(crate) async fn run(self, mut connector: Connector, drain: Drain) -> Result<(), Error> {
+        let shared = &self.shared;
+        shared.metrics.broker_nodes(connector.urls().len());
         let mut sessions = 0u64;
         loop {
             let connected = connector
                 .connect(drain.token(), |node| {
-                    self.metrics.broker_connect_failed(node)
+                    shared.metrics.broker_connect_failed(node)
                 })
                 .await;
             let Some(Connected { conn, node }) = connected else {
@@ -118,16 +94,16 @@ impl Worker {
                 return Ok(());
             };
             if sessions > 0 {
-                self.metrics.broker_reconnects.inc();
+                shared.metrics.broker_reconnects.inc();
             }
             sessions += 1;
-            self.metrics.broker_connected.set(1);
-            self.metrics.broker_node_connected(node, true);
+            shared.metrics.broker_connected.set(1);
+            shared.metrics.broker_node_connected(node, true);
             let started = Instant::now();
-            let end = self.session(&conn, &drain).await;
-            self.health.set_ready(false);
-            self.metrics.broker_connected.set(0);
-            self.metrics.broker_node_connected(node, false);
+            let end = session::run(shared, &conn, &drain).await;
+            shared.health.set_ready(false);
+            shared.metrics.broker_connected.set(0);
+            shared.metrics.broker_node_connected(node, false);
             let _ = conn.close(200, "session over".into()).await;
             let (node_no, nodes) = (node + 1, connector.urls().len());
             match end {

@@ -112,14 +112,15 @@ impl Republisher {
         Ok(())
     }
 
-    /// Drops a message: publishes the dead copy with its reason, waits for
-    /// the confirm, counts and logs it.
+    /// Drops a message: publishes the dead copy with its reason, parked at
+    /// `now_ms`, waits for the confirm, counts and logs it.
     pub(crate) async fn park(
         &self,
         publisher: &Publisher,
         copy: MessageCopy<'_>,
         reason: DropReason,
         why: &str,
+        now_ms: i64,
     ) -> Result<(), PublishError> {
         let (id, webhook) = envelope::identify(copy.body);
         tracing::warn!(
@@ -134,7 +135,7 @@ impl Republisher {
                     Some(why),
                     Some(Parking {
                         reason,
-                        at_ms: super::delivery::now_ms(),
+                        at_ms: now_ms,
                     }),
                 ),
             )
@@ -160,6 +161,7 @@ impl Republisher {
                     copy,
                     reason,
                     "receiver saturated until the max age",
+                    now_ms,
                 )
                 .await
             }

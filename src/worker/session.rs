@@ -13,17 +13,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lapin::{Connection, message::Delivery};
+use lapin::Connection;
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 
 use super::{
-    Worker,
-    burst::LostPublishes,
-    delivery::DeliveryTask,
     drain::{Drain, DrainEnd},
     lane::Lane,
-    settle::{self, SettlerHandle},
+    settle,
+    shared::Shared,
+    task::{DeliveryTask, SessionCtx, Started},
 };
 use crate::{Error, broker::publisher::Publisher};
 
@@ -31,16 +29,8 @@ use crate::{Error, broker::publisher::Publisher};
 /// a slow delivery stay single (correct, only dearer).
 const MAX_RETIRED: usize = 4;
 
-/// What every delivery task of one session shares.
-#[derive(Clone)]
-pub(crate) struct SessionCtx {
-    publisher: Publisher,
-    /// Cancelled when the publisher channel fails: the session restarts.
-    broken: CancellationToken,
-    /// Copies lost with the publisher channel, logged once.
-    lost: Arc<LostPublishes>,
-    drain: Drain,
-}
+/// A session that lasted this long resets the reconnect backoff.
+pub(crate) const STABLE_SESSION: Duration = Duration::from_secs(30);
 
 /// How a session ended.
 pub(crate) enum SessionEnd {
@@ -50,128 +40,136 @@ pub(crate) enum SessionEnd {
     Lost(String),
 }
 
-/// Whether a delivery got its task.
-pub(crate) enum Started {
-    /// Its task runs.
-    Running,
-    /// Shutdown came first: the delivery stays unsettled, and the broker
-    /// redelivers it once the channel closes.
-    ShuttingDown,
+/// Runs one session on `conn` until shutdown (drained) or until the
+/// connection or a channel fails.
+pub(super) async fn run(
+    shared: &Arc<Shared>,
+    conn: &Connection,
+    drain: &Drain,
+) -> Result<SessionEnd, Error> {
+    let channel = conn.create_channel().await?;
+    shared.topology.declare(&channel).await?;
+    let lane = Lane::open(shared, channel).await?;
+    let ctx = SessionCtx::new(Publisher::open(conn).await?, drain.clone());
+    let mut session = Session {
+        shared,
+        conn,
+        drain,
+        ctx,
+        lane,
+        retired: Arc::new(Semaphore::new(MAX_RETIRED)),
+        last_rotation: Instant::now(),
+    };
+    shared.health.set_ready(true);
+    tracing::info!(
+        queue = shared.topology.deliveries(),
+        prefetch = shared.concurrency,
+        "consuming"
+    );
+    let end = session.consume().await;
+    shared.health.set_ready(false);
+    if let SessionEnd::Shutdown = end {
+        session.shut_down().await;
+    }
+    Ok(end)
 }
 
-impl Worker {
-    /// Runs one session on `conn` until shutdown (drained) or until the
-    /// connection or a channel fails.
-    pub(crate) async fn session(
-        self: &Arc<Self>,
-        conn: &Connection,
-        drain: &Drain,
-    ) -> Result<SessionEnd, Error> {
-        let channel = conn.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        let mut lane = Lane::open(self, channel).await?;
-        let ctx = SessionCtx {
-            publisher: Publisher::open(conn).await?,
-            broken: CancellationToken::new(),
-            lost: Arc::default(),
-            drain: drain.clone(),
-        };
-        let retired = Arc::new(Semaphore::new(MAX_RETIRED));
-        let mut last_rotation = Instant::now();
-        self.health.set_ready(true);
-        tracing::info!(
-            queue = self.topology.deliveries(),
-            prefetch = self.concurrency,
-            "consuming"
-        );
+/// One session's state while it consumes.
+struct Session<'a> {
+    shared: &'a Arc<Shared>,
+    conn: &'a Connection,
+    drain: &'a Drain,
+    ctx: SessionCtx,
+    /// The lane consumed on; older ones are retired.
+    lane: Lane,
+    /// Places for retired lanes; a permit travels with each retired lane
+    /// and comes back when it closes.
+    retired: Arc<Semaphore>,
+    last_rotation: Instant,
+}
 
-        let end = loop {
-            let stuck = lane.stuck_signal();
+/// Whether the session goes on after a rotation was asked for.
+enum Rotation {
+    /// Rotated, or not yet due: go on consuming.
+    Continue,
+    /// The fresh lane could not be opened.
+    Failed(Error),
+}
+
+impl Session<'_> {
+    /// Starts a task for every delivery until shutdown or a failure.
+    async fn consume(&mut self) -> SessionEnd {
+        loop {
+            let stuck = self.lane.stuck_signal();
             let next = tokio::select! {
                 biased;
-                () = drain.requested() => break SessionEnd::Shutdown,
-                () = ctx.broken.cancelled() => break SessionEnd::Lost("publisher channel failed".into()),
+                () = self.drain.requested() => return SessionEnd::Shutdown,
+                () = self.ctx.broken.cancelled() => return SessionEnd::Lost("publisher channel failed".into()),
                 () = stuck.notified() => {
-                    if last_rotation.elapsed() < settle::STUCK {
-                        continue;
-                    }
-                    // The permit travels with the retired lane and comes
-                    // back when it closes.
-                    let Ok(place) = retired.clone().try_acquire_owned() else {
-                        continue;
-                    };
-                    match self.fresh_lane(conn).await {
-                        Ok(fresh) => {
-                            let old = std::mem::replace(&mut lane, fresh);
-                            last_rotation = Instant::now();
-                            self.metrics.consumer_rotations.inc();
-                            tracing::debug!("a slow delivery blocks batched acks; consuming on a fresh channel");
-                            drain.spawn(old.retire(self.clone(), ctx.clone(), place));
-                        }
-                        Err(e) => break SessionEnd::Lost(e.to_string()),
+                    if let Rotation::Failed(e) = self.rotate().await {
+                        return SessionEnd::Lost(e.to_string());
                     }
                     continue;
                 }
-                next = lane.next() => next,
+                next = self.lane.next() => next,
             };
             let delivery = match next {
                 Ok(Some(d)) => d,
-                Err(e) => break SessionEnd::Lost(e.to_string()),
-                Ok(None) => break SessionEnd::Lost("the broker cancelled the consumer".into()),
+                Err(e) => return SessionEnd::Lost(e.to_string()),
+                Ok(None) => return SessionEnd::Lost("the broker cancelled the consumer".into()),
             };
-            if let Started::ShuttingDown = self.start(delivery, lane.settler(), &ctx).await {
-                break SessionEnd::Shutdown;
+            let settler = self.lane.settler();
+            if let Started::ShuttingDown =
+                DeliveryTask::start(self.shared, delivery, settler, &self.ctx).await
+            {
+                return SessionEnd::Shutdown;
             }
-        };
-        self.health.set_ready(false);
-
-        if let SessionEnd::Shutdown = end {
-            tracing::info!(grace = ?drain.grace(), in_flight = self.metrics.in_flight.get(), "shutting down: draining");
-            lane.cancel().await;
-            if let DrainEnd::Abandoned(left) = drain.finish().await {
-                tracing::warn!(left, "grace ran out; leaving the rest to the broker");
-            }
-            // Lingers like a retired lane: acks sent just before the close
-            // may be dropped by a quorum queue, and every message they
-            // settled would be delivered again after the restart.
-            lane.close("shutdown").await;
-            ctx.publisher.close().await;
-            tracing::info!("drained");
         }
-        Ok(end)
     }
 
-    async fn fresh_lane(&self, conn: &Connection) -> Result<Lane, Error> {
-        let channel = conn.create_channel().await?;
-        Lane::open(self, channel).await
+    /// Opens a fresh lane and retires the current one, unless the last
+    /// rotation is too recent or every place for retired lanes is taken.
+    async fn rotate(&mut self) -> Rotation {
+        if self.last_rotation.elapsed() < settle::STUCK {
+            return Rotation::Continue;
+        }
+        let Ok(place) = self.retired.clone().try_acquire_owned() else {
+            return Rotation::Continue;
+        };
+        let fresh = match self.conn.create_channel().await {
+            Ok(channel) => Lane::open(self.shared, channel).await,
+            Err(e) => Err(e.into()),
+        };
+        match fresh {
+            Ok(fresh) => {
+                let old = std::mem::replace(&mut self.lane, fresh);
+                self.last_rotation = Instant::now();
+                self.shared.metrics.consumer_rotations.inc();
+                tracing::debug!(
+                    "a slow delivery blocks batched acks; consuming on a fresh channel"
+                );
+                self.drain
+                    .spawn(old.retire(self.shared.clone(), self.ctx.clone(), place));
+                Rotation::Continue
+            }
+            Err(e) => Rotation::Failed(e),
+        }
     }
 
-    /// Takes one of the process's slots and starts the delivery's task.
-    pub(crate) async fn start(
-        self: &Arc<Self>,
-        delivery: Delivery,
-        settler: &SettlerHandle,
-        ctx: &SessionCtx,
-    ) -> Started {
-        // Prefetch already bounds one channel; the semaphore bounds the
-        // process: retired lanes, and tasks a lost session left running.
-        let slot = tokio::select! {
-            p = self.slots.clone().acquire_owned() => p.expect("never closed"),
-            () = ctx.drain.requested() => return Started::ShuttingDown,
-        };
-        settler.received(delivery.delivery_tag);
-        let task = DeliveryTask {
-            delivery,
-            publisher: ctx.publisher.clone(),
-            settler: settler.clone(),
-            slot,
-            broken: ctx.broken.clone(),
-            lost: ctx.lost.clone(),
-        };
-        ctx.drain.spawn(task.run(self.clone()));
-        Started::Running
+    /// Stops consuming, lets in-flight deliveries finish within the grace,
+    /// flushes the acks and closes the channels.
+    async fn shut_down(self) {
+        let drain = self.drain;
+        tracing::info!(grace = ?drain.grace(), in_flight = self.shared.metrics.in_flight.get(), "shutting down: draining");
+        self.lane.cancel().await;
+        if let DrainEnd::Abandoned(left) = drain.finish().await {
+            tracing::warn!(left, "grace ran out; leaving the rest to the broker");
+        }
+        // Lingers like a retired lane: acks sent just before the close
+        // may be dropped by a quorum queue, and every message they
+        // settled would be delivered again after the restart.
+        self.lane.close("shutdown").await;
+        self.ctx.publisher.close().await;
+        tracing::info!("drained");
     }
 }
-
-/// A session that lasted this long resets the reconnect backoff.
-pub(crate) const STABLE_SESSION: Duration = Duration::from_secs(30);

@@ -15,6 +15,7 @@ use super::connect_once;
 use crate::{
     Error,
     broker::topology::Topology,
+    clock::now_ms,
     config::{BrokerArgs, NameArgs},
     domain::selection::{Selection, TimeSpec, parse_time_spec},
 };
@@ -113,13 +114,6 @@ impl SelectionArgs {
             limit: self.limit,
         }
     }
-}
-
-/// Unix milliseconds now.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// A unix-ms instant as RFC 3339 (UTC, seconds).

@@ -1,0 +1,135 @@
+//! The delivery task: one message from the broker, in a task of its own,
+//! holding one of the process's slots, to its settlement with the broker.
+//! What happens in between is [`super::delivery`].
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use lapin::message::Delivery;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    burst::LostPublishes,
+    delivery::deliver,
+    drain::Drain,
+    settle::{Settlement, SettlerHandle},
+    shared::Shared,
+};
+use crate::broker::publisher::{PublishError, Publisher};
+
+/// What every delivery task of one session shares.
+#[derive(Clone)]
+pub(super) struct SessionCtx {
+    pub(super) publisher: Publisher,
+    /// Cancelled when the publisher channel fails: the session restarts.
+    pub(super) broken: CancellationToken,
+    /// Copies lost with the publisher channel, logged once.
+    lost: Arc<LostPublishes>,
+    drain: Drain,
+}
+
+impl SessionCtx {
+    /// The context of a session publishing its copies with `publisher`.
+    pub(super) fn new(publisher: Publisher, drain: Drain) -> Self {
+        Self {
+            publisher,
+            broken: CancellationToken::new(),
+            lost: Arc::default(),
+            drain,
+        }
+    }
+}
+
+/// Whether a delivery got its task.
+pub(super) enum Started {
+    /// Its task runs.
+    Running,
+    /// Shutdown came first: the delivery stays unsettled, and the broker
+    /// redelivers it once the channel closes.
+    ShuttingDown,
+}
+
+/// A delivery handed to its task: the message, where to settle it, and
+/// the process slot it holds for as long as it runs.
+pub(super) struct DeliveryTask {
+    delivery: Delivery,
+    publisher: Publisher,
+    settler: SettlerHandle,
+    slot: OwnedSemaphorePermit,
+    /// Cancelled when a publish fails on the broker's side: the session
+    /// restarts.
+    broken: CancellationToken,
+    /// Where such failures are counted, for one line per session.
+    lost: Arc<LostPublishes>,
+}
+
+impl DeliveryTask {
+    /// Takes one of the process's slots and starts the delivery's task.
+    pub(super) async fn start(
+        shared: &Arc<Shared>,
+        delivery: Delivery,
+        settler: &SettlerHandle,
+        ctx: &SessionCtx,
+    ) -> Started {
+        // Prefetch already bounds one channel; the semaphore bounds the
+        // process: retired lanes, and tasks a lost session left running.
+        let slot = tokio::select! {
+            p = shared.slots.clone().acquire_owned() => p.expect("never closed"),
+            () = ctx.drain.requested() => return Started::ShuttingDown,
+        };
+        settler.received(delivery.delivery_tag);
+        let task = Self {
+            delivery,
+            publisher: ctx.publisher.clone(),
+            settler: settler.clone(),
+            slot,
+            broken: ctx.broken.clone(),
+            lost: ctx.lost.clone(),
+        };
+        ctx.drain.spawn(task.run(shared.clone()));
+        Started::Running
+    }
+
+    /// Runs the delivery to its settlement.
+    async fn run(self, shared: Arc<Shared>) {
+        // A guard, so an abandoned task (dropped at the end of the grace)
+        // still leaves the gauge right.
+        let _in_flight = InFlight::new(&shared.metrics.in_flight);
+        let _slot = self.slot;
+        let tag = self.delivery.delivery_tag;
+        let body: Bytes = self.delivery.data.into();
+        let props = self.delivery.properties;
+        match deliver(&shared, &body, &props, &self.publisher).await {
+            Ok(()) => self.settler.settle(tag, Settlement::Ack),
+            Err(e) => {
+                shared.metrics.publish_failures.inc();
+                self.settler.settle(tag, Settlement::Requeue);
+                if matches!(e, PublishError::Broker(_)) {
+                    // The publisher channel is gone: every task of the
+                    // session fails the same way; one line says how many.
+                    self.lost.record(&e);
+                    self.broken.cancel();
+                } else {
+                    tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
+                }
+            }
+        }
+    }
+}
+
+/// Counts one delivery in `webhook_in_flight` for as long as it lives.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
