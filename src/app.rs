@@ -17,14 +17,14 @@ use crate::{
     Error,
     broker::{
         connect::Connector,
-        tls::{BrokerTls, load_identity, load_roots},
+        tls::{BROKER_IDENTITY, BrokerTls, RECEIVER_IDENTITY, load_identity, load_roots},
         url::parse_urls,
     },
     config::{BrokerArgs, Config},
     domain::limit::LimitConfig,
     domain::signing::SigningKey,
     error::ConfigError,
-    http::client::{Deliverer, DeliveryConfig},
+    http::client::{ClientIdentity, Deliverer, DeliveryConfig},
     telemetry::{health::Health, metrics::Metrics, server},
     worker::{Worker, drain::Drain, limits::ReceiverLimits},
 };
@@ -122,6 +122,7 @@ pub fn broker_connector(broker: &BrokerArgs, name: String) -> Result<Connector, 
         .transpose()
         .map_err(ConfigError::from)?;
     let identity = load_identity(
+        BROKER_IDENTITY,
         broker.amqp_client_cert.as_deref(),
         broker.amqp_client_key.as_deref(),
     )
@@ -157,8 +158,16 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
         .map(|p| load_roots("WEBHOOK_CA_FILE", p))
         .transpose()
         .map_err(ConfigError::from)?;
+    let client_identity = load_identity(
+        RECEIVER_IDENTITY,
+        config.delivery.client_cert.as_deref(),
+        config.delivery.client_key.as_deref(),
+    )
+    .map_err(ConfigError::from)?
+    .map(|i| ClientIdentity::from_pem(&i.cert_pem, &i.key_pem));
     Ok(Deliverer::new(DeliveryConfig {
         extra_roots: extra_roots.map(|r| r.pem.into_bytes()),
+        client_identity,
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,

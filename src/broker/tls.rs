@@ -4,8 +4,9 @@
 //! `AMQP_CLIENT_CERT`/`AMQP_CLIENT_KEY` for mutual TLS.
 //!
 //! The PEM files of the TLS settings (`AMQP_CA_FILE`, `AMQP_CLIENT_CERT`,
-//! `AMQP_CLIENT_KEY`, and `WEBHOOK_CA_FILE` for receivers: this is the one
-//! PEM loader of the process) are read and checked once at start, so an
+//! `AMQP_CLIENT_KEY`, and `WEBHOOK_CA_FILE`, `WEBHOOK_CLIENT_CERT`,
+//! `WEBHOOK_CLIENT_KEY` for receivers: this is the one PEM loader of the
+//! process) are read and checked once at start, so an
 //! unreadable file or bad PEM is one error line and exit code 2 instead of
 //! a connect error repeated forever. Errors name the setting and the path,
 //! never the file's content.
@@ -84,6 +85,9 @@ pub enum TlsFileProblem {
     /// No unencrypted private key.
     #[error("holds no unencrypted PEM private key (PKCS#8, PKCS#1 or SEC1)")]
     NoKey,
+    /// A key TLS cannot use, or one that is not the certificate's.
+    #[error("is not the private key of the certificate of {0}")]
+    KeyMismatch(&'static str),
     /// One of the pair is set without the other.
     #[error("is set, but {0} is not: mutual TLS needs both")]
     Unpaired(&'static str),
@@ -139,13 +143,34 @@ impl std::fmt::Debug for PemIdentity {
     }
 }
 
-/// Reads the client certificate and key of mutual TLS: both or neither.
+/// The two settings that name a client certificate and its key.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentitySettings {
+    /// The certificate chain's variable.
+    pub cert: &'static str,
+    /// The key's variable.
+    pub key: &'static str,
+}
+
+/// The client identity presented to the broker.
+pub const BROKER_IDENTITY: IdentitySettings = IdentitySettings {
+    cert: "AMQP_CLIENT_CERT",
+    key: "AMQP_CLIENT_KEY",
+};
+
+/// The client identity presented to receivers that ask for one.
+pub const RECEIVER_IDENTITY: IdentitySettings = IdentitySettings {
+    cert: "WEBHOOK_CLIENT_CERT",
+    key: "WEBHOOK_CLIENT_KEY",
+};
+
+/// Reads the client certificate and key of mutual TLS: both or neither;
+/// errors name the settings of `names`.
 pub fn load_identity(
+    names: IdentitySettings,
     cert: Option<&Path>,
     key: Option<&Path>,
 ) -> Result<Option<PemIdentity>, TlsFileError> {
-    const CERT: &str = "AMQP_CLIENT_CERT";
-    const KEY: &str = "AMQP_CLIENT_KEY";
     let unpaired = |setting, path: &Path, other| TlsFileError {
         setting,
         path: path.to_path_buf(),
@@ -153,8 +178,8 @@ pub fn load_identity(
     };
     let (cert, key) = match (cert, key) {
         (None, None) => return Ok(None),
-        (Some(c), None) => return Err(unpaired(CERT, c, KEY)),
-        (None, Some(k)) => return Err(unpaired(KEY, k, CERT)),
+        (Some(c), None) => return Err(unpaired(names.cert, c, names.key)),
+        (None, Some(k)) => return Err(unpaired(names.key, k, names.cert)),
         (Some(c), Some(k)) => (c, k),
     };
     let read = |setting, path: &Path| {
@@ -164,18 +189,24 @@ pub fn load_identity(
             problem: TlsFileProblem::Unreadable(e),
         })
     };
-    let cert_pem = read(CERT, cert)?;
+    let cert_pem = read(names.cert, cert)?;
     certificates(&cert_pem).map_err(|problem| TlsFileError {
-        setting: CERT,
+        setting: names.cert,
         path: cert.to_path_buf(),
         problem,
     })?;
-    let key_pem = read(KEY, key)?;
-    PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsFileError {
-        setting: KEY,
+    let key_pem = read(names.key, key)?;
+    let key_fail = |problem| TlsFileError {
+        setting: names.key,
         path: key.to_path_buf(),
-        problem: TlsFileProblem::NoKey,
-    })?;
+        problem,
+    };
+    let private_key =
+        PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| key_fail(TlsFileProblem::NoKey))?;
+    let chain = certificates(&cert_pem).expect("checked above");
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, private_key, &provider)
+        .map_err(|_| key_fail(TlsFileProblem::KeyMismatch(names.cert)))?;
     Ok(Some(PemIdentity { cert_pem, key_pem }))
 }
 
@@ -227,13 +258,19 @@ mod tests {
             .to_string();
         assert!(e.contains("not a valid X.509"), "{e}");
 
-        let e = load_identity(Some(&junk), None).unwrap_err().to_string();
+        let e = load_identity(BROKER_IDENTITY, Some(&junk), None)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("AMQP_CLIENT_KEY is not"), "{e}");
         let key = file(
             "key.pem",
             b"-----BEGIN PRIVATE KEY-----\nSECRETKEY\n-----END PRIVATE KEY-----\n",
         );
-        assert!(load_identity(None, Some(&key)).is_err());
-        assert!(load_identity(None, None).unwrap().is_none());
+        assert!(load_identity(RECEIVER_IDENTITY, None, Some(&key)).is_err());
+        assert!(
+            load_identity(BROKER_IDENTITY, None, None)
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     ConfigError, Error,
     broker::{
         check::{Checked, Finding, check},
+        tls::{RECEIVER_IDENTITY, load_identity},
         url::parse_urls,
     },
     config::Config,
@@ -40,6 +41,13 @@ impl Check {
                 source,
             })?;
         }
+        let d = &self.config.delivery;
+        load_identity(
+            RECEIVER_IDENTITY,
+            d.client_cert.as_deref(),
+            d.client_key.as_deref(),
+        )
+        .map_err(ConfigError::from)?;
         let settings = effective(&self.config, &urls.redacted());
         let topology = self.config.topology();
         let conn = connect_once(&self.config.broker, "check").await?;
@@ -114,6 +122,8 @@ fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
         ),
         ("WEBHOOK_TIMEOUT", d(c.delivery.timeout)),
         ("WEBHOOK_CA_FILE", path(&c.delivery.ca_file)),
+        ("WEBHOOK_CLIENT_CERT", path(&c.delivery.client_cert)),
+        ("WEBHOOK_CLIENT_KEY", path(&c.delivery.client_key)),
         ("WEBHOOK_CONCURRENCY", c.delivery.concurrency.to_string()),
         (
             "WEBHOOK_HOST_CONCURRENCY",

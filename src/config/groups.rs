@@ -116,6 +116,15 @@ pub struct DeliveryArgs {
     #[arg(long, env = "WEBHOOK_CA_FILE")]
     pub ca_file: Option<PathBuf>,
 
+    /// PEM client certificate chain presented to receivers that ask for
+    /// one (mutual TLS; with `--client-key`).
+    #[arg(long, env = "WEBHOOK_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of `--client-cert`.
+    #[arg(long, env = "WEBHOOK_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
+
     /// Allow loopback, private and link-local targets (tests, local demos).
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,

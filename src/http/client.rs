@@ -47,6 +47,9 @@ pub struct DeliveryConfig {
     /// PEM root certificates trusted besides the public roots
     /// (`WEBHOOK_CA_FILE`), already checked.
     pub extra_roots: Option<Vec<u8>>,
+    /// Client certificate and key presented to receivers that ask for one
+    /// (`WEBHOOK_CLIENT_CERT`, `WEBHOOK_CLIENT_KEY`), already checked.
+    pub client_identity: Option<ClientIdentity>,
     /// Whole-request timeout.
     pub timeout: Duration,
     /// Allow non-public targets.
@@ -56,6 +59,28 @@ pub struct DeliveryConfig {
     /// Idle connections kept per host (the process concurrency: idle ones
     /// are bounded by [`POOL_IDLE_TIMEOUT`] instead).
     pub pool_per_host: usize,
+}
+
+/// A client certificate chain and its private key, PEM (checked by the
+/// caller); never shown.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    pem: Vec<u8>,
+}
+
+impl ClientIdentity {
+    /// The identity of a PEM certificate chain and a PEM key.
+    pub fn from_pem(cert: &[u8], key: &[u8]) -> Self {
+        Self {
+            pem: [cert, b"\n", key].concat(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientIdentity(<key redacted>)")
+    }
 }
 
 /// The one HTTP client of the process, with the request-building rules.
@@ -88,6 +113,9 @@ impl Deliverer {
         }
         if let Some(pem) = &config.extra_roots {
             builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(pem)?);
+        }
+        if let Some(identity) = &config.client_identity {
+            builder = builder.identity(reqwest::Identity::from_pem(&identity.pem)?);
         }
         Ok(Self {
             client: builder.build()?,
@@ -202,6 +230,7 @@ mod tests {
     fn deliverer() -> Deliverer {
         Deliverer::new(DeliveryConfig {
             extra_roots: None,
+            client_identity: None,
             timeout: Duration::from_secs(1),
             allow_private_targets: false,
             default_key: None,
@@ -270,6 +299,7 @@ mod tests {
         let (addr, accepted, mut closed) = counting_receiver().await;
         let deliverer = Deliverer::new(DeliveryConfig {
             extra_roots: None,
+            client_identity: None,
             timeout: Duration::from_secs(5),
             allow_private_targets: true,
             default_key: None,

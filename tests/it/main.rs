@@ -19,6 +19,7 @@ mod delivery;
 mod deploy;
 mod faults;
 mod layers;
+mod mtls;
 mod operator;
 mod receivers;
 mod rotation;

@@ -139,20 +139,48 @@ pub(crate) struct TlsReceiver {
     task: JoinHandle<()>,
 }
 
+/// Whether the receiver asks for a client certificate (mutual TLS).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ClientAuth<'a> {
+    /// It does not ask.
+    None,
+    /// It requires one issued by this CA (PEM), and refuses the handshake
+    /// without one.
+    Required(&'a str),
+}
+
 impl TlsReceiver {
     pub(crate) async fn start(cert: &Issued, alpn: Alpn) -> Self {
+        Self::start_with(cert, alpn, ClientAuth::None).await
+    }
+
+    pub(crate) async fn start_with(cert: &Issued, alpn: Alpn, clients: ClientAuth<'_>) -> Self {
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(cert.cert.as_bytes())
                 .collect::<Result<_, _>>()
                 .unwrap();
         let key = PrivateKeyDer::from_pem_slice(cert.key.as_bytes()).unwrap();
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
             .unwrap();
+        let builder = match clients {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Required(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+                    roots.add(c.unwrap()).unwrap();
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).unwrap();
         config.alpn_protocols = match alpn {
             Alpn::Http2 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             Alpn::Http1 => vec![b"http/1.1".to_vec()],
