@@ -41,16 +41,21 @@ impl AttemptOutcome {
         "forbidden_target",
     ];
 
+    /// Its kind's place in [`Self::LABELS`], for arrays indexed by outcome.
+    pub fn index(&self) -> usize {
+        match self {
+            AttemptOutcome::Success { .. } => 0,
+            AttemptOutcome::Timeout => 1,
+            AttemptOutcome::ConnectError(_) => 2,
+            AttemptOutcome::HttpError { .. } => 3,
+            AttemptOutcome::Gone => 4,
+            AttemptOutcome::ForbiddenTarget(_) => 5,
+        }
+    }
+
     /// The metric label.
     pub fn label(&self) -> &'static str {
-        match self {
-            AttemptOutcome::Success { .. } => "success",
-            AttemptOutcome::Timeout => "timeout",
-            AttemptOutcome::ConnectError(_) => "connect_error",
-            AttemptOutcome::HttpError { .. } => "http_error",
-            AttemptOutcome::Gone => "gone",
-            AttemptOutcome::ForbiddenTarget(_) => "forbidden_target",
-        }
+        Self::LABELS[self.index()]
     }
 
     /// Whether this is a success.

@@ -39,6 +39,11 @@ impl DropReason {
         DropReason::ForbiddenTarget,
     ];
 
+    /// Its place in [`Self::ALL`], for arrays indexed by reason.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The value of `webhook-drop-reason` and of the metric label.
     pub fn as_str(self) -> &'static str {
         match self {

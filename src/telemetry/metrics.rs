@@ -8,16 +8,16 @@
 
 use std::sync::{Arc, OnceLock};
 
-use super::receivers::ReceiverMetrics;
+use prometheus::{
+    Encoder, Histogram, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, TextEncoder,
+};
+
+use super::{receivers::ReceiverMetrics, registrar::Registrar};
 use crate::domain::{
     catalog::{CATALOG, is_valid_webhook_number},
     outcome::AttemptOutcome,
     policy::DropReason,
     schedule::{Tier, Tiers},
-};
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Buckets of one attempt's duration: milliseconds up to the 10 s timeout.
@@ -58,18 +58,14 @@ pub struct WebhookMetrics {
 impl WebhookMetrics {
     /// The attempts counter of one outcome.
     pub fn attempts(&self, outcome: &AttemptOutcome) -> &IntCounter {
-        let i = AttemptOutcome::LABELS
-            .iter()
-            .position(|l| *l == outcome.label())
-            .expect("known label");
-        &self.attempts[i]
+        &self.attempts[outcome.index()]
     }
 }
 
 /// Every metric of the worker, registered in its own registry.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: prometheus::Registry,
     attempts_total: IntCounterVec,
     delivered_total: IntCounterVec,
     attempt_duration: HistogramVec,
@@ -109,166 +105,48 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric; `tiers` pre-creates the retry tier labels.
     pub fn new(tiers: &Tiers) -> Arc<Self> {
-        let registry = Registry::new();
-        let reg = |c: Box<dyn prometheus::core::Collector>| {
-            registry.register(c).expect("unique metric names")
-        };
-
-        let attempts_total = IntCounterVec::new(
-            Opts::new(
-                "webhook_attempts_total",
-                "Delivery attempts by webhook number and outcome.",
-            ),
-            &["webhook", "outcome"],
-        )
-        .unwrap();
-        let delivered_total = IntCounterVec::new(
-            Opts::new("webhook_delivered_total", "Events delivered (2xx)."),
-            &["webhook"],
-        )
-        .unwrap();
-        let retried_total = IntCounterVec::new(
-            Opts::new(
-                "webhook_retried_total",
-                "Events published to a retry tier, by tier.",
-            ),
-            &["tier"],
-        )
-        .unwrap();
-        let dropped_total = IntCounterVec::new(
-            Opts::new(
-                "webhook_dropped_total",
-                "Events parked in the dead queue, by reason.",
-            ),
-            &["reason"],
-        )
-        .unwrap();
-        let attempt_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "webhook_attempt_duration_seconds",
-                "Duration of one delivery attempt.",
-            )
-            .buckets(ATTEMPT_BUCKETS.to_vec()),
-            &["webhook"],
-        )
-        .unwrap();
-        let delivery_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "webhook_delivery_latency_seconds",
-                "From created_at (else first sight) to successful delivery.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-        )
-        .unwrap();
-        let in_flight = IntGauge::new("webhook_in_flight", "Deliveries in flight.").unwrap();
-        let broker_connected = IntGauge::new(
-            "webhook_broker_connected",
-            "1 while connected to the broker, else 0.",
-        )
-        .unwrap();
-        let broker_reconnects = IntCounter::new(
-            "webhook_broker_reconnects_total",
-            "Connections re-established after a loss.",
-        )
-        .unwrap();
-        let broker_node = IntGaugeVec::new(
-            Opts::new(
-                "webhook_broker_node_connected",
-                "1 for the broker node (position in AMQP_URL, from 1) this process is connected to.",
-            ),
-            &["node"],
-        )
-        .unwrap();
-        let broker_connect_failures = IntCounterVec::new(
-            Opts::new(
-                "webhook_broker_connect_failures_total",
-                "Failed connection attempts, by broker node (position in AMQP_URL, from 1).",
-            ),
-            &["node"],
-        )
-        .unwrap();
-        let settle_failures = IntCounter::new(
-            "webhook_settle_failures_total",
-            "Acks or nacks that could not reach the broker; it redelivers those messages.",
-        )
-        .unwrap();
-        let publish_failures = IntCounter::new(
-            "webhook_publish_failures_total",
-            "Retry or dead copies not confirmed by the broker; the original was returned to the queue.",
-        )
-        .unwrap();
-        let deferred = IntCounter::new(
-            "webhook_deferred_total",
-            "Deliveries deferred to the shortest retry tier, without an attempt, because their receiver had no free slot.",
-        )
-        .unwrap();
-        let consumer_rotations = IntCounter::new(
-            "webhook_consumer_rotations_total",
-            "Times consumption moved to a fresh channel because a slow delivery blocked batched acks.",
-        )
-        .unwrap();
-
-        for c in [
-            attempts_total.clone(),
-            delivered_total.clone(),
-            retried_total.clone(),
-            dropped_total.clone(),
-        ] {
-            reg(Box::new(c));
-        }
-        reg(Box::new(attempt_duration.clone()));
-        reg(Box::new(broker_node.clone()));
-        reg(Box::new(broker_connect_failures.clone()));
-        reg(Box::new(delivery_latency.clone()));
-        for g in [in_flight.clone(), broker_connected.clone()] {
-            reg(Box::new(g));
-        }
-        for c in [
-            broker_reconnects.clone(),
-            settle_failures.clone(),
-            publish_failures.clone(),
-            deferred.clone(),
-            consumer_rotations.clone(),
-        ] {
-            reg(Box::new(c));
-        }
+        let r = Registrar::new();
+        let metrics = Arc::new(Self::register(&r));
         #[cfg(target_os = "linux")]
-        reg(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ));
-
+        r.collector(
+            "process",
+            Box::new(prometheus::process_collector::ProcessCollector::for_self()),
+        );
+        // Every tier and catalog number appears at zero from the start, so
+        // dashboards and rate() have series before the first event.
         for (tier, _) in tiers.iter() {
-            retried_total.with_label_values(&[tiers.suffix(tier)]);
+            metrics.retried(tiers, tier);
         }
-        let dropped = DropReason::ALL.map(|r| dropped_total.with_label_values(&[r.as_str()]));
-
-        let receivers = ReceiverMetrics::register(&registry);
-        let metrics = Arc::new(Self {
-            receivers,
-            registry,
-            attempts_total,
-            delivered_total,
-            attempt_duration,
-            per_webhook: (0..300).map(|_| OnceLock::new()).collect(),
-            retried_total,
-            dropped,
-            delivery_latency,
-            in_flight,
-            broker_connected,
-            broker_reconnects,
-            broker_node,
-            broker_connect_failures,
-            settle_failures,
-            publish_failures,
-            deferred,
-            consumer_rotations,
-        });
-        // Catalog numbers appear at zero from the start, so dashboards and
-        // rate() have series before the first event.
         for (n, _) in CATALOG {
             metrics.webhook(n);
         }
         metrics
+    }
+
+    /// The table of metrics: one line each (name, help, labels).
+    #[rustfmt::skip]
+    fn register(r: &Registrar) -> Self {
+        let node = &["node"];
+        Self {
+            attempts_total: r.counters("webhook_attempts_total", "Delivery attempts by webhook number and outcome.", &["webhook", "outcome"]),
+            delivered_total: r.counters("webhook_delivered_total", "Events delivered (2xx).", &["webhook"]),
+            attempt_duration: r.histograms("webhook_attempt_duration_seconds", "Duration of one delivery attempt.", &ATTEMPT_BUCKETS, &["webhook"]),
+            retried_total: r.counters("webhook_retried_total", "Events published to a retry tier, by tier.", &["tier"]),
+            dropped: r.counter_per("webhook_dropped_total", "Events parked in the dead queue, by reason.", "reason", DropReason::ALL.map(DropReason::as_str)),
+            delivery_latency: r.histogram("webhook_delivery_latency_seconds", "From created_at (else first sight) to successful delivery.", &LATENCY_BUCKETS),
+            in_flight: r.gauge("webhook_in_flight", "Deliveries in flight."),
+            broker_connected: r.gauge("webhook_broker_connected", "1 while connected to the broker, else 0."),
+            broker_reconnects: r.counter("webhook_broker_reconnects_total", "Connections re-established after a loss."),
+            broker_node: r.gauges("webhook_broker_node_connected", "1 for the broker node (position in AMQP_URL, from 1) this process is connected to.", node),
+            broker_connect_failures: r.counters("webhook_broker_connect_failures_total", "Failed connection attempts, by broker node (position in AMQP_URL, from 1).", node),
+            settle_failures: r.counter("webhook_settle_failures_total", "Acks or nacks that could not reach the broker; it redelivers those messages."),
+            publish_failures: r.counter("webhook_publish_failures_total", "Retry or dead copies not confirmed by the broker; the original was returned to the queue."),
+            deferred: r.counter("webhook_deferred_total", "Deliveries deferred to the shortest retry tier, without an attempt, because their receiver had no free slot."),
+            consumer_rotations: r.counter("webhook_consumer_rotations_total", "Times consumption moved to a fresh channel because a slow delivery blocked batched acks."),
+            receivers: ReceiverMetrics::register(r),
+            per_webhook: (0..300).map(|_| OnceLock::new()).collect(),
+            registry: r.registry(),
+        }
     }
 
     /// The handles of a webhook number (validated to 101–399).
@@ -316,10 +194,7 @@ impl Metrics {
 
     /// `webhook_dropped_total{reason}`.
     pub fn dropped(&self, reason: DropReason) -> &IntCounter {
-        &self.dropped[DropReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .expect("known reason")]
+        &self.dropped[reason.index()]
     }
 
     /// The Prometheus text exposition of every metric.
@@ -379,5 +254,54 @@ mod tests {
         assert!(text.contains("webhook_attempts_total{outcome=\"timeout\",webhook=\"150\"} 1"));
         assert!(text.contains("webhook_delivered_total{webhook=\"150\"} 1"));
         assert!(text.contains("webhook_dropped_total{reason=\"gone\"} 1"));
+    }
+
+    #[test]
+    fn each_enum_value_finds_its_own_handle() {
+        use crate::domain::limit::{DecreaseCause, ReceiverState};
+        assert!(
+            DropReason::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, r)| r.index() == i)
+        );
+        assert!(
+            DecreaseCause::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.index() == i)
+        );
+        assert!(
+            ReceiverState::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, s)| s.index() == i)
+        );
+        let m = Metrics::new(
+            &"60s"
+                .parse::<crate::domain::schedule::RetrySchedule>()
+                .unwrap()
+                .tiers(),
+        );
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            for _ in 0..=i {
+                m.dropped(reason).inc();
+            }
+        }
+        m.receivers.decreased(DecreaseCause::LatencyRise).inc();
+        m.receivers.in_state(ReceiverState::BackingOff).set(3);
+        let text = m.render();
+        for (i, reason) in DropReason::ALL.into_iter().enumerate() {
+            let line = format!(
+                "webhook_dropped_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                i + 1
+            );
+            assert!(text.contains(&line), "missing {line}");
+        }
+        assert!(text.contains("webhook_receiver_limit_decreases_total{cause=\"latency_rise\"} 1"));
+        assert!(text.contains("webhook_receiver_limit_decreases_total{cause=\"overdue\"} 0"));
+        assert!(text.contains("webhook_receivers{state=\"backing_off\"} 3"));
+        assert!(text.contains("webhook_receivers{state=\"stalled\"} 0"));
     }
 }

@@ -6,10 +6,12 @@
 //! | [`health`] | readiness |
 //! | [`server`] | `/metrics`, `/healthz`, `/readyz`, `/receivers` |
 //! | [`receivers`] | the rows of `/receivers` |
+//! | `registrar` | making and registering a metric, one call each |
 //! | [`logging`] | text or JSON logs |
 
 pub mod health;
 pub mod logging;
 pub mod metrics;
 pub mod receivers;
+mod registrar;
 pub mod server;

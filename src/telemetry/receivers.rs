@@ -5,9 +5,10 @@
 //! show them, through [`ReceiverBoard`], so telemetry never imports the
 //! worker's stages.
 
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounter, IntGauge};
 use serde::Serialize;
 
+use super::registrar::Registrar;
 use crate::domain::limit::{DecreaseCause, ReceiverState};
 
 /// Most rows `GET /receivers` shows.
@@ -58,63 +59,24 @@ pub struct ReceiverMetrics {
 }
 
 impl ReceiverMetrics {
-    /// Registers the receivers' metrics in `registry`, every label at zero.
-    pub(crate) fn register(registry: &Registry) -> Self {
-        let decreases = IntCounterVec::new(
-            Opts::new(
-                "webhook_receiver_limit_decreases_total",
-                "Times a receiver's adaptive limit fell, by cause.",
-            ),
-            &["cause"],
-        )
-        .expect("valid metric");
-        let by_state = IntGaugeVec::new(
-            Opts::new(
-                "webhook_receivers",
-                "Receivers seen lately, by the state of their adaptive limit.",
-            ),
-            &["state"],
-        )
-        .expect("valid metric");
-        let saturated = IntGauge::new(
-            "webhook_receivers_saturated",
-            "Receivers whose attempts in flight have reached their adaptive limit.",
-        )
-        .expect("valid metric");
-        let tracked = IntGauge::new(
-            "webhook_receivers_tracked",
-            "Receivers in the per-receiver limit table.",
-        )
-        .expect("valid metric");
-        for c in [
-            Box::new(decreases.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(by_state.clone()),
-            Box::new(saturated.clone()),
-            Box::new(tracked.clone()),
-        ] {
-            registry.register(c).expect("unique metric names");
-        }
+    /// Registers the receivers' metrics, every label at zero.
+    #[rustfmt::skip]
+    pub(crate) fn register(r: &Registrar) -> Self {
         Self {
-            decreases: DecreaseCause::ALL.map(|c| decreases.with_label_values(&[c.as_str()])),
-            by_state: ReceiverState::ALL.map(|s| by_state.with_label_values(&[s.as_str()])),
-            saturated,
-            tracked,
+            decreases: r.counter_per("webhook_receiver_limit_decreases_total", "Times a receiver's adaptive limit fell, by cause.", "cause", DecreaseCause::ALL.map(DecreaseCause::as_str)),
+            by_state: r.gauge_per("webhook_receivers", "Receivers seen lately, by the state of their adaptive limit.", "state", ReceiverState::ALL.map(ReceiverState::as_str)),
+            saturated: r.gauge("webhook_receivers_saturated", "Receivers whose attempts in flight have reached their adaptive limit."),
+            tracked: r.gauge("webhook_receivers_tracked", "Receivers in the per-receiver limit table."),
         }
     }
 
     /// `webhook_receiver_limit_decreases_total{cause}`.
     pub fn decreased(&self, cause: DecreaseCause) -> &IntCounter {
-        &self.decreases[DecreaseCause::ALL
-            .iter()
-            .position(|c| *c == cause)
-            .expect("known cause")]
+        &self.decreases[cause.index()]
     }
 
     /// `webhook_receivers{state}`.
     pub fn in_state(&self, state: ReceiverState) -> &IntGauge {
-        &self.by_state[ReceiverState::ALL
-            .iter()
-            .position(|s| *s == state)
-            .expect("known state")]
+        &self.by_state[state.index()]
     }
 }

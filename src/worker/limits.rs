@@ -277,10 +277,7 @@ impl ReceiverLimits {
             let mut controller = r.controller.lock().expect("controller lock");
             self.record(controller.tick(now));
             let state = controller.state();
-            by_state[ReceiverState::ALL
-                .iter()
-                .position(|s| *s == state)
-                .expect("known state")] += 1;
+            by_state[state.index()] += 1;
             if controller.in_flight() >= controller.limit() {
                 saturated += 1;
             }

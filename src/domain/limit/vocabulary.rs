@@ -205,6 +205,11 @@ impl ReceiverState {
         Self::Stalled,
     ];
 
+    /// Its place in [`Self::ALL`], for arrays indexed by state.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The lowercase name `GET /receivers` shows.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -246,6 +251,11 @@ impl DecreaseCause {
         Self::LatencyRise,
         Self::Stalled,
     ];
+
+    /// Its place in [`Self::ALL`], for arrays indexed by cause.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
