@@ -93,6 +93,9 @@ pub struct Controller {
     /// Attempts started before this would credit (or blame) the current limit
     /// with the latency of the previous one, and make slow start overshoot.
     limit_changed_at: Duration,
+    /// When the receiver last pushed back (timeout, connection error, 429,
+    /// 503): until `trouble_memory` after it, its waiters wait bounded.
+    last_trouble: Option<Duration>,
     /// The window that justified the last increase. The first window after it
     /// must show the increase bought throughput: the long-run mean absorbs a
     /// rise that grows step by step with the limit, so vector's rule alone
@@ -128,6 +131,7 @@ impl Controller {
             last_answer: now,
             last_decrease: None,
             peak_since_decrease: 0,
+            last_trouble: None,
             limit_changed_at: now,
             anchor: None,
             now,
@@ -206,16 +210,8 @@ impl Controller {
     pub fn finish(&mut self, ticket: AttemptTicket, now: Duration, feedback: Feedback) -> Change {
         let now = self.advance(now);
         let started = ticket.started;
-        match self.starts.get_mut(&started) {
-            Some(1) => {
-                self.starts.remove(&started);
-            }
-            Some(n) => *n -= 1,
-            None => return Change::Unchanged,
-        }
-        self.in_flight -= 1;
-        if started < self.overdue_cutoff {
-            self.overdue -= 1;
+        if !self.forget(started) {
+            return Change::Unchanged;
         }
         if feedback.answered() {
             self.last_answer = now;
@@ -234,7 +230,10 @@ impl Controller {
             }
         }
         let change = match feedback.back_pressure() {
-            Some(cause) => self.back_pressure(started, cause, now),
+            Some(cause) => {
+                self.last_trouble = Some(now);
+                self.back_pressure(started, cause, now)
+            }
             None => Change::Unchanged,
         };
         change.or(self.tick(now))
@@ -279,11 +278,43 @@ impl Controller {
         change
     }
 
-    /// What a delivery finding no slot should do: wait about two of the
-    /// receiver's own round trips (bounded) while it answers, else defer.
+    /// Gives back a slot whose attempt was never made (its delivery stopped
+    /// waiting as the slot was handed to it): nothing is learnt. A ticket
+    /// this controller did not grant is ignored.
+    pub fn release(&mut self, ticket: AttemptTicket) {
+        self.forget(ticket.started);
+    }
+
+    /// Takes an attempt started at `started` off the books; false when no
+    /// such attempt is in flight.
+    fn forget(&mut self, started: Duration) -> bool {
+        match self.starts.get_mut(&started) {
+            Some(1) => {
+                self.starts.remove(&started);
+            }
+            Some(n) => *n -= 1,
+            None => return false,
+        }
+        self.in_flight -= 1;
+        if started < self.overdue_cutoff {
+            self.overdue -= 1;
+        }
+        true
+    }
+
+    /// What a delivery finding no slot should do (as of the last call's
+    /// time): defer when the receiver is stalled or all its slots hold
+    /// overdue attempts; wait its turn when it is healthy; else wait about
+    /// two of its round trips (bounded).
     pub fn should_wait(&self) -> WaitVerdict {
         if self.stall.is_some() || self.young() == 0 {
             return WaitVerdict::Defer;
+        }
+        let calm = self
+            .last_trouble
+            .is_none_or(|t| self.now.saturating_sub(t) >= self.cfg.trouble_memory);
+        if calm && self.rtt.is_some() {
+            return WaitVerdict::Queue;
         }
         let rtt = self.rtt_estimate().unwrap_or(self.cfg.rtt_guess);
         WaitVerdict::Wait {

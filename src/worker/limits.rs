@@ -11,48 +11,69 @@
 //! holds and shrinks on back-pressure and on attempts that grow old against
 //! its own latency, below the hard ceiling `WEBHOOK_HOST_CONCURRENCY`.
 //!
-//! A delivery that finds its receiver full either waits or is *deferred*
-//! (moved to the shortest retry tier without an attempt, so it holds no
-//! slot while the receiver is slow). It waits only while the receiver is
-//! answering and the line ahead of it is short: once the receiver's limit
-//! has stopped doubling, the deliveries waiting, at the receiver's limit
-//! per round trip, must clear within [`WAIT_BUDGET`]; and it never waits
-//! longer than that in all. A receiver that has not
-//! answered yet is too new to judge: it is waited for only briefly
-//! ([`NEW_RECEIVER_WAIT`]) unless it answers meanwhile. A stalled receiver is
-//! deferred at once. So a healthy receiver's start-up backlog is waited
-//! for, while one slow receiver cannot fill the process with waiters that
-//! starve the others.
+//! A delivery that finds its receiver full joins the receiver's line or is
+//! *deferred* (moved to the shortest retry tier without an attempt, so it
+//! holds no slot while the receiver is slow). The line is first come, first
+//! served: a freed slot is handed to the oldest waiter under the lock that
+//! frees it, and an arrival finding anyone waiting joins the end, so no
+//! arrival overtakes a waiter (`receiver.rs`). How long a delivery waits
+//! depends on the receiver's health (the controller's
+//! [`WaitVerdict`]):
+//!
+//! - **healthy** (it answers, its latency is known, no timeout, connection
+//!   error, 429 or 503 for 10 s): the delivery waits for its turn and is
+//!   never deferred while the receiver stays healthy. Only an arrival that
+//!   finds a line it could not clear within [`HEALTHY_LINE_BUDGET`] at the
+//!   receiver's pace (once its limit has stopped doubling) is deferred, so a
+//!   receiver that cannot keep up with its share does not hold the
+//!   process's slots from the others;
+//! - **troubled** (it pushed back lately): it waits at most
+//!   [`WAIT_BUDGET`], and joins only a line that clears within it;
+//! - **new** (no answer yet): at most [`NEW_RECEIVER_WAIT`], unless it
+//!   answers meanwhile;
+//! - **stalled** (attempts overdue, no answer): deferred at once, and the
+//!   whole line with it, the moment the stall is seen.
+//!
+//! Every waiter is a delivery holding one of the process's slots
+//! (`WEBHOOK_CONCURRENCY`, also the prefetch), so the lines of all
+//! receivers together never hold more than that many entries (a number and
+//! a one-shot channel each); a line's storage shrinks when it empties.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use tokio::{sync::Notify, time::Instant};
+use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
-    domain::limit::{
-        self, AttemptTicket, Change, Controller, Feedback, LimitConfig, ReceiverState, WaitVerdict,
-    },
+    domain::limit::{AttemptTicket, Change, LimitConfig, ReceiverState, WaitVerdict},
     telemetry::{
         metrics::Metrics,
         receivers::{MAX_ROWS, ReceiverBoard, ReceiverRow, ReceiversPage},
     },
 };
 
-/// Longest a delivery waits for a slot of an answering receiver, and the
+mod receiver;
+mod slot;
+
+use receiver::{Asked, Handed, LineView, Receiver};
+pub(crate) use slot::ReceiverSlot;
+
+/// Longest a delivery waits for a slot of a troubled receiver, and the
 /// longest line of waiters it joins (in expected time to clear, at the
 /// receiver's limit per round trip). Two seconds: a deferral costs the
-/// event the shortest tier's delay (60 s by default), so a healthy
-/// receiver's start-up backlog is worth a short wait, while a line that
-/// would take longer means the receiver cannot keep up and its waiters
-/// would only hold the process's slots from everyone else.
+/// event the shortest tier's delay (60 s by default), so a short wait is
+/// worth it, while a line that would take longer means the receiver
+/// cannot keep up and its waiters would only hold the process's slots
+/// from everyone else. Also how often a waiter of a healthy receiver
+/// looks again at its receiver's health.
 pub(crate) const WAIT_BUDGET: Duration = Duration::from_secs(2);
+
+/// The longest line a delivery to a healthy receiver joins (in expected
+/// time to clear at the receiver's pace), once the receiver's limit has
+/// stopped doubling: a receiver whose line would take longer cannot keep
+/// up with its share of the traffic, and its waiters would hold the
+/// process's slots from the others. A twelfth of the shortest tier's
+/// default delay, so waiting is the cheaper choice wherever it is allowed.
+pub(crate) const HEALTHY_LINE_BUDGET: Duration = Duration::from_secs(5);
 
 /// How long a delivery waits on a receiver that has not answered yet (too
 /// new to judge) before it is deferred, unless the receiver answers
@@ -66,24 +87,12 @@ const PRUNE_ABOVE: usize = 4096;
 /// An idle receiver is forgotten after this long unused.
 const FORGET_AFTER: Duration = Duration::from_secs(300);
 
-/// One receiver: its controller, and the waiters for its slots.
-#[derive(Debug)]
-struct Receiver {
-    key: String,
-    controller: Mutex<Controller>,
-    /// Woken when a slot frees (one waiter) or the limit grows (all).
-    freed: Notify,
-    waiting: AtomicUsize,
-    /// Milliseconds since the table's epoch of the last use.
-    last_used_ms: AtomicU64,
-}
-
 /// The per-receiver limits of the process.
 #[derive(Debug)]
 pub(crate) struct ReceiverLimits {
     epoch: Instant,
     config: LimitConfig,
-    table: Mutex<HashMap<String, Arc<Receiver>>>,
+    table: std::sync::Mutex<std::collections::HashMap<String, Arc<Receiver>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -96,44 +105,62 @@ pub(crate) enum Admission<'a> {
     Defer,
 }
 
-/// A slot of one receiver, held for one attempt. Given back with
-/// [`ReceiverSlot::finish`]; dropped unfinished (an attempt abandoned at
-/// the end of the grace), it is given back as answered, so it never leaks.
-#[derive(Debug)]
-pub(crate) struct ReceiverSlot<'a> {
+/// Until when a waiter of a receiver in this state waits, counted from its
+/// arrival (`None`: for its turn, however long, while the state holds).
+fn give_up_at(verdict: WaitVerdict, arrived: Instant, rtt: Option<Duration>) -> Option<Instant> {
+    match verdict {
+        WaitVerdict::Queue => None,
+        WaitVerdict::Wait { at_most } => Some(
+            arrived
+                + match rtt {
+                    Some(_) => WAIT_BUDGET,
+                    None => at_most.max(NEW_RECEIVER_WAIT),
+                },
+        ),
+        WaitVerdict::Defer => Some(arrived),
+    }
+}
+
+/// Whether an arrival finding no slot joins the line (else it is deferred).
+fn joins(verdict: WaitVerdict, line: LineView) -> bool {
+    let budget = match verdict {
+        WaitVerdict::Defer => return false,
+        WaitVerdict::Queue => HEALTHY_LINE_BUDGET,
+        WaitVerdict::Wait { .. } => WAIT_BUDGET,
+    };
+    // A line judged by a limit still doubling every round trip would be
+    // judged too long.
+    line.growing || line.clears_in().is_none_or(|t| t <= budget)
+}
+
+/// A place in a receiver's line. Dropped while still in line (the delivery
+/// gave up, or its task was dropped), it leaves, passing on any slot
+/// handed to it meanwhile, so a slot never leaks.
+struct Place<'a> {
     limits: &'a ReceiverLimits,
-    receiver: Arc<Receiver>,
-    ticket: Option<AttemptTicket>,
+    receiver: &'a Arc<Receiver>,
+    id: u64,
+    rx: oneshot::Receiver<Handed>,
+    in_line: bool,
 }
 
-impl ReceiverSlot<'_> {
-    /// Gives the slot back, telling the receiver's limit how it went.
-    pub(crate) fn finish(mut self, feedback: Feedback) {
-        self.give_back(feedback);
-    }
-
-    fn give_back(&mut self, feedback: Feedback) {
-        let Some(ticket) = self.ticket.take() else {
-            return;
-        };
-        let now = self.limits.now();
-        let change = self
-            .receiver
-            .controller
-            .lock()
-            .expect("controller lock")
-            .finish(ticket, now, feedback);
-        self.limits.record(change);
-        match change {
-            Change::Increased => self.receiver.freed.notify_waiters(),
-            _ => self.receiver.freed.notify_one(),
-        }
+impl Place<'_> {
+    /// Leaves the line; whatever was handed meanwhile is the answer.
+    fn leave(&mut self) -> Option<Handed> {
+        self.in_line = false;
+        self.receiver.books().leave(self.id, &mut self.rx)
     }
 }
 
-impl Drop for ReceiverSlot<'_> {
+impl Drop for Place<'_> {
     fn drop(&mut self) {
-        self.give_back(Feedback::OtherStatus);
+        if !self.in_line {
+            return;
+        }
+        if let Some(Handed::Slot(ticket)) = self.leave() {
+            let now = self.limits.now();
+            self.receiver.books().pass_on(ticket, now);
+        }
     }
 }
 
@@ -144,7 +171,7 @@ impl ReceiverLimits {
         Self {
             epoch: Instant::now(),
             config,
-            table: Mutex::new(HashMap::new()),
+            table: Default::default(),
             metrics,
         }
     }
@@ -180,102 +207,96 @@ impl ReceiverLimits {
         let receiver = match table.get(key) {
             Some(r) => r.clone(),
             None => {
-                let r = Arc::new(Receiver {
-                    key: key.to_string(),
-                    controller: Mutex::new(Controller::new(self.config.clone(), now)),
-                    freed: Notify::new(),
-                    waiting: AtomicUsize::new(0),
-                    last_used_ms: AtomicU64::new(0),
-                });
+                let r = Arc::new(Receiver::new(key, self.config.clone(), now));
                 table.insert(key.to_string(), r.clone());
                 r
             }
         };
-        receiver
-            .last_used_ms
-            .store(now.as_millis() as u64, Ordering::Relaxed);
+        receiver.touch(now);
         receiver
     }
 
-    /// A slot of the receiver `key`, waiting for one while the receiver
-    /// answers and the line is short, else [`Admission::Defer`].
+    fn granted(&self, receiver: Arc<Receiver>, ticket: AttemptTicket) -> Admission<'_> {
+        Admission::Granted(ReceiverSlot::new(self, receiver, ticket))
+    }
+
+    /// A slot of the receiver `key`: at once when one is free and nobody
+    /// waits, else in the receiver's line, first come first served, for as
+    /// long as the receiver's health allows; else [`Admission::Defer`].
     pub(crate) async fn acquire(&self, key: &str) -> Admission<'_> {
         let receiver = self.receiver(key);
-        let mut first_full = None;
-        loop {
-            let notified = receiver.freed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+        let arrived = Instant::now();
+        let (id, rx, mut verdict, mut rtt) = {
             let now = self.now();
-            let (verdict, rtt, line_clears_in, growing) = {
-                let mut controller = receiver.controller.lock().expect("controller lock");
-                let change = controller.tick(now);
-                self.record(change);
-                match controller.try_acquire(now) {
-                    limit::Admission::Granted(ticket) => {
-                        return Admission::Granted(ReceiverSlot {
-                            limits: self,
-                            receiver: receiver.clone(),
-                            ticket: Some(ticket),
-                        });
+            let mut books = receiver.books();
+            self.record(books.tick(now));
+            let (verdict, line) = match books.ask(now, self.config.max) {
+                Asked::Slot(ticket) => {
+                    drop(books);
+                    return self.granted(receiver, ticket);
+                }
+                Asked::Full(verdict, line) => (verdict, line),
+            };
+            if !joins(verdict, line) {
+                return Admission::Defer;
+            }
+            let (id, rx) = books.join();
+            (id, rx, verdict, line.rtt)
+        };
+        let mut place = Place {
+            limits: self,
+            receiver: &receiver,
+            id,
+            rx,
+            in_line: true,
+        };
+        loop {
+            let give_up = give_up_at(verdict, arrived, rtt);
+            let look_again = give_up.unwrap_or_else(|| Instant::now() + WAIT_BUDGET);
+            let handed = match tokio::time::timeout_at(look_again, &mut place.rx).await {
+                Ok(handed) => {
+                    place.in_line = false;
+                    handed.ok()
+                }
+                Err(_) => {
+                    // Time to look again at the receiver's health.
+                    let now = self.now();
+                    {
+                        let mut books = receiver.books();
+                        self.record(books.tick(now));
+                        verdict = books.controller.should_wait();
+                        rtt = books.controller.rtt_estimate();
                     }
-                    limit::Admission::Full(verdict) => {
-                        let waiting = receiver.waiting.load(Ordering::Relaxed) as u32;
-                        let rtt = controller.rtt_estimate();
-                        let clears = rtt.map(|rtt| {
-                            rtt.mul_f64(f64::from(waiting + 1) / f64::from(controller.limit()))
-                        });
-                        let growing = controller.state() == ReceiverState::SlowStart
-                            && controller.limit() < self.config.max;
-                        (verdict, rtt, clears, growing)
+                    let give_up = give_up_at(verdict, arrived, rtt);
+                    if give_up.is_none_or(|t| Instant::now() < t) {
+                        continue;
                     }
+                    place.leave()
                 }
             };
-            // Stalled, or a line too long for the budget: defer now.
-            let WaitVerdict::Wait { at_most } = verdict else {
-                return Admission::Defer;
+            return match handed {
+                Some(Handed::Slot(ticket)) => self.granted(receiver.clone(), ticket),
+                Some(Handed::Defer) | None => Admission::Defer,
             };
-            // A line judged by a limit still doubling every round trip
-            // would be judged too long; once the limit has settled, a line
-            // that cannot clear within the budget is deferred now.
-            if !growing && line_clears_in.is_some_and(|t| t > WAIT_BUDGET) {
-                return Admission::Defer;
-            }
-            // A receiver that has not answered yet is too new to judge: a
-            // brief wait. Once it answers, the whole budget from the first
-            // try.
-            let first = *first_full.get_or_insert_with(Instant::now);
-            let until = first
-                + match rtt {
-                    Some(_) => WAIT_BUDGET,
-                    None => at_most.max(NEW_RECEIVER_WAIT),
-                };
-            if Instant::now() >= until {
-                return Admission::Defer;
-            }
-            receiver.waiting.fetch_add(1, Ordering::Relaxed);
-            let _ = tokio::time::timeout_at(until, notified).await;
-            receiver.waiting.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Brings every receiver's controller up to date (stall detection for
-    /// receivers nobody asks for), refreshes the receivers' gauges, and
-    /// forgets receivers idle for long. Called about once a second.
+    /// receivers nobody asks for, which defers their lines), refreshes the
+    /// receivers' gauges, and forgets receivers idle for long. Called about
+    /// once a second.
     pub(crate) fn maintain(&self) {
         let now = self.now();
         let mut table = self.table.lock().expect("receiver table lock");
         table.retain(|_, r| {
-            r.busy()
-                || Arc::strong_count(r) > 1
-                || (now.as_millis() as u64).saturating_sub(r.last_used_ms.load(Ordering::Relaxed))
-                    < FORGET_AFTER.as_millis() as u64
+            r.busy() || Arc::strong_count(r) > 1 || now.saturating_sub(r.last_used()) < FORGET_AFTER
         });
         let mut by_state = [0i64; 4];
         let mut saturated = 0;
         for r in table.values() {
-            let mut controller = r.controller.lock().expect("controller lock");
-            self.record(controller.tick(now));
+            let mut books = r.books();
+            self.record(books.tick(now));
+            let controller = &books.controller;
             let state = controller.state();
             by_state[state.index()] += 1;
             if controller.in_flight() >= controller.limit() {
@@ -290,20 +311,13 @@ impl ReceiverLimits {
     }
 }
 
-impl Receiver {
-    fn busy(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed) > 0
-            || self.controller.lock().expect("controller lock").in_flight() > 0
-    }
-}
-
 impl ReceiverBoard for ReceiverLimits {
     fn page(&self) -> ReceiversPage {
         let table = self.table.lock().expect("receiver table lock");
         let mut receivers: Vec<ReceiverRow> = table
             .values()
             .map(|r| {
-                let s = r.controller.lock().expect("controller lock").snapshot();
+                let s = r.books().controller.snapshot();
                 ReceiverRow {
                     key: r.key.clone(),
                     limit: s.limit,

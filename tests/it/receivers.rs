@@ -50,6 +50,36 @@ async fn a_100ms_receiver_gets_more_than_64_in_flight() {
 }
 
 #[tokio::test]
+async fn a_burst_to_a_healthy_100ms_receiver_is_never_deferred() {
+    // A fresh worker at its default concurrency, a backlog several times
+    // that: the receiver's line is long at first while its limit grows.
+    // Deferred events would come back after 1 s, so the count below, not
+    // a timeout, is what fails.
+    let mut rig = Harness::new("burstfifo")
+        .alone()
+        .config(|c| c.topology.retry_schedule = "1s*5".parse().unwrap())
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(100)))
+        .declare()
+        .await;
+    rig.broker
+        .publish_many(ids(4000, "b", &rig.receiver().url("/b")))
+        .await;
+    rig.start_worker().await;
+    let (receiver, worker) = (rig.receiver(), rig.worker());
+    receiver.wait_requests(4000, LONG).await;
+    wait_for("4000 delivered", LONG, async || {
+        let text = worker.scrape().await;
+        (sample(&text, r#"webhook_delivered_total{webhook="104"}"#) == 4000.0).then_some(())
+    })
+    .await;
+    let text = worker.scrape().await;
+    assert!(text.contains("\nwebhook_deferred_total "), "{text}");
+    assert_eq!(sample(&text, "webhook_deferred_total"), 0.0, "{text}");
+    assert_eq!(receiver.requests().len(), 4000, "each once");
+    rig.finish().await;
+}
+
+#[tokio::test]
 async fn a_hanging_receiver_is_held_to_a_few_slots_while_a_healthy_one_delivers() {
     let rig = Harness::new("hang")
         .alone()

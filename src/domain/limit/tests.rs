@@ -216,12 +216,12 @@ fn slow_but_healthy_receiver_is_not_stalled() {
     );
     assert_eq!(sim.ctl.overdue(), 0);
     assert!(sim.ctl.limit() >= 128, "limit {}", sim.ctl.limit());
-    // When full, a delivery waits (bounded), since a slot frees within ~1 RTT.
+    // When full, a delivery waits its turn: the receiver is healthy.
     let full = sim
         .during(1.0, 20.0)
         .find(|s| s.in_flight >= s.limit)
         .expect("never full");
-    assert_eq!(full.verdict, WaitVerdict::Wait { at_most: secs(1.0) });
+    assert_eq!(full.verdict, WaitVerdict::Queue);
 }
 
 #[test]
@@ -254,21 +254,51 @@ fn fast_receiver_whose_attempts_reach_a_second_is_stalled() {
 }
 
 #[test]
-fn wait_is_relative_to_the_receivers_latency() {
+fn a_healthy_receiver_is_queued_for_a_troubled_one_the_wait_is_relative_to_its_latency() {
     let mut ctl = Controller::new(LimitConfig::new(1, 1, 1), Duration::ZERO);
     let Admission::Granted(t) = ctl.try_acquire(ms(0)) else {
         panic!("no slot")
     };
     ctl.finish(t, ms(40), Feedback::Success);
     ctl.tick(ms(200)); // closes the window: RTT 40 ms
-    let Admission::Granted(_held) = ctl.try_acquire(ms(200)) else {
+    let Admission::Granted(t) = ctl.try_acquire(ms(200)) else {
         panic!("no slot")
     };
     assert_eq!(
         ctl.try_acquire(ms(201)),
-        Admission::Full(WaitVerdict::Wait { at_most: ms(80) })
+        Admission::Full(WaitVerdict::Queue)
     );
     assert_eq!(ctl.rtt_estimate(), Some(ms(40)));
+    // A 429 (an instant one measures no latency): troubled for 10 s.
+    ctl.finish(t, ms(201), Feedback::TooManyRequests);
+    let Admission::Granted(t) = ctl.try_acquire(ms(202)) else {
+        panic!("no slot")
+    };
+    assert_eq!(
+        ctl.try_acquire(ms(203)),
+        Admission::Full(WaitVerdict::Wait { at_most: ms(80) })
+    );
+    // Answering again, and 10 s after the 429: healthy again.
+    ctl.finish(t, ms(242), Feedback::Success);
+    let Admission::Granted(_held) = ctl.try_acquire(ms(10_201)) else {
+        panic!("no slot")
+    };
+    assert_eq!(
+        ctl.try_acquire(ms(10_201)),
+        Admission::Full(WaitVerdict::Queue)
+    );
+}
+
+#[test]
+fn a_slot_released_unused_teaches_nothing() {
+    let mut ctl = Controller::new(LimitConfig::new(2, 1, 2), Duration::ZERO);
+    let Admission::Granted(t) = ctl.try_acquire(ms(0)) else {
+        panic!("no slot")
+    };
+    ctl.release(t);
+    assert_eq!((ctl.in_flight(), ctl.rtt_estimate()), (0, None));
+    ctl.tick(ms(500));
+    assert_eq!(ctl.rtt_estimate(), None);
 }
 
 #[test]

@@ -52,6 +52,9 @@ pub struct LimitConfig {
     pub wait_factor: f64,
     /// ... and never longer than this, then it is deferred.
     pub wait_ceiling: Duration,
+    /// Back-pressure (timeout, connection error, 429, 503) this recent
+    /// makes a receiver troubled rather than healthy ([`WaitVerdict`]).
+    pub trouble_memory: Duration,
 }
 
 impl LimitConfig {
@@ -86,6 +89,7 @@ impl Default for LimitConfig {
             probe_interval_max: Duration::from_secs(2),
             wait_factor: 2.0,
             wait_ceiling: Duration::from_secs(1),
+            trouble_memory: Duration::from_secs(10),
         }
     }
 }
@@ -117,7 +121,13 @@ pub enum Admission {
 /// What a delivery that found no slot should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitVerdict {
-    /// The receiver is answering: a slot should free within about this long.
+    /// The receiver is healthy: it answers, its latency is known, and it
+    /// showed no back-pressure (timeout, connection error, 429, 503) for
+    /// `trouble_memory`. Wait for a turn: deferring costs the event a whole
+    /// retry tier, and the line moves at the receiver's own pace.
+    Queue,
+    /// The receiver answers but is troubled, or is too new to judge: a slot
+    /// should free within about this long; wait no longer.
     Wait {
         /// About two of the receiver's round trips, at most `wait_ceiling`.
         at_most: Duration,

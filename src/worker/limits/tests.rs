@@ -2,7 +2,7 @@
 //! wait below is simulated, so the tests are exact and take no real time.
 
 use super::*;
-use crate::domain::schedule::RetrySchedule;
+use crate::domain::{limit::Feedback, schedule::RetrySchedule};
 
 fn limits(initial: u32, max: u32) -> Arc<ReceiverLimits> {
     let tiers = "60s".parse::<RetrySchedule>().unwrap().tiers();
@@ -24,11 +24,11 @@ fn is_deferred(a: &Admission<'_>) -> bool {
 }
 
 fn in_flight(l: &ReceiverLimits, key: &str) -> u32 {
-    l.table.lock().unwrap()[key]
-        .controller
-        .lock()
-        .unwrap()
-        .in_flight()
+    l.table.lock().unwrap()[key].books().controller.in_flight()
+}
+
+fn waiting(l: &ReceiverLimits, key: &str) -> u32 {
+    l.table.lock().unwrap()[key].books().view(u32::MAX).waiting
 }
 
 #[tokio::test(start_paused = true)]
@@ -95,37 +95,63 @@ async fn a_new_receiver_that_answers_meanwhile_is_waited_for_longer() {
     assert_eq!(second.await.unwrap(), Duration::from_millis(700));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_line_longer_than_the_budget_is_deferred_at_once() {
-    // Ceiling 1 from the start: the limit has nowhere to grow.
+/// A receiver with ceiling 1 (its limit has nowhere to grow) that has
+/// answered five attempts in 100 ms each, the last with `last`.
+async fn known_at_100ms(last: Feedback) -> Arc<ReceiverLimits> {
     let l = limits(1, 1);
-    // The receiver answers in 100 ms: its latency is known.
-    for _ in 0..5 {
+    for i in 0..5 {
         let slot = granted(l.acquire("a").await);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        slot.finish(Feedback::Success);
+        slot.finish(if i == 4 { last } else { Feedback::Success });
     }
+    l
+}
+
+/// Fills the line of "a" (one slot held) with `n` waiters; then one more
+/// arrival: deferred at once (true), or did it join the line (false)?
+async fn one_more_than(l: &Arc<ReceiverLimits>, n: usize) -> bool {
     let _held = granted(l.acquire("a").await);
-    // One slot per 100 ms: twenty waiters clear within the 2 s budget...
     let mut waiters = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..=n {
         let l = l.clone();
         waiters.push(tokio::spawn(async move {
-            let _ = l.acquire("a").await;
+            let started = Instant::now();
+            let deferred = is_deferred(&l.acquire("a").await);
+            (deferred, started.elapsed())
         }));
         tokio::task::yield_now().await;
     }
-    assert_eq!(
-        l.table.lock().unwrap()["a"].waiting.load(Ordering::Relaxed),
-        20
-    );
-    // ...a twenty-first would wait longer than that: deferred without waiting.
-    let started = Instant::now();
-    assert!(is_deferred(&l.acquire("a").await));
-    assert_eq!(started.elapsed(), Duration::ZERO);
+    let last = waiters.pop().expect("one more");
+    let joined = waiting(l, "a") == n as u32 + 1;
     for w in waiters {
         w.abort();
     }
+    if joined {
+        last.abort();
+        return false;
+    }
+    let (deferred, waited) = last.await.expect("the last arrival");
+    assert!(deferred && waited == Duration::ZERO);
+    true
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_line_longer_than_the_healthy_budget_is_deferred_at_once() {
+    // One slot per 100 ms: fifty waiters clear within the 5 s budget of a
+    // healthy receiver; a fifty-first would wait longer than that.
+    let l = known_at_100ms(Feedback::Success).await;
+    assert!(one_more_than(&l, 50).await);
+    let l = known_at_100ms(Feedback::Success).await;
+    assert!(!one_more_than(&l, 48).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_troubled_receivers_line_is_held_to_the_short_budget() {
+    // A 503 makes it troubled: twenty waiters clear within 2 s, no more.
+    let l = known_at_100ms(Feedback::Unavailable).await;
+    assert!(one_more_than(&l, 20).await);
+    let l = known_at_100ms(Feedback::Unavailable).await;
+    assert!(!one_more_than(&l, 18).await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -175,6 +201,8 @@ async fn receivers_are_listed_busiest_first_and_at_most_a_hundred() {
     assert_eq!(page.receivers[0].in_flight, 4);
     assert_eq!(page.receivers[0].state, "slow_start");
 }
+
+mod line;
 
 #[test]
 fn key_includes_default_port() {
