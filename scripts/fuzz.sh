@@ -83,6 +83,8 @@ run_target() {
     echo "fuzz: $t ($(find "$work/corpus/$t" -type f | wc -l) corpus files)"
     log="$work/$t.log"
     status=0
+    # FUZZ_ARGS is split into libFuzzer flags on purpose
+    # shellcheck disable=SC2086
     cargo fuzz run "${build_flags[@]}" "$t" "$work/corpus/$t" -- \
         "${limit[@]}" "${dict[@]}" ${FUZZ_ARGS:-} -artifact_prefix="$work/artifacts/$t/" \
         -print_final_stats=1 >"$log" 2>&1 || status=$?
