@@ -202,7 +202,11 @@ async fn check_reports_a_conflicting_queue_and_missing_ones_and_creates_nothing(
         "unchanged"
     );
     let resp = reqwest::Client::new()
-        .get(format!("{MANAGEMENT}/api/queues/%2f/{}", urlencode(&tier)))
+        .get(format!(
+            "{}/api/queues/%2f/{}",
+            management_url(),
+            urlencode(&tier)
+        ))
         .basic_auth("guest", Some("guest"))
         .send()
         .await

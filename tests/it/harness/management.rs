@@ -1,4 +1,6 @@
-//! The RabbitMQ management API (enabled by `scripts/ensure-rabbitmq.sh`):
+//! The RabbitMQ management API of the broker under test
+//! (`RABBITMQ_MANAGEMENT_URL`, default the local node's, enabled by
+//! `scripts/ensure-rabbitmq.sh`; `scripts/brokers.sh env VERSION` names it):
 //! queue arguments as the broker sees them, and the worker's connection and
 //! channels (found by the prefix in its connection name), closable from the
 //! broker's side.
@@ -7,13 +9,17 @@ use std::{collections::HashMap, time::Duration};
 
 use super::wait_for;
 
-/// The management API.
-pub(crate) const MANAGEMENT: &str = "http://127.0.0.1:15672";
+/// The management API of the broker under test (`RABBITMQ_MANAGEMENT_URL`).
+pub(crate) fn management_url() -> String {
+    std::env::var("RABBITMQ_MANAGEMENT_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "http://127.0.0.1:15672".into())
+}
 
 /// One call to the management API.
 pub(crate) async fn management(method: reqwest::Method, path: &str) -> reqwest::Response {
     let resp = reqwest::Client::new()
-        .request(method, format!("{MANAGEMENT}/api/{path}"))
+        .request(method, format!("{}/api/{path}", management_url()))
         .basic_auth("guest", Some("guest"))
         .send()
         .await

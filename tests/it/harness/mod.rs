@@ -33,7 +33,8 @@ pub(crate) use rig::*;
 pub(crate) use tls::*;
 pub(crate) use worker::*;
 
-/// The broker the tests use (the machine's local RabbitMQ).
+/// The broker under test (`AMQP_URL`, default the machine's local RabbitMQ;
+/// `scripts/brokers.sh env VERSION` names the others).
 pub(crate) fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
