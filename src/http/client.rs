@@ -25,14 +25,13 @@ use crate::domain::{
 /// How long an idle connection is kept for reuse. Bounding idle connections
 /// by count churns a busy receiver's connections (a fast receiver's
 /// in-flight count swings by hundreds between one batch of deliveries and
-/// the next: a cap of 16 idle cost a third of the instant receiver's rate,
-/// the time spent in connect and malloc); bounding them by age frees what a
-/// receiver stopped using (each costs ~25 KiB). One second, not four: when
-/// a receiver that held hundreds of connections starts to hang, the worker
-/// holds its idle ones for this long on top of the new in-flight ones, and
-/// in the "one turns bad" benchmark that peak was 63.8–66.7 MiB at 4 s
-/// against 62.0–62.2 MiB at 1 s, at the same rates
-/// (`bench/results/2026-12-02-pool-idle-1-2-4s.json`). A connection in
+/// the next, and a cap cost the instant receiver a share of its rate in
+/// connect and malloc); bounding them by age frees what a receiver stopped
+/// using. One second, not four: when a receiver that held hundreds of
+/// connections starts to hang, the worker holds its idle ones for this long
+/// on top of the new in-flight ones, which raised the peak memory of the
+/// "one turns bad" benchmark (figures: bench/README.md, "Receivers that
+/// take time"). A connection in
 /// steady use is never idle that long, and 1 s is well below the 5 s
 /// keep-alive timeout of Node.js servers, so the worker closes an idle
 /// connection before a receiver does, instead of racing it.
