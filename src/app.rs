@@ -65,7 +65,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         limits.clone(),
         stop_server.clone(),
     )
-    .await?;
+    .await
+    .map_err(|source| ConfigError::MetricsAddr {
+        addr: config.telemetry.metrics_addr,
+        source,
+    })?;
     let server = tokio::spawn(serve);
     tokio::spawn(maintain(limits.clone(), stop_server.clone()));
     tracing::info!(

@@ -17,8 +17,16 @@ pub enum Error {
     #[error(transparent)]
     Topology(#[from] TopologyError),
     /// A broker operation failed.
-    #[error("broker: {0}")]
+    #[error("broker: {}", broker_reply(.0))]
     Broker(#[from] lapin::Error),
+    /// A one-shot command could not connect to any node of `AMQP_URL`.
+    #[error("cannot connect to the broker {broker} (AMQP_URL, --amqp-url): {reason}")]
+    Connect {
+        /// The nodes tried, passwords redacted.
+        broker: String,
+        /// What the last node answered, in one line.
+        reason: String,
+    },
     /// A publish was not confirmed.
     #[error(transparent)]
     Publish(#[from] PublishError),
@@ -50,6 +58,23 @@ pub enum ConfigError {
     /// A TLS file that cannot be used.
     #[error(transparent)]
     TlsFile(#[from] TlsFileError),
+    /// `METRICS_ADDR` cannot be listened on (taken, or not an address of
+    /// this machine).
+    #[error("cannot listen on {addr} (METRICS_ADDR, --metrics-addr): {source}")]
+    MetricsAddr {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why the bind failed.
+        source: std::io::Error,
+    },
+    /// The broker refused the credentials or the vhost of `AMQP_URL`.
+    #[error("the broker {broker} refused the login (AMQP_URL, --amqp-url): {reply}")]
+    Login {
+        /// The node, password redacted.
+        broker: String,
+        /// The broker's words.
+        reply: String,
+    },
     /// A signing secret that cannot be decoded.
     #[error("{setting}: {source}")]
     Secret {
@@ -77,6 +102,38 @@ impl Error {
             _ => 1,
         }
     }
+}
+
+impl Error {
+    /// A failed connection of a one-shot command to `broker` (the redacted
+    /// node list): a refused login is the configuration's fault (exit 2),
+    /// anything else the broker's or the network's.
+    pub fn connect(broker: String, e: &lapin::Error) -> Self {
+        let reply = broker_reply(e);
+        if reply.starts_with("ACCESS_REFUSED") || reply.starts_with("NOT_ALLOWED") {
+            ConfigError::Login { broker, reply }.into()
+        } else {
+            Error::Connect {
+                broker,
+                reason: reply,
+            }
+        }
+    }
+}
+
+/// What the broker said, in its own words (`NOT_FOUND - no queue 'x.dead'
+/// in vhost '/'`), rather than the AMQP library's whole error value;
+/// otherwise the library's one-line text.
+pub(crate) fn broker_reply(e: &lapin::Error) -> String {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(amqp) => amqp.get_message().to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// Whether the broker answered that `queue` does not exist.
+pub(crate) fn is_missing_queue(e: &lapin::Error, queue: &str) -> bool {
+    broker_reply(e).contains(&format!("no queue '{queue}'"))
 }
 
 impl From<UrlError> for Error {

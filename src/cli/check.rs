@@ -11,13 +11,14 @@ use serde_json::{Value, json};
 use super::connect_once;
 use crate::{
     ConfigError, Error,
+    broker::topology::Topology,
     broker::{
         check::{Checked, Finding, check},
         tls::{RECEIVER_IDENTITY, load_identity},
         url::parse_urls,
     },
     config::Config,
-    domain::signing::SigningKey,
+    domain::{duration::format_setting, signing::SigningKey},
 };
 
 /// Compare the broker's topology with the configuration; print the
@@ -49,11 +50,31 @@ impl Check {
         )
         .map_err(ConfigError::from)?;
         let settings = effective(&self.config, &urls.redacted());
+        let config: serde_json::Map<_, _> = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+            .collect();
         let topology = self.config.topology();
-        let conn = connect_once(&self.config.broker, "check").await?;
-        let found = check(&conn, &topology).await;
-        let _ = conn.close(200, "checked".into()).await;
-        let found = found?;
+        // The configuration first: it is what the reader compares, and it
+        // shows even when the broker cannot be reached.
+        if !self.json {
+            println!("configuration");
+            for (k, v) in &settings {
+                println!("  {k:<30} {v}");
+            }
+        }
+        let found = match self.compare(&topology).await {
+            Ok(found) => found,
+            Err(e) => {
+                if self.json {
+                    println!(
+                        "{}",
+                        json!({"ok": false, "config": config, "error": e.to_string()})
+                    );
+                }
+                return Err(e);
+            }
+        };
         let problems = found
             .iter()
             .filter(|c| c.finding != Finding::Matches)
@@ -62,17 +83,9 @@ impl Check {
             let topology: Vec<Value> = found.iter().map(checked_json).collect();
             println!(
                 "{}",
-                json!({
-                    "ok": problems == 0,
-                    "config": settings.iter().map(|(k, v)| (k.to_string(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
-                    "topology": topology,
-                })
+                json!({"ok": problems == 0, "config": config, "topology": topology})
             );
         } else {
-            println!("configuration");
-            for (k, v) in &settings {
-                println!("  {k:<30} {v}");
-            }
             println!(
                 "topology of prefix '{}' ({} queues)",
                 topology.prefix(),
@@ -91,6 +104,16 @@ impl Check {
     }
 }
 
+impl Check {
+    /// Connects and compares, changing nothing.
+    async fn compare(&self, topology: &Topology) -> Result<Vec<Checked>, Error> {
+        let conn = connect_once(&self.config.broker, "check").await?;
+        let found = check(&conn, topology).await;
+        let _ = conn.close(200, "checked".into()).await;
+        Ok(found?)
+    }
+}
+
 /// A file setting as shown: its path (never its contents), or `<unset>`.
 fn path(p: &Option<std::path::PathBuf>) -> String {
     p.as_ref()
@@ -99,7 +122,7 @@ fn path(p: &Option<std::path::PathBuf>) -> String {
 
 /// Every setting `run` would use, by its variable name, redacted.
 fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
-    let d = |d: std::time::Duration| humantime::format_duration(d).to_string();
+    let d = format_setting;
     vec![
         ("AMQP_URL", broker.to_string()),
         ("AMQP_CA_FILE", path(&c.broker.amqp_ca_file)),
@@ -183,6 +206,14 @@ mod tests {
         assert!(!text.contains("c2VjcmV0"), "{text}");
         assert!(shown.contains(&("WEBHOOK_SIGNING_SECRET", "<set>".into())));
         assert!(shown.contains(&("WEBHOOK_RETRY_SCHEDULE", "60s*3,1h*3,24h*3".into())));
+        assert!(
+            shown.contains(&("WEBHOOK_MAX_AGE", "48h".into())),
+            "{shown:?}"
+        );
+        assert!(
+            shown.contains(&("WEBHOOK_DEAD_TTL", "7d".into())),
+            "{shown:?}"
+        );
         c.delivery.signing_secret = None;
         assert!(effective(&c, "").contains(&("WEBHOOK_SIGNING_SECRET", "<unset>".into())));
     }

@@ -23,7 +23,13 @@ use crate::{
 
 /// Delivers webhook events from RabbitMQ to their receivers.
 #[derive(Debug, Parser)]
-#[command(name = "webhook-worker", version, about, propagate_version = true)]
+#[command(
+    name = "webhook-worker",
+    version,
+    about,
+    propagate_version = true,
+    override_usage = "webhook-worker [COMMAND] [OPTIONS]   (no COMMAND: run)"
+)]
 pub struct Cli {
     /// What to do (default: run).
     #[command(subcommand)]
@@ -120,7 +126,11 @@ impl Command {
 /// commands: the first connection that comes up.
 async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connection, Error> {
     let mut connector = crate::app::broker_connector(broker, format!("webhook-worker {name}"))?;
-    Ok(connector.connect_once().await?.conn)
+    let nodes = connector.urls().redacted().to_string();
+    match connector.connect_once().await {
+        Ok(connected) => Ok(connected.conn),
+        Err(e) => Err(Error::connect(nodes, &e)),
+    }
 }
 
 #[cfg(test)]

@@ -69,9 +69,37 @@ pub fn format_delay(delay: Duration) -> String {
     }
 }
 
+/// A setting's duration as the docs write it, and as it parses back:
+/// whole days beyond two days (`7d`), else as [`format_delay`] (`48h`,
+/// `10s`, `500ms`), never humantime's `2days`.
+pub fn format_setting(d: Duration) -> String {
+    const DAY_MS: u128 = 86_400_000;
+    let ms = d.as_millis();
+    if ms > 2 * DAY_MS && ms.is_multiple_of(DAY_MS) {
+        format!("{}d", ms / DAY_MS)
+    } else {
+        format_delay(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_format_as_the_docs_write_them() {
+        for (d, shown) in [
+            (Duration::from_secs(48 * 3600), "48h"),
+            (Duration::from_secs(7 * 86_400), "7d"),
+            (Duration::from_secs(10), "10s"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_secs(3 * 86_400 + 1), "259201s"),
+        ] {
+            assert_eq!(format_setting(d), shown);
+            assert_eq!(parse_duration(shown), Ok(d), "{shown} parses back");
+        }
+    }
 
     #[test]
     fn durations_must_be_whole_milliseconds() {

@@ -8,9 +8,110 @@
 //! [`TimeSpec::resolve`] turns an age into an instant once the command
 //! knows its clock, so parsing stays a pure function of the text.
 
-use std::time::Duration;
+use std::{net::Ipv6Addr, time::Duration};
 
-use super::duration::parse_duration;
+use super::{duration::parse_duration, policy::DropReason};
+
+/// The reason the broker gives a message it parked by itself after
+/// `x-delivery-limit` redeliveries.
+pub const BROKER_DELIVERY_LIMIT: &str = "delivery_limit";
+
+/// Why a `--reason` or `--host` value was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// Not a reason any parked message can carry.
+    #[error("unknown reason '{0}' (one of: {reasons})", reasons = known_reasons().join(", "))]
+    UnknownReason(String),
+    /// A host with a port, as the `/receivers` keys write it.
+    #[error("'{given}' has a port: --host takes the host alone, e.g. '{host}'")]
+    HostWithPort {
+        /// What was given.
+        given: String,
+        /// The host in it.
+        host: String,
+    },
+    /// Not a host name or an IP address.
+    #[error("'{0}' is not a host name or IP address (e.g. example.com, 10.0.0.7, [::1])")]
+    MalformedHost(String),
+}
+
+/// Every reason a parked message can carry: the worker's drop reasons,
+/// then the broker's `delivery_limit`.
+pub fn known_reasons() -> Vec<&'static str> {
+    DropReason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .chain([BROKER_DELIVERY_LIMIT])
+        .collect()
+}
+
+/// Parses `--reason`: one of [`known_reasons`], exactly.
+pub fn parse_reason(s: &str) -> Result<String, SelectionError> {
+    let s = s.trim();
+    if known_reasons().contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(SelectionError::UnknownReason(s.to_string()))
+    }
+}
+
+/// Parses `--host` as a URL's host is written (the form it is compared
+/// with): a DNS name or IPv4 address in lower case, an IPv6 address in
+/// brackets. A port, a scheme or a path is refused.
+pub fn parse_host(s: &str) -> Result<String, SelectionError> {
+    let given = s.trim();
+    let malformed = || SelectionError::MalformedHost(given.to_string());
+    let port_of = |host: &str, port: &str| {
+        if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+            SelectionError::HostWithPort {
+                given: given.to_string(),
+                host: host.to_string(),
+            }
+        } else {
+            malformed()
+        }
+    };
+    if let Some(rest) = given.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or_else(malformed)?;
+        let ip: Ipv6Addr = inside.parse().map_err(|_| malformed())?;
+        let host = format!("[{ip}]");
+        return match after.strip_prefix(':') {
+            None if after.is_empty() => Ok(host),
+            Some(port) => Err(port_of(&host, port)),
+            None => Err(malformed()),
+        };
+    }
+    if let Ok(ip) = given.parse::<Ipv6Addr>() {
+        return Ok(format!("[{ip}]"));
+    }
+    if let Some((host, port)) = given.rsplit_once(':') {
+        return Err(if is_host_name(host) {
+            port_of(&host.to_ascii_lowercase(), port)
+        } else {
+            malformed()
+        });
+    }
+    if is_host_name(given) {
+        Ok(given.to_ascii_lowercase())
+    } else {
+        Err(malformed())
+    }
+}
+
+/// DNS labels (letters, digits, `-`, `_`) joined by dots; an IPv4 address
+/// is one too.
+fn is_host_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
 
 /// A point in time as `--since` / `--until` take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +213,11 @@ impl Selection {
         reason && webhook && host && id && since && until
     }
 
+    /// Whether `--since` falls after `--until`, so that nothing can match.
+    pub fn is_empty_window(&self) -> bool {
+        matches!((self.since_ms, self.until_ms), (Some(s), Some(u)) if s > u)
+    }
+
     /// Whether `selected` messages already reach the limit.
     pub fn is_full(&self, selected: u64) -> bool {
         self.limit.is_some_and(|l| selected >= l)
@@ -130,6 +236,71 @@ impl Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_are_the_known_ones_only() {
+        for r in known_reasons() {
+            assert_eq!(parse_reason(r).as_deref(), Ok(r));
+        }
+        assert_eq!(known_reasons().len(), DropReason::ALL.len() + 1);
+        for bad in ["expird", "", "Expired", "delivery-limit"] {
+            let err = parse_reason(bad).unwrap_err().to_string();
+            assert!(err.contains("one of: expired, gone"), "{err}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_written_as_a_url_writes_them() {
+        assert_eq!(parse_host("Example.COM").as_deref(), Ok("example.com"));
+        assert_eq!(parse_host("10.0.0.7").as_deref(), Ok("10.0.0.7"));
+        assert_eq!(parse_host("::1").as_deref(), Ok("[::1]"));
+        assert_eq!(parse_host("[::1]").as_deref(), Ok("[::1]"));
+        assert_eq!(
+            parse_host("my_host.local.").as_deref(),
+            Ok("my_host.local.")
+        );
+        assert_eq!(
+            parse_host("a.example:8443"),
+            Err(SelectionError::HostWithPort {
+                given: "a.example:8443".into(),
+                host: "a.example".into()
+            })
+        );
+        assert!(matches!(
+            parse_host("[::1]:80"),
+            Err(SelectionError::HostWithPort { host, .. }) if host == "[::1]"
+        ));
+        for bad in [
+            "",
+            "https://a.example",
+            "a.example/x",
+            "a..example",
+            "a b",
+            "user@a",
+            "a:",
+            "a:x",
+            "[::1",
+            "[nope]",
+        ] {
+            assert!(
+                matches!(parse_host(bad), Err(SelectionError::MalformedHost(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_window_ending_before_it_starts_is_empty() {
+        let window = |since_ms, until_ms| Selection {
+            since_ms,
+            until_ms,
+            ..Selection::default()
+        };
+        assert!(window(Some(2), Some(1)).is_empty_window());
+        assert!(!window(Some(1), Some(1)).is_empty_window());
+        assert!(!window(Some(2), None).is_empty_window());
+        assert!(!window(None, Some(1)).is_empty_window());
+    }
 
     const NOW: i64 = 1_700_000_000_000;
 

@@ -11,11 +11,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// The filter without `RUST_LOG`: our `info`, and nothing of the AMQP
+/// library's own lines (it logs every closed channel with its whole error
+/// value at ERROR; the commands report the same failure in one line of
+/// their own). `RUST_LOG=info` or `RUST_LOG=lapin=debug` shows them.
+pub const DEFAULT_FILTER: &str = "info,lapin=off";
+
 /// Installs the global log subscriber: text or JSON lines on stderr, level
-/// from `RUST_LOG` (default `info`).
+/// from `RUST_LOG` (default [`DEFAULT_FILTER`]).
 pub fn init_logging(format: LogFormat) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     // Colours only on a terminal: log files and collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt()

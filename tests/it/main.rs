@@ -18,6 +18,7 @@ mod dead_replay;
 mod delivery;
 mod deploy;
 mod faults;
+mod first_hour;
 mod layers;
 mod mtls;
 mod operator;

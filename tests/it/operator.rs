@@ -45,10 +45,14 @@ fn each_commands_help_lists_only_its_options() {
     let cases: [(&[&str], Vec<&str>, Vec<&str>); 6] = [
         (
             &["dead", "replay"],
-            vec!["--rate", "--dry-run"],
-            vec!["--yes", "--json", "--top"],
+            vec!["--rate", "--dry-run", "--json"],
+            vec!["--yes", "--top"],
         ),
-        (&["dead", "purge"], vec!["--yes"], vec!["--rate", "--json"]),
+        (
+            &["dead", "purge"],
+            vec!["--yes", "--dry-run", "--json"],
+            vec!["--rate", "--top"],
+        ),
         (
             &["dead", "list"],
             vec!["--json"],
@@ -146,10 +150,12 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
         "exchange and four queues"
     );
 
-    // A wrong password: the error says so without the password.
+    // A wrong password: the error says so without the password, and it is
+    // the setting's fault (exit 2).
     let bad = "amqp://guest:pw-9f3a1c@127.0.0.1:5672/%2f";
     let (code, text) = check(&prefix, &["--amqp-url", bad]);
-    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("refused the login"), "{text}");
     assert!(!text.contains("pw-9f3a1c"), "{text}");
     broker.cleanup().await;
 }

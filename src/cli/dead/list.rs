@@ -28,8 +28,8 @@ pub(crate) struct List {
 
 impl List {
     pub(super) async fn execute(self) -> Result<(), Error> {
+        let selection = self.selection.selection(now_ms())?;
         let conn = self.queue.connect("dead list").await?;
-        let selection = self.selection.selection(now_ms());
         let mut rows = Vec::new();
         let json = self.json;
         let seen = dead_letters::inspect(&conn, &self.queue.topology(), &selection, |p, _| {
@@ -41,7 +41,7 @@ impl List {
         })
         .await;
         let _ = conn.close(200, "listed".into()).await;
-        let seen = seen?;
+        let seen = seen.map_err(|e| self.queue.explain(e.into()))?;
         if !json {
             print!("{}", table(&rows));
         }
@@ -69,8 +69,8 @@ pub(crate) struct Show {
 
 impl Show {
     pub(super) async fn execute(self) -> Result<(), Error> {
+        let mut selection = self.selection.selection(now_ms())?;
         let conn = self.queue.connect("dead show").await?;
-        let mut selection = self.selection.selection(now_ms());
         selection.ids.push(self.id.clone());
         let json = self.json;
         let seen = dead_letters::inspect(&conn, &self.queue.topology(), &selection, |p, d| {
@@ -89,7 +89,7 @@ impl Show {
         })
         .await;
         let _ = conn.close(200, "shown".into()).await;
-        if seen?.selected == 0 {
+        if seen.map_err(|e| self.queue.explain(e.into()))?.selected == 0 {
             return Err(Error::NotFound(format!(
                 "no parked message with id '{}' (and the rest of the selection)",
                 self.id

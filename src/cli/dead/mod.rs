@@ -5,6 +5,7 @@
 //! broker, the prefix, the selection and its own options.
 
 mod list;
+mod outcome;
 mod purge;
 mod replay;
 mod stats;
@@ -17,7 +18,8 @@ use crate::{
     broker::topology::Topology,
     clock::now_ms,
     config::{BrokerArgs, NameArgs},
-    domain::selection::{Selection, TimeSpec, parse_time_spec},
+    domain::selection::{Selection, TimeSpec, parse_host, parse_reason, parse_time_spec},
+    error::is_missing_queue,
 };
 
 /// Inspect, re-drive or delete parked messages.
@@ -78,13 +80,14 @@ impl DeadQueue {
 pub(super) struct SelectionArgs {
     /// Only messages parked for this reason: expired, gone, malformed,
     /// too_large, forbidden_target, or the broker's delivery_limit.
-    #[arg(long, value_name = "REASON")]
+    #[arg(long, value_name = "REASON", value_parser = parse_reason)]
     reason: Option<String>,
     /// Only messages of this webhook number.
     #[arg(long, value_name = "N")]
     webhook: Option<i64>,
-    /// Only messages whose receiver URL has this host.
-    #[arg(long, value_name = "HOST")]
+    /// Only messages whose receiver URL has this host (no port: a.example,
+    /// 10.0.0.7, [::1]).
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
     host: Option<String>,
     /// Only the message(s) with this event id; repeatable.
     #[arg(long = "id", value_name = "ID")]
@@ -102,9 +105,10 @@ pub(super) struct SelectionArgs {
 }
 
 impl SelectionArgs {
-    /// The selection, with ages resolved against `now_ms`.
-    fn selection(&self, now_ms: i64) -> Selection {
-        Selection {
+    /// The selection, with ages resolved against `now_ms`; a window that
+    /// ends before it starts is refused (it could select nothing).
+    fn selection(&self, now_ms: i64) -> Result<Selection, Error> {
+        let selection = Selection {
             reason: self.reason.clone(),
             webhook: self.webhook,
             host: self.host.clone(),
@@ -112,7 +116,39 @@ impl SelectionArgs {
             since_ms: self.since.map(|t| t.resolve(now_ms)),
             until_ms: self.until.map(|t| t.resolve(now_ms)),
             limit: self.limit,
+        };
+        match (selection.since_ms, selection.until_ms) {
+            (Some(since), Some(until)) if selection.is_empty_window() => {
+                Err(Error::Usage(format!(
+                    "--since ({}) is later than --until ({}): the window selects nothing",
+                    rfc3339(since),
+                    rfc3339(until)
+                )))
+            }
+            _ => Ok(selection),
         }
+    }
+}
+
+impl DeadQueue {
+    /// A broker error of a `dead` command, in one line: a missing `P.dead`
+    /// (or `P.deliveries`, for `replay`) most likely means a wrong prefix.
+    fn explain(&self, e: Error) -> Error {
+        let topology = self.topology();
+        let lapin_error = match &e {
+            Error::Broker(l)
+            | Error::Publish(crate::broker::publisher::PublishError::Broker(l)) => l,
+            _ => return e,
+        };
+        for queue in [topology.dead(), topology.deliveries()] {
+            if is_missing_queue(lapin_error, queue) {
+                return Error::NotFound(format!(
+                    "no queue '{queue}' — is --prefix right? (prefix '{}', WEBHOOK_PREFIX)",
+                    topology.prefix()
+                ));
+            }
+        }
+        e
     }
 }
 

@@ -6,10 +6,15 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Args;
 
-use super::{DeadQueue, SelectionArgs, by_reason_line, now_ms, replay::progress_bar};
+use super::{
+    DeadQueue, SelectionArgs, now_ms,
+    outcome::{self, Action, Output},
+    replay::{moved_message, progress_bar},
+};
 use crate::{
     Error,
     broker::dead_letters::{self, ReplayProgress},
+    domain::selection::Selection,
 };
 
 /// `dead purge`.
@@ -18,6 +23,13 @@ pub(crate) struct Purge {
     /// Delete without asking.
     #[arg(long)]
     yes: bool,
+    /// Only show what would be deleted; delete nothing (asks nothing).
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object (what was, or would be, deleted) instead of
+    /// text; the question, if any, still goes to stderr.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     queue: DeadQueue,
     #[command(flatten)]
@@ -26,25 +38,34 @@ pub(crate) struct Purge {
 
 impl Purge {
     pub(super) async fn execute(self) -> Result<(), Error> {
-        if !self.yes && !std::io::stdin().is_terminal() {
+        let cutoff_ms = now_ms();
+        let selection = self.selection.selection(cutoff_ms)?;
+        if !self.yes && !self.dry_run && !std::io::stdin().is_terminal() {
             return Err(Error::Usage(
                 "dead purge asks before deleting, and standard input is not a terminal: pass --yes to purge without asking".into(),
             ));
         }
         let conn = self.queue.connect("dead purge").await?;
-        let result = self.purge(&conn).await;
+        let result = self.purge(&conn, selection, cutoff_ms).await;
         let _ = conn.close(200, "purged".into()).await;
-        result
+        result.map_err(|e| self.queue.explain(e))
     }
 
-    async fn purge(&self, conn: &lapin::Connection) -> Result<(), Error> {
+    async fn purge(
+        &self,
+        conn: &lapin::Connection,
+        mut selection: Selection,
+        cutoff_ms: i64,
+    ) -> Result<(), Error> {
         let topology = self.queue.topology();
-        let cutoff_ms = now_ms();
-        let mut selection = self.selection.selection(cutoff_ms);
+        let output = Output::of(self.json);
+        if self.dry_run {
+            return outcome::dry_run(conn, &topology, &selection, Action::Purge, output).await;
+        }
         if !self.yes {
             let seen = dead_letters::inspect(conn, &topology, &selection, |_, _| {}).await?;
             if seen.selected == 0 {
-                println!("nothing to purge: no parked message selected");
+                outcome::nothing(Action::Purge, output, seen.looked);
                 return Ok(());
             }
             let question = format!(
@@ -64,19 +85,16 @@ impl Purge {
         let bar = progress_bar();
         let mut progress = |p: ReplayProgress| match p {
             ReplayProgress::Pass(n) => bar.set_length(n),
-            ReplayProgress::Kept | ReplayProgress::Taken(_) => bar.inc(1),
+            ReplayProgress::Kept => bar.inc(1),
+            ReplayProgress::Taken(gone) => {
+                bar.inc(1);
+                bar.set_message(moved_message(gone, bar.elapsed(), "purged"));
+            }
         };
         let report =
             dead_letters::purge(conn, &topology, &selection, cutoff_ms, &mut progress).await;
         bar.finish_and_clear();
-        let report = report?;
-        println!(
-            "purged {} message(s); {} left parked",
-            report.taken, report.kept
-        );
-        if !report.by_reason.is_empty() {
-            println!("  by reason: {}", by_reason_line(&report.by_reason));
-        }
+        outcome::report(&report?, Action::Purge, output);
         Ok(())
     }
 }

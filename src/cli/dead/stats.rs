@@ -29,13 +29,13 @@ pub(crate) struct Stats {
 
 impl Stats {
     pub(super) async fn execute(self) -> Result<(), Error> {
+        let selection = self.selection.selection(now_ms())?;
         let conn = self.queue.connect("dead stats").await?;
         let topology = self.queue.topology();
-        let selection = self.selection.selection(now_ms());
         let mut counts = Counts::default();
         let seen = dead_letters::inspect(&conn, &topology, &selection, |p, _| counts.add(&p)).await;
         let _ = conn.close(200, "counted".into()).await;
-        seen?;
+        seen.map_err(|e| self.queue.explain(e.into()))?;
         if self.json {
             println!("{}", counts.json(self.top));
         } else {
@@ -44,6 +44,9 @@ impl Stats {
         Ok(())
     }
 }
+
+/// The key, in the tables, of messages without a webhook number or host.
+const UNKNOWN: &str = "?";
 
 /// The counts of a selection.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -60,9 +63,9 @@ impl Counts {
     fn add(&mut self, p: &Parked) {
         self.total += 1;
         *self.by_reason.entry(p.reason.clone()).or_default() += 1;
-        let webhook = p.webhook.map_or_else(|| "?".into(), |w| w.to_string());
+        let webhook = p.webhook.map_or_else(|| UNKNOWN.into(), |w| w.to_string());
         *self.by_webhook.entry(webhook).or_default() += 1;
-        let host = p.host.clone().unwrap_or_else(|| "?".into());
+        let host = p.host.clone().unwrap_or_else(|| UNKNOWN.into());
         *self.by_host.entry(host).or_default() += 1;
         if let Some(t) = p.parked_at_ms {
             self.oldest_ms = Some(self.oldest_ms.map_or(t, |o| o.min(t)));
@@ -71,19 +74,27 @@ impl Counts {
     }
 
     fn json(&self, top: usize) -> serde_json::Value {
+        // A message without a webhook number or a host is counted apart
+        // (`without_webhook`, `without_host`): a JSON key cannot be null,
+        // and `list --json` shows the unknown value as null, not "?".
         let top_of = |m: &BTreeMap<String, u64>| -> serde_json::Map<String, serde_json::Value> {
             busiest(m, top)
                 .into_iter()
+                .filter(|(k, _)| *k != UNKNOWN)
                 .map(|(k, n)| (k.to_string(), n.into()))
                 .collect()
         };
+        let known = |m: &BTreeMap<String, u64>| m.keys().filter(|k| *k != UNKNOWN).count();
+        let unknown = |m: &BTreeMap<String, u64>| m.get(UNKNOWN).copied().unwrap_or(0);
         json!({
             "total": self.total,
             "by_reason": self.by_reason,
             "by_webhook": top_of(&self.by_webhook),
             "by_host": top_of(&self.by_host),
-            "webhooks": self.by_webhook.len(),
-            "hosts": self.by_host.len(),
+            "without_webhook": unknown(&self.by_webhook),
+            "without_host": unknown(&self.by_host),
+            "webhooks": known(&self.by_webhook),
+            "hosts": known(&self.by_host),
             "oldest_parked_at": self.oldest_ms.map(rfc3339),
             "newest_parked_at": self.newest_ms.map(rfc3339),
         })
@@ -171,7 +182,13 @@ mod tests {
         );
         assert_eq!(j["by_webhook"], json!({"104": 2}));
         assert_eq!(j["by_host"], json!({"a.example": 2}));
-        assert_eq!(j["hosts"], 3);
+        assert_eq!(j["hosts"], 2);
+        assert_eq!(j["webhooks"], 2);
+        assert_eq!(
+            (j["without_webhook"].clone(), j["without_host"].clone()),
+            (json!(1), json!(1))
+        );
+        assert!(!j.to_string().contains('?'), "{j}");
         assert_eq!(j["oldest_parked_at"], "1970-01-01T00:00:01Z");
         assert_eq!(j["newest_parked_at"], "1970-01-01T00:00:03Z");
         let text = c.text("p.dead", 1);
