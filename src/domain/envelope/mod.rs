@@ -109,6 +109,44 @@ struct RawEnvelope<'a> {
 /// `max_bytes` is `WEBHOOK_MAX_MESSAGE_BYTES`; the size is checked before any
 /// parsing so an oversized body costs nothing.
 pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
+    let raw = parse_raw(body, max_bytes)?;
+    let id = parse_id(raw.id)?;
+    let webhook = parse_webhook(raw.webhook)?;
+    let event = parse_event(raw.event, webhook)?;
+    let url = parse_url(raw.url)?;
+    let data = required(raw.data, "data")?;
+    if !data.get().starts_with('{') {
+        return Err(malformed("field 'data' must be a JSON object"));
+    }
+    let site_id = optional(raw.site_id)
+        .map(|v| integer(v, "site_id"))
+        .transpose()?;
+    let created_at_ms = optional(raw.created_at).map(parse_created_at).transpose()?;
+    let headers = match optional(raw.headers) {
+        None => Vec::new(),
+        Some(v) => parse_headers(v)?,
+    };
+    let secret = optional(raw.secret)
+        .map(|v| string(v, "secret"))
+        .transpose()?;
+    if let Some(secret) = &secret {
+        SigningKey::from_secret(secret).map_err(|e| malformed(format!("field 'secret': {e}")))?;
+    }
+    Ok(Envelope {
+        id,
+        webhook,
+        event,
+        url,
+        data,
+        site_id,
+        created_at_ms,
+        headers,
+        secret,
+    })
+}
+
+/// The body's size, encoding and JSON shape, before any field's rule.
+fn parse_raw(body: &[u8], max_bytes: usize) -> Result<RawEnvelope<'_>, Rejection> {
     if body.len() > max_bytes {
         return Err(Rejection::TooLarge {
             size: body.len(),
@@ -124,10 +162,11 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
     if !text.trim_start().starts_with('{') {
         return Err(malformed("body is not a JSON object"));
     }
-    let raw: RawEnvelope<'_> = serde_json::from_str(text)
-        .map_err(|e| malformed(format!("body is not valid JSON: {e}")))?;
+    serde_json::from_str(text).map_err(|e| malformed(format!("body is not valid JSON: {e}")))
+}
 
-    let id = required_string(raw.id, "id")?;
+fn parse_id(v: Option<&RawValue>) -> Result<Cow<'_, str>, Rejection> {
+    let id = required_string(v, "id")?;
     let id_chars = id.chars().count();
     if id_chars == 0 || id_chars > MAX_ID_CHARS {
         return Err(malformed(format!(
@@ -137,33 +176,33 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
     if !id.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
         return Err(malformed("field 'id' must be printable ASCII"));
     }
+    Ok(id)
+}
 
-    let webhook = required(raw.webhook, "webhook")?;
-    let webhook: i64 = integer(webhook, "webhook")?;
+fn parse_webhook(v: Option<&RawValue>) -> Result<u16, Rejection> {
+    let webhook: i64 = integer(required(v, "webhook")?, "webhook")?;
     if !is_valid_webhook_number(webhook) {
         return Err(malformed(format!(
             "field 'webhook' {webhook} is not a valid webhook number (101-199, 201-299, 301-399)"
         )));
     }
-    let webhook = webhook as u16;
+    Ok(webhook as u16)
+}
 
-    let event = optional(raw.event)
-        .map(|v| string(v, "event"))
-        .transpose()?;
-    let event = match (catalog_event(webhook), event) {
-        (Some(known), None) => Cow::Borrowed(known),
-        (Some(known), Some(given)) if given == known => Cow::Borrowed(known),
-        (Some(known), Some(given)) => {
-            return Err(malformed(format!(
-                "field 'event' '{}' does not match webhook {webhook} ('{known}')",
-                truncate(&given, 64)
-            )));
-        }
-        (None, None) => {
-            return Err(malformed(format!(
-                "field 'event' is required for uncatalogued webhook {webhook}"
-            )));
-        }
+/// The event name: the catalog's, which a given one must match, or the
+/// given one for an uncatalogued number.
+fn parse_event(v: Option<&RawValue>, webhook: u16) -> Result<Cow<'_, str>, Rejection> {
+    let event = optional(v).map(|v| string(v, "event")).transpose()?;
+    match (catalog_event(webhook), event) {
+        (Some(known), None) => Ok(Cow::Borrowed(known)),
+        (Some(known), Some(given)) if given == known => Ok(Cow::Borrowed(known)),
+        (Some(known), Some(given)) => Err(malformed(format!(
+            "field 'event' '{}' does not match webhook {webhook} ('{known}')",
+            truncate(&given, 64)
+        ))),
+        (None, None) => Err(malformed(format!(
+            "field 'event' is required for uncatalogued webhook {webhook}"
+        ))),
         (None, Some(given)) => {
             let n = given.chars().count();
             if n == 0 || n > MAX_EVENT_CHARS || !given.bytes().all(|b| b.is_ascii_graphic()) {
@@ -171,11 +210,13 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
                     "field 'event' must be 1-{MAX_EVENT_CHARS} visible ASCII characters"
                 )));
             }
-            given
+            Ok(given)
         }
-    };
+    }
+}
 
-    let url_text = required_string(raw.url, "url")?;
+fn parse_url(v: Option<&RawValue>) -> Result<url::Url, Rejection> {
+    let url_text = required_string(v, "url")?;
     let url_chars = url_text.chars().count();
     if url_chars > MAX_URL_CHARS {
         return Err(malformed(format!(
@@ -193,48 +234,15 @@ pub fn parse(body: &[u8], max_bytes: usize) -> Result<Envelope<'_>, Rejection> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(malformed("field 'url' has no host"));
     }
+    Ok(url)
+}
 
-    let data = required(raw.data, "data")?;
-    if !data.get().starts_with('{') {
-        return Err(malformed("field 'data' must be a JSON object"));
-    }
-
-    let site_id = optional(raw.site_id)
-        .map(|v| integer(v, "site_id"))
-        .transpose()?;
-
-    let created_at_ms = optional(raw.created_at)
-        .map(|v| {
-            let s = string(v, "created_at")?;
-            let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
-                .map_err(|_| malformed("field 'created_at' is not an RFC 3339 timestamp"))?;
-            Ok::<_, Rejection>((t.unix_timestamp_nanos() / 1_000_000) as i64)
-        })
-        .transpose()?;
-
-    let headers = match optional(raw.headers) {
-        None => Vec::new(),
-        Some(v) => parse_headers(v)?,
-    };
-
-    let secret = optional(raw.secret)
-        .map(|v| string(v, "secret"))
-        .transpose()?;
-    if let Some(secret) = &secret {
-        SigningKey::from_secret(secret).map_err(|e| malformed(format!("field 'secret': {e}")))?;
-    }
-
-    Ok(Envelope {
-        id,
-        webhook,
-        event,
-        url,
-        data,
-        site_id,
-        created_at_ms,
-        headers,
-        secret,
-    })
+/// `created_at` as unix milliseconds.
+fn parse_created_at(v: &RawValue) -> Result<i64, Rejection> {
+    let s = string(v, "created_at")?;
+    let t = time::OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| malformed("field 'created_at' is not an RFC 3339 timestamp"))?;
+    Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
 fn parse_headers(v: &RawValue) -> Result<Vec<Header<'_>>, Rejection> {
