@@ -12,6 +12,10 @@
 //! one thing that could change is a queue deleted by someone else between
 //! the two declares, which the second would create as configured.
 //!
+//! `P.log`, a stream, compares like the queues (its `x-max-age`,
+//! `x-max-length-bytes` and segment size); `P.outcomes` like `P`, as a
+//! topic exchange.
+//!
 //! The binding of `P.deliveries` to `P` is not checked: AMQP cannot ask
 //! about it without creating it (`declare` and `run` add it).
 
@@ -54,31 +58,16 @@ pub struct Checked {
 /// Compares every exchange and queue of `topology` with the broker's.
 pub async fn check(conn: &Connection, topology: &Topology) -> Result<Vec<Checked>, lapin::Error> {
     let mut out = Vec::new();
-    let exchange = topology.exchange().to_string();
-    let finding = compare(
-        conn,
-        "exchange",
-        &exchange,
-        async |ch: &Channel, passive| {
-            ch.exchange_declare(
-                exchange.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    passive,
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-        },
-    )
-    .await?;
-    out.push(Checked {
-        kind: "exchange",
-        name: exchange.clone(),
-        finding,
-    });
+    for (name, kind) in [
+        (topology.exchange(), ExchangeKind::Fanout),
+        (topology.outcomes(), ExchangeKind::Topic),
+    ] {
+        out.push(Checked {
+            kind: "exchange",
+            name: name.to_string(),
+            finding: compare_exchange(conn, name, kind).await?,
+        });
+    }
     for q in topology.queues() {
         let finding = compare(conn, "queue", &q.name, async |ch: &Channel, passive| {
             let (options, arguments) = if passive {
@@ -102,6 +91,28 @@ pub async fn check(conn: &Connection, topology: &Topology) -> Result<Vec<Checked
         });
     }
     Ok(out)
+}
+
+/// How one exchange compares (its type, durable, no arguments).
+async fn compare_exchange(
+    conn: &Connection,
+    name: &str,
+    kind: ExchangeKind,
+) -> Result<Finding, lapin::Error> {
+    compare(conn, "exchange", name, async |ch: &Channel, passive| {
+        ch.exchange_declare(
+            name.into(),
+            kind.clone(),
+            ExchangeDeclareOptions {
+                passive,
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+    })
+    .await
 }
 
 /// Passive declare, then (when it exists) the identical declare, each on a

@@ -11,12 +11,16 @@
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
 //! | [`dead_letters`] | inspecting, replaying and purging parked messages |
+//! | [`outcomes`] | outcome events to `P.outcomes`, batched and confirmed |
+//! | [`trace_headers`] | the W3C trace context of a message's headers |
 
 pub mod check;
 pub mod connect;
 pub mod dead_letters;
+pub mod outcomes;
 pub mod publisher;
 pub mod retry_headers;
 pub mod tls;
 pub mod topology;
+pub mod trace_headers;
 pub mod url;

@@ -1,7 +1,10 @@
 //! [`Publisher::publish`] is the one place that publishes: every retry
 //! copy, dead copy and replayed message goes through it, `mandatory`, on a
 //! channel in confirm mode, and only an `ack` without a returned message
-//! counts as success. Callers ack the original only after that.
+//! counts as success. Callers ack the original only after that. Outcome
+//! events go through it too ([`Publisher::publish_event`]), to the topic
+//! exchange `P.outcomes`, not `mandatory` (an exchange nobody has bound
+//! yet drops them, which is not the worker's failure).
 
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection,
@@ -9,7 +12,7 @@ use lapin::{
 };
 
 /// Why a publish did not settle.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     /// The broker could not be reached or the channel closed.
     #[error("publish failed: {0}")]
@@ -21,6 +24,15 @@ pub enum PublishError {
     /// No queue is bound to the routing key: the message was returned.
     #[error("the publish to '{0}' was returned unroutable ({1})")]
     Returned(String, String),
+}
+
+/// Whether an unroutable publish is a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routing {
+    /// `mandatory`: returned when no queue takes it (a failure).
+    Mandatory,
+    /// Dropped by the broker when no queue is bound (not a failure).
+    Optional,
 }
 
 /// A channel in confirm mode: the one way this program publishes.
@@ -48,13 +60,38 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
+        self.confirmed("", queue, Routing::Mandatory, body, properties)
+            .await
+    }
+
+    /// Publishes an outcome event message to `exchange` with `routing_key`,
+    /// persistent, not `mandatory`, and waits for the broker's confirm.
+    pub async fn publish_event(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        self.confirmed(exchange, routing_key, Routing::Optional, body, properties)
+            .await
+    }
+
+    async fn confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        routing: Routing,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
         let confirm = self
             .channel
             .basic_publish(
-                "".into(),
-                queue.into(),
+                exchange.into(),
+                routing_key.into(),
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory: routing == Routing::Mandatory,
                     immediate: false,
                 },
                 body,
@@ -62,12 +99,19 @@ impl Publisher {
             )
             .await?
             .await?;
+        let to = || {
+            if exchange.is_empty() {
+                routing_key.to_string()
+            } else {
+                exchange.to_string()
+            }
+        };
         match confirm {
             Confirmation::Ack(None) => Ok(()),
             Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(
-                PublishError::Returned(queue.to_string(), returned.reply_text.to_string()),
+                PublishError::Returned(to(), returned.reply_text.to_string()),
             ),
-            Confirmation::Nack(None) => Err(PublishError::Nacked(queue.to_string())),
+            Confirmation::Nack(None) => Err(PublishError::Nacked(to())),
             Confirmation::NotRequested => unreachable!("the channel is in confirm mode"),
         }
     }

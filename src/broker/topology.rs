@@ -48,6 +48,20 @@ impl QueueType {
     }
 }
 
+/// How long `P.log` keeps outcome events (`WEBHOOK_LOG_RETENTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRetention {
+    /// `0`: no `P.log` is declared.
+    Off,
+    /// The stream's `x-max-age`, whole seconds.
+    Keep(Duration),
+}
+
+/// Largest segment of `P.log`. A stream drops whole segments (never the
+/// one being written), so retention acts in steps of one segment: a tenth
+/// of the size cap, at most this (RabbitMQ's own default is 500 MB).
+pub const MAX_LOG_SEGMENT_BYTES: u64 = 100_000_000;
+
 /// Why declaring the topology failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
@@ -95,6 +109,10 @@ pub struct Topology {
     delivery_limit: u32,
     deliveries: String,
     dead: String,
+    outcomes: String,
+    log: String,
+    log_retention: LogRetention,
+    log_max_bytes: u64,
 }
 
 impl Topology {
@@ -115,7 +133,64 @@ impl Topology {
             delivery_limit,
             deliveries: format!("{prefix}.deliveries"),
             dead: format!("{prefix}.dead"),
+            outcomes: format!("{prefix}.outcomes"),
+            log: format!("{prefix}.log"),
+            log_retention: LogRetention::Off,
+            log_max_bytes: 0,
         }
+    }
+
+    /// The same topology with the delivery log `P.log` (none with
+    /// [`LogRetention::Off`]).
+    pub fn with_log(mut self, retention: LogRetention, max_bytes: u64) -> Self {
+        self.log_retention = retention;
+        self.log_max_bytes = max_bytes;
+        self
+    }
+
+    /// The topic exchange of outcome events (`P.outcomes`).
+    pub fn outcomes(&self) -> &str {
+        &self.outcomes
+    }
+
+    /// The delivery log stream (`P.log`), whether or not it is declared.
+    pub fn log(&self) -> &str {
+        &self.log
+    }
+
+    /// Whether `P.log` is part of the topology.
+    pub fn has_log(&self) -> bool {
+        matches!(self.log_retention, LogRetention::Keep(_))
+    }
+
+    /// `P.log` with its arguments, unless retention is off.
+    fn log_spec(&self) -> Option<QueueSpec> {
+        let LogRetention::Keep(age) = self.log_retention else {
+            return None;
+        };
+        let mut t = FieldTable::default();
+        t.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("stream".into()),
+        );
+        t.insert(
+            "x-max-age".into(),
+            AMQPValue::LongString(max_age_argument(age).into()),
+        );
+        let bytes = self.log_max_bytes.min(i64::MAX as u64);
+        t.insert(
+            "x-max-length-bytes".into(),
+            AMQPValue::LongLongInt(bytes as i64),
+        );
+        let segment = (bytes / 10).clamp(1_000_000, MAX_LOG_SEGMENT_BYTES);
+        t.insert(
+            "x-stream-max-segment-size-bytes".into(),
+            AMQPValue::LongLongInt(segment as i64),
+        );
+        Some(QueueSpec {
+            name: self.log.clone(),
+            arguments: t,
+        })
     }
 
     /// The fanout exchange producers publish to (`P`).
@@ -224,6 +299,7 @@ impl Topology {
             name: self.dead.clone(),
             arguments: dead,
         });
+        queues.extend(self.log_spec());
         queues
     }
 
@@ -263,7 +339,48 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        self.declare_outcomes(channel).await
+    }
+
+    /// Declares `P.outcomes` (topic) and binds `P.log` to it with `#`.
+    /// The stream itself is declared with the other queues.
+    async fn declare_outcomes(&self, channel: &Channel) -> Result<(), TopologyError> {
+        channel
+            .exchange_declare(
+                self.outcomes().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| conflict_or_broker("exchange", self.outcomes(), e))?;
+        if self.has_log() {
+            channel
+                .queue_bind(
+                    self.log().into(),
+                    self.outcomes().into(),
+                    "#".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
+    }
+}
+
+/// A stream's `x-max-age`: a whole number of days (`7D`), hours, minutes
+/// or seconds, the largest unit that divides it.
+fn max_age_argument(age: Duration) -> String {
+    let secs = age.as_secs().max(1);
+    match secs {
+        s if s % 86_400 == 0 => format!("{}D", s / 86_400),
+        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
     }
 }
 
@@ -356,6 +473,39 @@ mod tests {
                 ("x-queue-type".into(), s("quorum"))
             ]
         );
+    }
+
+    #[test]
+    fn the_log_is_a_stream_with_retention() {
+        let tiers = "60s".parse::<RetrySchedule>().unwrap().tiers();
+        let t = Topology::new("p", QueueType::Classic, &tiers, Duration::from_secs(60), 10);
+        assert!(!t.has_log());
+        assert_eq!(t.queues().len(), 3, "no P.log unless configured");
+        let t = t.with_log(
+            LogRetention::Keep(Duration::from_secs(7 * 86400)),
+            5_000_000_000,
+        );
+        let q = t.queues();
+        assert_eq!(q[3].name, "p.log");
+        assert_eq!(t.outcomes(), "p.outcomes");
+        assert_eq!(
+            args(&q[3]),
+            vec![
+                ("x-max-age".into(), s("7D")),
+                (
+                    "x-max-length-bytes".into(),
+                    AMQPValue::LongLongInt(5_000_000_000)
+                ),
+                ("x-queue-type".into(), s("stream")),
+                (
+                    "x-stream-max-segment-size-bytes".into(),
+                    AMQPValue::LongLongInt(100_000_000)
+                ),
+            ]
+        );
+        for (secs, arg) in [(7200, "2h"), (90, "90s"), (600, "10m"), (86400, "1D")] {
+            assert_eq!(max_age_argument(Duration::from_secs(secs)), arg);
+        }
     }
 
     #[test]

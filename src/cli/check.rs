@@ -15,6 +15,7 @@ use crate::{
     broker::{
         check::{Checked, Finding, check},
         tls::{RECEIVER_IDENTITY, load_identity},
+        topology::LogRetention,
         url::parse_urls,
     },
     config::Config,
@@ -168,6 +169,18 @@ fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
             c.delivery.max_message_bytes.to_string(),
         ),
         ("WEBHOOK_SHUTDOWN_GRACE", d(c.delivery.shutdown_grace)),
+        ("WEBHOOK_OUTCOMES", c.outcomes.outcomes.as_str().to_string()),
+        (
+            "WEBHOOK_LOG_RETENTION",
+            match c.topology.log_retention {
+                LogRetention::Off => "0".into(),
+                LogRetention::Keep(age) => d(age),
+            },
+        ),
+        (
+            "WEBHOOK_LOG_MAX_BYTES",
+            c.topology.log_max_bytes.to_string(),
+        ),
         ("METRICS_ADDR", c.telemetry.metrics_addr.to_string()),
     ]
 }

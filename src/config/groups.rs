@@ -5,12 +5,14 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Args;
 
-use super::{DEFAULT_CONCURRENCY, DEFAULT_HOST_CONCURRENCY};
+use super::{DEFAULT_CONCURRENCY, DEFAULT_HOST_CONCURRENCY, DEFAULT_LOG_MAX_BYTES};
 use crate::{
-    broker::topology::QueueType,
+    broker::topology::{LogRetention, QueueType},
     domain::{
         duration::{DurationError, parse_duration, parse_positive_duration, parse_ttl},
+        outcome_event::OutcomesMode,
         schedule::RetrySchedule,
+        size::{SizeError, parse_size},
     },
 };
 
@@ -81,6 +83,26 @@ pub struct TopologyArgs {
     #[arg(long, env = "WEBHOOK_DELIVERY_LIMIT", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub delivery_limit: u32,
+
+    /// How long the delivery log `P.log` keeps outcome events (the
+    /// stream's `x-max-age`, whole seconds); `0` = no `P.log`.
+    #[arg(long, env = "WEBHOOK_LOG_RETENTION", default_value = "7d", value_parser = log_retention)]
+    pub log_retention: LogRetention,
+
+    /// Size cap of `P.log` (`x-max-length-bytes`): bytes, or with a unit
+    /// (`500MB`, `5GB`, `2GiB`). The oldest segments go first.
+    #[arg(long, env = "WEBHOOK_LOG_MAX_BYTES", default_value = DEFAULT_LOG_MAX_BYTES, value_parser = size)]
+    pub log_max_bytes: u64,
+}
+
+/// Which outcome events are published to `P.outcomes`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Outcomes")]
+pub struct OutcomesArgs {
+    /// Outcome events published to `P.outcomes`: `all`, `failures` (all
+    /// but `attempt.succeeded`) or `off`.
+    #[arg(long, env = "WEBHOOK_OUTCOMES", default_value = "all", value_parser = outcomes_mode)]
+    pub outcomes: OutcomesMode,
 }
 
 /// How long failed deliveries keep being retried.
@@ -163,6 +185,47 @@ fn positive(s: &str) -> Result<Duration, DurationError> {
 
 fn ttl(s: &str) -> Result<Duration, DurationError> {
     parse_ttl(s)
+}
+
+fn size(s: &str) -> Result<u64, SizeError> {
+    parse_size(s)
+}
+
+/// Why `WEBHOOK_LOG_RETENTION` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum LogRetentionError {
+    /// Not a duration, or too long.
+    #[error(transparent)]
+    Duration(#[from] DurationError),
+    /// `x-max-age` counts whole seconds.
+    #[error("retention '{0}' is not a whole number of seconds (or 0 for no P.log)")]
+    NotWholeSeconds(String),
+}
+
+/// `0` (no `P.log`) or a whole number of seconds up to the TTL limit.
+fn log_retention(s: &str) -> Result<LogRetention, LogRetentionError> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Ok(LogRetention::Off);
+    }
+    if d.subsec_nanos() != 0 {
+        return Err(LogRetentionError::NotWholeSeconds(s.into()));
+    }
+    Ok(LogRetention::Keep(parse_ttl(s)?))
+}
+
+/// Why `WEBHOOK_OUTCOMES` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value '{0}' (use all, failures or off)")]
+pub(super) struct OutcomesModeError(String);
+
+fn outcomes_mode(s: &str) -> Result<OutcomesMode, OutcomesModeError> {
+    match s.trim() {
+        "all" => Ok(OutcomesMode::All),
+        "failures" => Ok(OutcomesMode::Failures),
+        "off" => Ok(OutcomesMode::Off),
+        other => Err(OutcomesModeError(other.into())),
+    }
 }
 
 /// Why a prefix was refused.

@@ -15,7 +15,7 @@ mod groups;
 use clap::Args;
 
 pub use self::groups::{
-    BrokerArgs, DeliveryArgs, NameArgs, RetryArgs, TelemetryArgs, TopologyArgs,
+    BrokerArgs, DeliveryArgs, NameArgs, OutcomesArgs, RetryArgs, TelemetryArgs, TopologyArgs,
 };
 use crate::broker::topology::Topology;
 
@@ -31,6 +31,12 @@ pub const DEFAULT_CONCURRENCY: u16 = 896;
 /// few slots within about a second, so a ceiling would only slow down one
 /// slow-but-healthy receiver with a backlog; operators who want one set it.
 pub const DEFAULT_HOST_CONCURRENCY: u16 = 0;
+
+/// Default of `WEBHOOK_LOG_MAX_BYTES`: 5 GB. Measured at ~XXX bytes of
+/// stream per outcome event (README, "The delivery log"), about XX million
+/// events; with the default 7 days of retention that holds a week of up to
+/// XX events per second, and caps the broker's disk below that rate.
+pub const DEFAULT_LOG_MAX_BYTES: &str = "5GB";
 
 /// Every setting of `webhook-worker run`.
 #[derive(Debug, Clone, Args)]
@@ -50,6 +56,9 @@ pub struct Config {
     /// How deliveries are made.
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    /// Which outcome events are published.
+    #[command(flatten)]
+    pub outcomes: OutcomesArgs,
     /// Where metrics and health are served.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
@@ -82,6 +91,7 @@ pub fn topology(names: &NameArgs, topology: &TopologyArgs) -> Topology {
         topology.dead_ttl,
         topology.delivery_limit,
     )
+    .with_log(topology.log_retention, topology.log_max_bytes)
 }
 
 #[cfg(test)]
@@ -89,7 +99,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::broker::topology::QueueType;
+    use crate::{
+        broker::topology::{LogRetention, QueueType},
+        domain::outcome_event::OutcomesMode,
+    };
 
     const HOUR: Duration = Duration::from_secs(3600);
     const DAY: Duration = Duration::from_secs(86400);
@@ -109,6 +122,9 @@ mod tests {
         assert_eq!(c.delivery.shutdown_grace, Duration::from_secs(30));
         assert_eq!(c.topology.dead_ttl, 7 * DAY);
         assert_eq!(c.topology.delivery_limit, 10);
+        assert_eq!(c.topology.log_retention, LogRetention::Keep(7 * DAY));
+        assert_eq!(c.topology.log_max_bytes, 5_000_000_000);
+        assert_eq!(c.outcomes.outcomes, OutcomesMode::All);
         assert_eq!(c.telemetry.metrics_addr, "0.0.0.0:9102".parse().unwrap());
     }
 }

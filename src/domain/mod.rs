@@ -18,16 +18,22 @@
 //! | [`limit`] | how many attempts one receiver gets at once |
 //! | [`parked`] | what a parked message's body says, and its redacted form |
 //! | [`selection`] | which parked messages a `dead` command acts on |
+//! | [`outcome_event`] | outcome events: kinds, fields, the batch format |
+//! | [`trace`] | W3C trace context, checked |
+//! | [`size`] | sizes as operators write them |
 
 pub mod catalog;
 pub mod duration;
 pub mod envelope;
 pub mod limit;
 pub mod outcome;
+pub mod outcome_event;
 pub mod parked;
 pub mod policy;
 pub mod retry_after;
 pub mod schedule;
 pub mod selection;
 pub mod signing;
+pub mod size;
 pub mod target;
+pub mod trace;

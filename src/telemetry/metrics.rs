@@ -16,6 +16,7 @@ use super::{receivers::ReceiverMetrics, registrar::Registrar};
 use crate::domain::{
     catalog::{CATALOG, is_valid_webhook_number},
     outcome::AttemptOutcome,
+    outcome_event::OutcomeKind,
     policy::DropReason,
     schedule::{Tier, Tiers},
 };
@@ -100,6 +101,8 @@ pub struct Metrics {
     pub consumer_rotations: IntCounter,
     /// The per-receiver limits' metrics.
     pub receivers: ReceiverMetrics,
+    /// `webhook_outcomes_published_total{kind}`, by [`OutcomeKind::index`].
+    outcomes_published: [IntCounter; 6],
 }
 
 impl Metrics {
@@ -143,6 +146,7 @@ impl Metrics {
             publish_failures: r.counter("webhook_publish_failures_total", "Retry or dead copies not confirmed by the broker; the original was returned to the queue."),
             deferred: r.counter("webhook_deferred_total", "Deliveries deferred to the shortest retry tier, without an attempt, because their receiver had no free slot."),
             consumer_rotations: r.counter("webhook_consumer_rotations_total", "Times consumption moved to a fresh channel because a slow delivery blocked batched acks."),
+            outcomes_published: r.counter_per("webhook_outcomes_published_total", "Outcome events confirmed by the broker on P.outcomes, by kind.", "kind", OutcomeKind::ALL.map(OutcomeKind::as_str)),
             receivers: ReceiverMetrics::register(r),
             per_webhook: (0..300).map(|_| OnceLock::new()).collect(),
             registry: r.registry(),
@@ -197,6 +201,11 @@ impl Metrics {
         &self.dropped[reason.index()]
     }
 
+    /// `webhook_outcomes_published_total{kind}`.
+    pub fn outcomes_published(&self, kind: OutcomeKind) -> &IntCounter {
+        &self.outcomes_published[kind.index()]
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::with_capacity(16 * 1024);
@@ -231,6 +240,8 @@ mod tests {
             "webhook_in_flight 0",
             "webhook_broker_connected 0",
             "webhook_broker_reconnects_total 0",
+            "webhook_outcomes_published_total{kind=\"attempt.failed\"} 0",
+            "webhook_outcomes_published_total{kind=\"receiver.recovered\"} 0",
         ] {
             assert!(text.contains(name), "missing {name}");
         }

@@ -9,7 +9,7 @@
 //! largest await, and every in-flight delivery pays for that size while it
 //! waits on the receiver.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lapin::BasicProperties;
@@ -17,13 +17,16 @@ use tracing::Instrument;
 
 use super::{
     limits::{Admission, ReceiverLimits},
+    outcomes::{After, Subject, settle_reported},
     republish::MessageCopy,
     shared::Shared,
 };
 use crate::{
     broker::{
+        outcomes::OutcomeSink,
         publisher::{PublishError, Publisher},
         retry_headers::read_retry_state,
+        trace_headers::trace_context,
     },
     clock,
     domain::{
@@ -32,15 +35,25 @@ use crate::{
         outcome::AttemptOutcome,
         policy::{Decision, DropReason, RetryState},
         schedule::Tier,
+        trace::TraceContext,
     },
 };
 
-/// Phase 1: what the broker handed over, with its retry state read.
+/// Where a delivery's copies and outcome events go.
+#[derive(Clone, Copy)]
+pub(super) struct Publishing<'a> {
+    pub(super) publisher: &'a Publisher,
+    pub(super) sink: Option<&'a OutcomeSink>,
+}
+
+/// Phase 1: what the broker handed over, with its retry state and trace
+/// context read.
 struct Received<'a> {
     body: &'a Bytes,
     props: &'a BasicProperties,
     state: RetryState,
     first_attempt_ms: i64,
+    trace: Option<TraceContext>,
 }
 
 /// Phase 2: a valid envelope, about to be attempted.
@@ -48,12 +61,15 @@ struct Parsed<'a> {
     received: Received<'a>,
     env: Envelope<'a>,
     attempt: u32,
+    /// Who its outcome events are about.
+    subject: Subject,
 }
 
 /// Phase 3: the attempt, made.
 struct Attempted {
     outcome: AttemptOutcome,
     finished_ms: i64,
+    duration: Duration,
 }
 
 /// What came of admitting the delivery at its receiver.
@@ -82,9 +98,10 @@ pub(super) async fn deliver(
     shared: &Shared,
     body: &Bytes,
     props: &BasicProperties,
-    publisher: &Publisher,
+    to: Publishing<'_>,
 ) -> Result<(), PublishError> {
     let now = clock::now_ms();
+    let trace = trace_context(props.headers().as_ref());
     let state = match read_retry_state(props.headers().as_ref()) {
         Ok(s) => s,
         Err(why) => {
@@ -94,13 +111,15 @@ pub(super) async fn deliver(
                 attempts: 0,
                 first_attempt_ms: now,
             };
+            let subject = Subject::of_body(body, trace.as_ref());
             let why = why.to_string();
-            return Box::pin(shared.republish.park(
-                publisher,
+            return Box::pin(park_unattempted(
+                shared,
+                to,
                 copy,
+                &subject,
                 DropReason::Malformed,
                 &why,
-                now,
             ))
             .await;
         }
@@ -110,22 +129,21 @@ pub(super) async fn deliver(
         props,
         state,
         first_attempt_ms: state.first_attempt_ms.unwrap_or(now),
+        trace,
     };
     let parsed = match envelope::parse(body, shared.max_message_bytes) {
         Ok(env) => Parsed {
             attempt: received.state.this_attempt(),
+            subject: Subject::of(&env, received.trace.as_ref()),
             received,
             env,
         },
         Err(rejection) => {
             let copy = received.copy(received.state.attempts);
+            let subject = Subject::of_body(body, received.trace.as_ref());
             let why = rejection.to_string();
-            return Box::pin(
-                shared
-                    .republish
-                    .park(publisher, copy, rejection.reason(), &why, now),
-            )
-            .await;
+            let reason = rejection.reason();
+            return Box::pin(park_unattempted(shared, to, copy, &subject, reason, &why)).await;
         }
     };
     // The span is DEBUG: at the default level it costs nothing per
@@ -133,15 +151,20 @@ pub(super) async fn deliver(
     // themselves.
     let span = tracing::debug_span!("delivery", id = %parsed.env.id, webhook = parsed.env.webhook, attempt = parsed.attempt);
     async {
-        let disposal = match attempt(shared, &parsed).await {
+        let attempt = attempt(shared, &parsed).await;
+        let disposal = match &attempt {
             Attempt::Made(attempted) => {
-                let disposal = decide(shared, &parsed, &attempted);
-                report(shared, &parsed, &attempted, &disposal);
+                let disposal = decide(shared, &parsed, attempted);
+                report(shared, &parsed, attempted, &disposal);
                 disposal
             }
             Attempt::NoSlot => Disposal::Defer,
         };
-        dispose(shared, publisher, &parsed, disposal).await
+        let attempted = match &attempt {
+            Attempt::Made(attempted) => Some(attempted),
+            Attempt::NoSlot => None,
+        };
+        dispose(shared, to, &parsed, attempted, disposal).await
     }
     .instrument(span)
     .await
@@ -169,12 +192,12 @@ async fn attempt(shared: &Shared, parsed: &Parsed<'_>) -> Attempt {
     slot.finish(Feedback::from(&outcome));
     let handles = shared.metrics.webhook(parsed.env.webhook);
     handles.attempts(&outcome).inc();
-    handles
-        .attempt_duration
-        .observe(started.elapsed().as_secs_f64());
+    let duration = started.elapsed();
+    handles.attempt_duration.observe(duration.as_secs_f64());
     Attempt::Made(Attempted {
         outcome,
         finished_ms: clock::now_ms(),
+        duration,
     })
 }
 
@@ -234,28 +257,83 @@ fn report(shared: &Shared, parsed: &Parsed<'_>, attempted: &Attempted, disposal:
     }
 }
 
-/// Carries out the disposal.
+/// Carries out the disposal, reporting it (see [`super::outcomes`]).
 async fn dispose(
     shared: &Shared,
-    publisher: &Publisher,
+    to: Publishing<'_>,
     parsed: &Parsed<'_>,
+    attempted: Option<&Attempted>,
     disposal: Disposal,
 ) -> Result<(), PublishError> {
-    let attempted = parsed.received.copy(parsed.attempt);
-    let republish = &shared.republish;
+    let copy = parsed.received.copy(parsed.attempt);
+    let (republish, subject, publisher) = (&shared.republish, &parsed.subject, to.publisher);
+    let report = |after: After<'_>| {
+        let a = attempted?;
+        shared
+            .outcomes
+            .attempted(subject, parsed.attempt, &a.outcome, a.duration, after)
+    };
     match disposal {
-        Disposal::Delivered => Ok(()),
+        Disposal::Delivered => {
+            settle_reported(to.sink, report(After::Done), async { Ok(()) }).await
+        }
         Disposal::Retry { tier, error } => {
-            Box::pin(republish.retry(publisher, attempted, tier, &error)).await
+            let event = report(After::Retry(&error, shared.policy.tiers().suffix(tier)));
+            let retry = republish.retry(publisher, copy, tier, &error);
+            Box::pin(settle_reported(to.sink, event, retry)).await
         }
         Disposal::Park { reason, error } => {
-            Box::pin(republish.park(publisher, attempted, reason, &error, clock::now_ms())).await
+            let event = match attempted.map(|a| &a.outcome) {
+                Some(AttemptOutcome::ForbiddenTarget(_)) => report(After::Refused(reason, &error)),
+                _ => report(After::Park(&error, reason)),
+            };
+            let park = republish.park(publisher, copy, reason, &error, clock::now_ms());
+            Box::pin(settle_reported(to.sink, event, park)).await
         }
         Disposal::Defer => {
             let unattempted = parsed.received.copy(parsed.received.state.attempts);
-            Box::pin(republish.defer(publisher, &shared.policy, unattempted, clock::now_ms())).await
+            match shared
+                .policy
+                .defer(unattempted.first_attempt_ms, clock::now_ms())
+            {
+                Decision::Retry(tier) => {
+                    let event = shared
+                        .outcomes
+                        .deferred(subject, shared.policy.tiers().suffix(tier));
+                    let defer = republish.defer(publisher, unattempted, tier);
+                    Box::pin(settle_reported(to.sink, event, defer)).await
+                }
+                Decision::Drop(reason) => {
+                    let why = "receiver saturated until the max age";
+                    Box::pin(park_unattempted(
+                        shared,
+                        to,
+                        unattempted,
+                        subject,
+                        reason,
+                        why,
+                    ))
+                    .await
+                }
+            }
         }
     }
+}
+
+/// Parks a message that had no attempt, reporting `message.parked`.
+async fn park_unattempted(
+    shared: &Shared,
+    to: Publishing<'_>,
+    copy: MessageCopy<'_>,
+    subject: &Subject,
+    reason: DropReason,
+    why: &str,
+) -> Result<(), PublishError> {
+    let event = shared.outcomes.parked(subject, reason, why);
+    let park = shared
+        .republish
+        .park(to.publisher, copy, reason, why, clock::now_ms());
+    settle_reported(to.sink, event, park).await
 }
 
 impl Received<'_> {

@@ -8,6 +8,7 @@
 //! | [`task`] | one delivery's task: its slot, then its settlement |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
 //! | [`shared`] | what every stage shares, built once |
+//! | [`outcomes`] | outcome events, confirmed with the copies |
 //! | [`republish`] | retry, park and defer copies, confirmed |
 //! | [`settle`] | batched acks for out-of-order completions |
 //! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
@@ -31,6 +32,7 @@ mod delivery;
 pub(crate) mod drain;
 mod lane;
 pub(crate) mod limits;
+mod outcomes;
 mod republish;
 mod session;
 mod settle;

@@ -14,11 +14,7 @@ use crate::{
         retry_headers::{Parking, last_error, with_retry_headers},
         topology::Topology,
     },
-    domain::{
-        envelope,
-        policy::{Decision, DropReason, RetryPolicy},
-        schedule::Tier,
-    },
+    domain::{envelope, policy::DropReason, schedule::Tier},
     telemetry::metrics::Metrics,
 };
 
@@ -144,41 +140,26 @@ impl Republisher {
         Ok(())
     }
 
-    /// Moves a delivery whose receiver has no free slot to the shortest
-    /// tier without an attempt (its attempt count unchanged); the max age
-    /// still bounds how long that can go on.
+    /// Moves a delivery whose receiver has no free slot to `tier` (the
+    /// shortest, as the policy's deferral decided) without an attempt, its
+    /// attempt count unchanged.
     pub(crate) async fn defer(
         &self,
         publisher: &Publisher,
-        policy: &RetryPolicy,
         copy: MessageCopy<'_>,
-        now_ms: i64,
+        tier: Tier,
     ) -> Result<(), PublishError> {
-        match policy.defer(copy.first_attempt_ms, now_ms) {
-            Decision::Drop(reason) => {
-                self.park(
-                    publisher,
-                    copy,
-                    reason,
-                    "receiver saturated until the max age",
-                    now_ms,
-                )
-                .await
-            }
-            Decision::Retry(tier) => {
-                let dest = self.destinations.tier(tier);
-                let previous = last_error(copy.props.headers().as_ref());
-                tracing::debug!(queue = %dest.queue, "receiver saturated; deferred");
-                publisher
-                    .publish(
-                        &dest.queue,
-                        copy.body,
-                        copy.properties(previous.as_deref(), None),
-                    )
-                    .await?;
-                self.metrics.deferred.inc();
-                Ok(())
-            }
-        }
+        let dest = self.destinations.tier(tier);
+        let previous = last_error(copy.props.headers().as_ref());
+        tracing::debug!(queue = %dest.queue, "receiver saturated; deferred");
+        publisher
+            .publish(
+                &dest.queue,
+                copy.body,
+                copy.properties(previous.as_deref(), None),
+            )
+            .await?;
+        self.metrics.deferred.inc();
+        Ok(())
     }
 }

@@ -50,7 +50,9 @@ pub(super) async fn run(
     let channel = conn.create_channel().await?;
     shared.topology.declare(&channel).await?;
     let lane = Lane::open(shared, channel).await?;
-    let ctx = SessionCtx::new(Publisher::open(conn).await?, drain.clone());
+    let publisher = Publisher::open(conn).await?;
+    let sink = shared.outcomes.sink(&publisher);
+    let ctx = SessionCtx::new(publisher, sink, drain.clone());
     let mut session = Session {
         shared,
         conn,

@@ -7,6 +7,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     limits::ReceiverLimits,
+    outcomes::Outcomes,
     republish::{Destinations, Republisher},
 };
 use crate::{
@@ -24,6 +25,7 @@ pub(super) struct Shared {
     pub(super) policy: RetryPolicy,
     pub(super) deliverer: Deliverer,
     pub(super) republish: Republisher,
+    pub(super) outcomes: Outcomes,
     pub(super) metrics: Arc<Metrics>,
     pub(super) health: Arc<Health>,
     pub(super) limits: Arc<ReceiverLimits>,
@@ -46,6 +48,7 @@ impl Shared {
         let topology = config.topology();
         let republish = Republisher::new(Destinations::new(&topology, &metrics), metrics.clone());
         Self {
+            outcomes: Outcomes::new(config.outcomes.outcomes, &topology, metrics.clone()),
             policy: RetryPolicy::new(&config.topology.retry_schedule, config.retry.max_age),
             topology,
             deliverer,

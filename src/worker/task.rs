@@ -11,17 +11,22 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     burst::LostPublishes,
-    delivery::deliver,
+    delivery::{Publishing, deliver},
     drain::Drain,
     settle::{Settlement, SettlerHandle},
     shared::Shared,
 };
-use crate::broker::publisher::{PublishError, Publisher};
+use crate::broker::{
+    outcomes::OutcomeSink,
+    publisher::{PublishError, Publisher},
+};
 
 /// What every delivery task of one session shares.
 #[derive(Clone)]
 pub(super) struct SessionCtx {
     pub(super) publisher: Publisher,
+    /// Outcome events, batched on `publisher` (none when off).
+    sink: Option<OutcomeSink>,
     /// Cancelled when the publisher channel fails: the session restarts.
     pub(super) broken: CancellationToken,
     /// Copies lost with the publisher channel, logged once.
@@ -30,10 +35,12 @@ pub(super) struct SessionCtx {
 }
 
 impl SessionCtx {
-    /// The context of a session publishing its copies with `publisher`.
-    pub(super) fn new(publisher: Publisher, drain: Drain) -> Self {
+    /// The context of a session publishing its copies with `publisher`,
+    /// and its outcome events to `sink`.
+    pub(super) fn new(publisher: Publisher, sink: Option<OutcomeSink>, drain: Drain) -> Self {
         Self {
             publisher,
+            sink,
             broken: CancellationToken::new(),
             lost: Arc::default(),
             drain,
@@ -55,6 +62,7 @@ pub(super) enum Started {
 pub(super) struct DeliveryTask {
     delivery: Delivery,
     publisher: Publisher,
+    sink: Option<OutcomeSink>,
     settler: SettlerHandle,
     slot: OwnedSemaphorePermit,
     /// Cancelled when a publish fails on the broker's side: the session
@@ -82,6 +90,7 @@ impl DeliveryTask {
         let task = Self {
             delivery,
             publisher: ctx.publisher.clone(),
+            sink: ctx.sink.clone(),
             settler: settler.clone(),
             slot,
             broken: ctx.broken.clone(),
@@ -100,7 +109,11 @@ impl DeliveryTask {
         let tag = self.delivery.delivery_tag;
         let body: Bytes = self.delivery.data.into();
         let props = self.delivery.properties;
-        match deliver(&shared, &body, &props, &self.publisher).await {
+        let to = Publishing {
+            publisher: &self.publisher,
+            sink: self.sink.as_ref(),
+        };
+        match deliver(&shared, &body, &props, to).await {
             Ok(()) => self.settler.settle(tag, Settlement::Ack),
             Err(e) => {
                 shared.metrics.publish_failures.inc();

@@ -59,12 +59,13 @@ const ALLOWED: [(&str, &[&str]); 10] = [
 
 /// The stages of `worker/`, bottom first: each imports only the stages
 /// before it (`mod` is `worker/mod.rs`, the reconnect loop on top).
-const WORKER_STAGES: [&str; 11] = [
+const WORKER_STAGES: [&str; 12] = [
     "drain",
     "burst",
     "limits",
     "settle",
     "republish",
+    "outcomes",
     "shared",
     "delivery",
     "task",

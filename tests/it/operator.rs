@@ -126,10 +126,13 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
     let broker = Broker::new(&test_config(&prefix)).await;
     let (code, text) = check(&prefix, &["--signing-secret", SECRET]);
     assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(&format!("ok       queue {prefix}.dead")),
-        "{text}"
-    );
+    for line in [
+        format!("ok       queue {prefix}.dead"),
+        format!("ok       queue {prefix}.log"),
+        format!("ok       exchange {prefix}.outcomes"),
+    ] {
+        assert!(text.contains(&line), "{text}");
+    }
     assert!(
         text.lines()
             .any(|l| l.trim_start().starts_with("WEBHOOK_SIGNING_SECRET") && l.ends_with(" <set>")),
@@ -146,9 +149,11 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
     assert_eq!(json["config"]["WEBHOOK_SIGNING_SECRET"], "<unset>");
     assert_eq!(
         json["topology"].as_array().unwrap().len(),
-        5,
-        "exchange and four queues"
+        7,
+        "two exchanges, four queues and the log stream"
     );
+    assert_eq!(json["config"]["WEBHOOK_LOG_RETENTION"], "7days");
+    assert_eq!(json["config"]["WEBHOOK_OUTCOMES"], "all");
 
     // A wrong password: the error says so without the password, and it is
     // the setting's fault (exit 2).

@@ -199,6 +199,43 @@ impl Broker {
         got
     }
 
+    /// A queue of the test's own (exclusive: gone with the connection)
+    /// bound to `P.outcomes` with `key`, as a platform would bind one.
+    pub(crate) async fn outcomes_tap(&self, key: &str) -> String {
+        let q = self
+            .channel
+            .queue_declare(
+                "".into(),
+                lapin::options::QueueDeclareOptions {
+                    exclusive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        self.channel
+            .queue_bind(
+                q.name().clone(),
+                self.topology.outcomes().into(),
+                key.into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        q.name().to_string()
+    }
+
+    /// Takes what a tap holds: each message's routing key and body.
+    pub(crate) async fn tapped(&self, tap: &str) -> Vec<(String, Vec<u8>)> {
+        self.drain(tap)
+            .await
+            .into_iter()
+            .map(|d| (d.routing_key.to_string(), d.data))
+            .collect()
+    }
+
     /// Deletes the exchange and every queue of the prefix.
     pub(crate) async fn cleanup(mut self) {
         delete_topology(&self.conn, &self.prefix, &self.topology).await;
@@ -237,6 +274,7 @@ async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
     let mut queues = vec![
         topology.deliveries().to_string(),
         topology.dead().to_string(),
+        topology.log().to_string(),
     ];
     queues.extend(
         topology
@@ -250,6 +288,9 @@ async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
             .await;
     }
     let _ = ch.exchange_delete(prefix.into(), Default::default()).await;
+    let _ = ch
+        .exchange_delete(topology.outcomes().into(), Default::default())
+        .await;
 }
 
 /// A header of a message as text or integer, for assertions.

@@ -1,0 +1,196 @@
+//! Publishing outcome events to `P.outcomes`, batched, through the one
+//! [`Publisher`].
+//!
+//! Every delivery that settles publishes at least one event, and its
+//! message may be acked only once that event is confirmed. One AMQP
+//! message per event would cost the broker a publish, a stream write and a
+//! confirm per delivery; instead the [`OutcomeSink`] groups the events
+//! that arrive while earlier batches wait for their confirms (group
+//! commit): at most [`IN_FLIGHT`] messages are unconfirmed at a time, so
+//! under load the events queue up behind them and leave as one message
+//! per kind, and when idle an event leaves at once, alone. A batch holds
+//! events of one kind only, so the routing key is still the kind (see
+//! [`crate::domain::outcome_event`] for the body).
+//!
+//! Each waiter learns its batch's result: `Ok` only after the broker's
+//! confirm. A failed batch fails every event in it, and the deliveries
+//! waiting on them go back to the broker unacked.
+
+use std::sync::Arc;
+
+use lapin::BasicProperties;
+use tokio::{
+    sync::{Semaphore, mpsc, oneshot},
+    task::JoinHandle,
+};
+
+use super::publisher::{PublishError, Publisher};
+use crate::domain::outcome_event::{OutcomeEvent, OutcomeKind, encode_batch};
+
+/// Most batch messages published and not yet confirmed.
+pub const IN_FLIGHT: usize = 4;
+
+/// Most events in one message.
+pub const MAX_BATCH: usize = 256;
+
+/// Called with each confirmed batch: its kind and how many events.
+pub type OnConfirmed = Arc<dyn Fn(OutcomeKind, u64) + Send + Sync>;
+
+/// One event waiting for its batch, and who waits for the confirm.
+struct Queued {
+    event: OutcomeEvent,
+    done: Option<oneshot::Sender<Result<(), PublishError>>>,
+}
+
+/// Where a session's delivery tasks hand their outcome events. Cheap to
+/// clone; the batching task ends when every clone is gone.
+#[derive(Clone)]
+pub struct OutcomeSink {
+    tx: mpsc::UnboundedSender<Queued>,
+}
+
+impl std::fmt::Debug for OutcomeSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutcomeSink")
+    }
+}
+
+impl OutcomeSink {
+    /// Starts the batching task publishing to `exchange` on `publisher`.
+    pub fn spawn(
+        publisher: Publisher,
+        exchange: String,
+        on_confirmed: OnConfirmed,
+    ) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(publisher, exchange, rx, on_confirmed));
+        (Self { tx }, task)
+    }
+
+    /// Publishes `event` and waits until the broker confirmed it.
+    pub async fn publish(&self, event: OutcomeEvent) -> Result<(), PublishError> {
+        let (done, confirmed) = oneshot::channel();
+        let queued = Queued {
+            event,
+            done: Some(done),
+        };
+        if self.tx.send(queued).is_err() {
+            return Err(channel_gone());
+        }
+        confirmed.await.unwrap_or_else(|_| Err(channel_gone()))
+    }
+
+    /// Publishes `event` without waiting (events that settle no message:
+    /// receiver health).
+    pub fn publish_unwaited(&self, event: OutcomeEvent) {
+        let _ = self.tx.send(Queued { event, done: None });
+    }
+}
+
+/// The error of an event whose batching task is gone (its session ended).
+fn channel_gone() -> PublishError {
+    PublishError::Broker(
+        lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Closed, "outcome events").into(),
+    )
+}
+
+async fn run(
+    publisher: Publisher,
+    exchange: String,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+    on_confirmed: OnConfirmed,
+) {
+    let exchange: Arc<str> = exchange.into();
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut buf = Vec::with_capacity(MAX_BATCH);
+    loop {
+        // Waiting for a slot first is what lets events gather under load.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        if rx.recv_many(&mut buf, MAX_BATCH * 4).await == 0 {
+            return;
+        }
+        let mut slot = Some(slot);
+        for batch in by_kind(buf.drain(..)) {
+            let slot = match slot.take() {
+                Some(s) => s,
+                None => match slots.clone().acquire_owned().await {
+                    Ok(s) => s,
+                    Err(_) => return,
+                },
+            };
+            let (publisher, exchange, on_confirmed) =
+                (publisher.clone(), exchange.clone(), on_confirmed.clone());
+            tokio::spawn(async move {
+                let kind = batch[0].event.kind;
+                let body = encode_batch(batch.iter().map(|q| &q.event));
+                let props =
+                    BasicProperties::default().with_content_type("application/x-ndjson".into());
+                let result = publisher
+                    .publish_event(&exchange, kind.as_str(), &body, props)
+                    .await;
+                drop(slot);
+                if result.is_ok() {
+                    on_confirmed(kind, batch.len() as u64);
+                }
+                for q in batch {
+                    if let Some(done) = q.done {
+                        let _ = done.send(result.clone());
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Groups events by kind, in arrival order within a kind, at most
+/// [`MAX_BATCH`] to a group.
+fn by_kind(events: impl Iterator<Item = Queued>) -> Vec<Vec<Queued>> {
+    let mut groups: Vec<Vec<Queued>> = Vec::new();
+    for q in events {
+        let open = groups
+            .iter_mut()
+            .find(|g| g[0].event.kind == q.event.kind && g.len() < MAX_BATCH);
+        match open {
+            Some(g) => g.push(q),
+            None => groups.push(vec![q]),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(kind: OutcomeKind, n: i64) -> Queued {
+        Queued {
+            event: OutcomeEvent::new(kind, n),
+            done: None,
+        }
+    }
+
+    #[test]
+    fn batches_hold_one_kind_in_order_and_are_bounded() {
+        let mut events = vec![
+            q(OutcomeKind::AttemptSucceeded, 1),
+            q(OutcomeKind::AttemptFailed, 2),
+            q(OutcomeKind::AttemptSucceeded, 3),
+        ];
+        events.extend((0..MAX_BATCH as i64).map(|n| q(OutcomeKind::MessageParked, n)));
+        events.push(q(OutcomeKind::MessageParked, 9));
+        let groups = by_kind(events.into_iter());
+        let shape: Vec<_> = groups.iter().map(|g| (g[0].event.kind, g.len())).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (OutcomeKind::AttemptSucceeded, 2),
+                (OutcomeKind::AttemptFailed, 1),
+                (OutcomeKind::MessageParked, MAX_BATCH),
+                (OutcomeKind::MessageParked, 1),
+            ]
+        );
+        assert_eq!(groups[0][1].event.at_ms(), Some(3));
+    }
+}
