@@ -11,12 +11,14 @@
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
 //! | [`dead_letters`] | inspecting, replaying and purging parked messages |
+//! | [`delivery_log`] | reading `P.log` from a point in time, unchanged |
 //! | [`outcomes`] | outcome events to `P.outcomes`, batched and confirmed |
 //! | [`trace_headers`] | the W3C trace context of a message's headers |
 
 pub mod check;
 pub mod connect;
 pub mod dead_letters;
+pub mod delivery_log;
 pub mod outcomes;
 pub mod publisher;
 pub mod retry_headers;

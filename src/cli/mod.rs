@@ -1,5 +1,5 @@
 //! The command line, one file per command: `run` (the default),
-//! `declare`, `check`, `dead ...`, `publish`, `demo-receiver`. Settings come after
+//! `declare`, `check`, `dead ...`, `log`, `publish`, `demo-receiver`. Settings come after
 //! the subcommand, each also an environment variable (see
 //! [`crate::config`]); each command takes only the groups it uses.
 
@@ -7,6 +7,7 @@ mod check;
 mod dead;
 mod declare;
 mod demo_receiver;
+mod log;
 mod publish;
 mod run;
 mod signals;
@@ -53,6 +54,9 @@ enum Command {
     /// Inspect, re-drive or delete parked messages.
     #[command(subcommand)]
     Dead(dead::Dead),
+    /// Print outcome events from the delivery log (what happened to an
+    /// event): a table, or JSON lines with `--json`.
+    Log(log::Log),
     /// Publish events: from a file of JSON lines, stdin (`--file -`), or
     /// generated samples of every catalog event.
     Publish(publish::Publish),
@@ -62,11 +66,12 @@ enum Command {
 
 /// Names that are not `run`'s flags: a first argument among them is a
 /// subcommand (or a top-level flag), anything else means `run`.
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 9] = [
     "run",
     "declare",
     "check",
     "dead",
+    "log",
     "publish",
     "demo-receiver",
     "help",
@@ -116,6 +121,7 @@ impl Command {
             Command::Declare(c) => c.execute().await,
             Command::Check(c) => c.execute().await,
             Command::Dead(c) => c.execute().await,
+            Command::Log(c) => c.execute().await,
             Command::Publish(c) => c.execute().await,
             Command::DemoReceiver(c) => c.execute().await,
         }

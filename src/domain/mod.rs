@@ -18,6 +18,7 @@
 //! | [`limit`] | how many attempts one receiver gets at once |
 //! | [`parked`] | what a parked message's body says, and its redacted form |
 //! | [`selection`] | which parked messages a `dead` command acts on |
+//! | [`log_selection`] | which outcome events `log` prints |
 //! | [`outcome_event`] | outcome events: kinds, fields, the batch format |
 //! | [`trace`] | W3C trace context, checked |
 //! | [`size`] | sizes as operators write them |
@@ -26,6 +27,7 @@ pub mod catalog;
 pub mod duration;
 pub mod envelope;
 pub mod limit;
+pub mod log_selection;
 pub mod outcome;
 pub mod outcome_event;
 pub mod parked;

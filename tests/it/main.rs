@@ -21,6 +21,7 @@ mod deploy;
 mod faults;
 mod first_hour;
 mod layers;
+mod log_command;
 mod mtls;
 mod operator;
 mod outcomes;
