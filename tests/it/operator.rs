@@ -152,7 +152,7 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
         7,
         "two exchanges, four queues and the log stream"
     );
-    assert_eq!(json["config"]["WEBHOOK_LOG_RETENTION"], "7days");
+    assert_eq!(json["config"]["WEBHOOK_LOG_RETENTION"], "7d");
     assert_eq!(json["config"]["WEBHOOK_OUTCOMES"], "all");
 
     // A wrong password: the error says so without the password, and it is
