@@ -20,11 +20,16 @@ use crate::{
         tls::{BROKER_IDENTITY, BrokerTls, RECEIVER_IDENTITY, load_identity, load_roots},
         url::parse_urls,
     },
-    config::{BrokerArgs, Config},
+    config::{BrokerArgs, Config, DeliveryArgs},
     domain::limit::LimitConfig,
+    domain::proxy::{ProxyUrl, parse_no_proxy},
     domain::signing::SigningKey,
     error::ConfigError,
-    http::client::{ClientIdentity, Deliverer, DeliveryConfig},
+    http::{
+        client::Deliverer,
+        proxy::ProxyConfig,
+        settings::{BuildError, ClientIdentity, DeliveryConfig},
+    },
     telemetry::{health::Health, metrics::Metrics, server},
     worker::{Worker, drain::Drain, limits::ReceiverLimits},
 };
@@ -169,14 +174,37 @@ fn deliverer(config: &Config) -> Result<Deliverer, Error> {
     )
     .map_err(ConfigError::from)?
     .map(|i| ClientIdentity::from_pem(&i.cert_pem, &i.key_pem));
-    Ok(Deliverer::new(DeliveryConfig {
+    let proxy = proxy_config(&config.delivery)?;
+    if let Some(p) = &proxy {
+        tracing::info!(proxy = %p.url, no_proxy = %p.no_proxy, "deliveries go through the forward proxy");
+    }
+    Deliverer::new(DeliveryConfig {
         extra_roots: extra_roots.map(|r| r.pem.into_bytes()),
         client_identity,
         timeout: config.delivery.timeout,
         allow_private_targets: config.delivery.allow_private_targets,
         default_key,
         pool_per_host: usize::from(config.delivery.concurrency),
-    })?)
+        proxy,
+    })
+    .map_err(|e| match e {
+        BuildError::Http(e) => Error::Http(e),
+        BuildError::Relay(e) => Error::Io(e),
+    })
+}
+
+/// The forward proxy settings, checked: `None` without `WEBHOOK_PROXY_URL`
+/// (or with it empty). `WEBHOOK_NO_PROXY` is checked either way. A bad
+/// setting is a configuration error that quotes no password.
+pub fn proxy_config(delivery: &DeliveryArgs) -> Result<Option<ProxyConfig>, Error> {
+    let no_proxy =
+        parse_no_proxy(delivery.no_proxy.as_deref().unwrap_or("")).map_err(ConfigError::from)?;
+    let raw = delivery.proxy_url.as_ref().map(|p| p.expose().trim());
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let url = ProxyUrl::parse(raw).map_err(ConfigError::from)?;
+    Ok(Some(ProxyConfig { url, no_proxy }))
 }
 
 /// The per-receiver limit's bounds: the hard ceiling is

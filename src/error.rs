@@ -3,7 +3,7 @@
 
 use crate::{
     broker::{publisher::PublishError, tls::TlsFileError, topology::TopologyError, url::UrlError},
-    domain::signing::SecretError,
+    domain::{proxy::ProxySettingError, signing::SecretError},
 };
 
 /// Anything that ends a command.
@@ -75,6 +75,9 @@ pub enum ConfigError {
         /// The broker's words.
         reply: String,
     },
+    /// A proxy setting that cannot be used (quotes no password).
+    #[error(transparent)]
+    Proxy(#[from] ProxySettingError),
     /// A signing secret that cannot be decoded.
     #[error("{setting}: {source}")]
     Secret {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::connect_once;
 use crate::{
     ConfigError, Error,
+    app::proxy_config,
     broker::topology::Topology,
     broker::{
         check::{Checked, Finding, check},
@@ -20,6 +21,7 @@ use crate::{
     },
     config::Config,
     domain::{duration::format_setting, signing::SigningKey},
+    http::proxy::ProxyConfig,
 };
 
 /// Compare the broker's topology with the configuration; print the
@@ -50,7 +52,9 @@ impl Check {
             d.client_key.as_deref(),
         )
         .map_err(ConfigError::from)?;
-        let settings = effective(&self.config, &urls.redacted());
+        let proxy = proxy_config(d)?;
+        let mut settings = effective(&self.config, &urls.redacted());
+        settings.extend(proxy_settings(proxy.as_ref()));
         let config: serde_json::Map<_, _> = settings
             .iter()
             .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
@@ -183,6 +187,20 @@ fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
         ),
         ("METRICS_ADDR", c.telemetry.metrics_addr.to_string()),
     ]
+}
+
+/// The proxy settings as shown: the URL with its password redacted.
+fn proxy_settings(proxy: Option<&ProxyConfig>) -> [(&'static str, String); 2] {
+    match proxy {
+        Some(p) => [
+            ("WEBHOOK_PROXY_URL", p.url.to_string()),
+            ("WEBHOOK_NO_PROXY", p.no_proxy.clone()),
+        ],
+        None => [
+            ("WEBHOOK_PROXY_URL", "<unset>".into()),
+            ("WEBHOOK_NO_PROXY", "<unset>".into()),
+        ],
+    }
 }
 
 fn checked_line(c: &Checked) -> String {

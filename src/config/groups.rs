@@ -147,6 +147,17 @@ pub struct DeliveryArgs {
     #[arg(long, env = "WEBHOOK_CLIENT_KEY")]
     pub client_key: Option<PathBuf>,
 
+    /// Forward proxy for every delivery: `http://` (CONNECT) or `socks5://`,
+    /// with an optional `user:password@`; it is asked for the checked
+    /// address, never the name. Checked at start; never shown.
+    #[arg(long, env = "WEBHOOK_PROXY_URL", hide_env_values = true)]
+    pub proxy_url: Option<SecretSetting>,
+
+    /// Receivers reached directly, not through the proxy: comma-separated
+    /// hosts (with their subdomains), `.suffix`es, IP addresses and CIDRs.
+    #[arg(long, env = "WEBHOOK_NO_PROXY")]
+    pub no_proxy: Option<String>,
+
     /// Allow loopback, private and link-local targets (tests, local demos).
     #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
@@ -173,6 +184,32 @@ pub struct TelemetryArgs {
     /// Address of `/metrics`, `/healthz` and `/readyz`.
     #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9102")]
     pub metrics_addr: SocketAddr,
+}
+
+/// A setting that may hold a password: taken as given (so a bad value is
+/// reported by its checker, which quotes nothing of it, instead of by the
+/// argument parser, which would quote it all) and never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretSetting(String);
+
+impl SecretSetting {
+    /// The value, for the code that checks and uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for SecretSetting {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 fn any_duration(s: &str) -> Result<Duration, DurationError> {

@@ -15,7 +15,8 @@ mod groups;
 use clap::Args;
 
 pub use self::groups::{
-    BrokerArgs, DeliveryArgs, NameArgs, OutcomesArgs, RetryArgs, TelemetryArgs, TopologyArgs,
+    BrokerArgs, DeliveryArgs, NameArgs, OutcomesArgs, RetryArgs, SecretSetting, TelemetryArgs,
+    TopologyArgs,
 };
 use crate::broker::topology::Topology;
 

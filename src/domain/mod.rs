@@ -14,6 +14,7 @@
 //! | [`envelope`] | what producers publish, validated |
 //! | [`signing`] | Standard Webhooks signatures |
 //! | [`target`] | which addresses a receiver may not have |
+//! | [`proxy`] | the forward proxy's settings, the password redacted |
 //! | [`retry_after`] | a receiver's `Retry-After` |
 //! | [`limit`] | how many attempts one receiver gets at once |
 //! | [`parked`] | what a parked message's body says, and its redacted form |
@@ -32,6 +33,7 @@ pub mod outcome;
 pub mod outcome_event;
 pub mod parked;
 pub mod policy;
+pub mod proxy;
 pub mod retry_after;
 pub mod schedule;
 pub mod selection;

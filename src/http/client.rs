@@ -1,12 +1,15 @@
 //! One HTTP attempt to a receiver (contract section 4).
 //!
 //! One [`Deliverer`] per process holds the one HTTP client (rustls, a
-//! shared connection pool, no redirects, no proxies). An attempt never
-//! returns an error: every way it can end is an [`AttemptOutcome`], which
-//! the retry policy, the receiver's limit and the metrics all read.
+//! shared connection pool, no redirects, no proxy but the operator's, see
+//! [`super::proxy`]). Every way an attempt can end is an
+//! [`AttemptOutcome`], which the retry policy, the receiver's limit and the
+//! metrics all read; only a failure of the forward proxy itself is not an
+//! attempt ([`ProxyFailure`]).
 
 use std::{
     error::Error as _,
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
@@ -15,7 +18,9 @@ use reqwest::{StatusCode, header::RETRY_AFTER};
 
 use super::{
     headers::{USER_AGENT_VALUE, request_headers},
+    proxy::{ProxyFailure, relay::Relay},
     resolver::{ForbiddenTarget, GuardedResolver},
+    settings::{BuildError, DeliveryConfig},
 };
 use crate::domain::{
     envelope::Envelope, outcome::AttemptOutcome, retry_after::parse_retry_after,
@@ -40,48 +45,6 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Response bodies are read at most this far, then dropped.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// Settings of the delivery side, taken from [`crate::config::Config`].
-#[derive(Debug, Clone)]
-pub struct DeliveryConfig {
-    /// PEM root certificates trusted besides the public roots
-    /// (`WEBHOOK_CA_FILE`), already checked.
-    pub extra_roots: Option<Vec<u8>>,
-    /// Client certificate and key presented to receivers that ask for one
-    /// (`WEBHOOK_CLIENT_CERT`, `WEBHOOK_CLIENT_KEY`), already checked.
-    pub client_identity: Option<ClientIdentity>,
-    /// Whole-request timeout.
-    pub timeout: Duration,
-    /// Allow non-public targets.
-    pub allow_private_targets: bool,
-    /// Default signing key.
-    pub default_key: Option<SigningKey>,
-    /// Idle connections kept per host (the process concurrency: idle ones
-    /// are bounded by [`POOL_IDLE_TIMEOUT`] instead).
-    pub pool_per_host: usize,
-}
-
-/// A client certificate chain and its private key, PEM (checked by the
-/// caller); never shown.
-#[derive(Clone)]
-pub struct ClientIdentity {
-    pem: Vec<u8>,
-}
-
-impl ClientIdentity {
-    /// The identity of a PEM certificate chain and a PEM key.
-    pub fn from_pem(cert: &[u8], key: &[u8]) -> Self {
-        Self {
-            pem: [cert, b"\n", key].concat(),
-        }
-    }
-}
-
-impl std::fmt::Debug for ClientIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientIdentity(<key redacted>)")
-    }
-}
-
 /// The one HTTP client of the process, with the request-building rules.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
@@ -89,12 +52,14 @@ pub struct Deliverer {
     timeout: Duration,
     allow_private_targets: bool,
     default_key: Option<SigningKey>,
+    relay: Option<Arc<Relay>>,
 }
 
 impl Deliverer {
-    /// Builds the client. Fails only if the TLS backend cannot start or
-    /// cannot take the extra roots.
-    pub fn new(config: DeliveryConfig) -> Result<Self, reqwest::Error> {
+    /// Builds the client (inside a Tokio runtime: the proxy relay starts
+    /// listening). Fails only if the TLS backend cannot start or cannot
+    /// take the roots or the identity, or the relay cannot listen.
+    pub fn new(config: DeliveryConfig) -> Result<Self, BuildError> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // The worker retries through the broker; reqwest's own retry
@@ -116,11 +81,27 @@ impl Deliverer {
         if let Some(identity) = &config.client_identity {
             builder = builder.identity(reqwest::Identity::from_pem(&identity.pem)?);
         }
+        let relay = match config.proxy {
+            None => None,
+            Some(proxy) => {
+                // The relay gives up on the operator's proxy before the
+                // client's connect timeout, so a hanging proxy is reported
+                // as the proxy's failure, not as the receiver's timeout.
+                let tunnel_timeout = config.timeout * 3 / 4;
+                let relay = Relay::start(proxy.url, config.allow_private_targets, tunnel_timeout)
+                    .map_err(BuildError::Relay)?;
+                let no_proxy = reqwest::NoProxy::from_string(&proxy.no_proxy);
+                builder =
+                    builder.proxy(reqwest::Proxy::all(relay.client_url())?.no_proxy(no_proxy));
+                Some(Arc::new(relay))
+            }
+        };
         Ok(Self {
             client: builder.build()?,
             timeout: config.timeout,
             allow_private_targets: config.allow_private_targets,
             default_key: config.default_key,
+            relay,
         })
     }
 
@@ -131,12 +112,20 @@ impl Deliverer {
 
     /// Makes one attempt. `body` is the message body the envelope was parsed
     /// from; the request body is a zero-copy slice of it (`data`'s bytes).
-    pub async fn attempt(&self, env: &Envelope<'_>, body: &Bytes, attempt: u32) -> AttemptOutcome {
+    /// `Err` when the forward proxy failed before the receiver answered.
+    pub async fn attempt(
+        &self,
+        env: &Envelope<'_>,
+        body: &Bytes,
+        attempt: u32,
+    ) -> Result<AttemptOutcome, ProxyFailure> {
         if !self.allow_private_targets
             && let Some(ip) = literal_ip(&env.url)
             && is_forbidden(ip)
         {
-            return AttemptOutcome::ForbiddenTarget(format!("{ip} is not a public address"));
+            return Ok(AttemptOutcome::ForbiddenTarget(format!(
+                "{ip} is not a public address"
+            )));
         }
         let payload = body.slice_ref(env.data.get().as_bytes());
         let headers = request_headers(env, attempt, unix_secs_now(), self.default_key.as_ref());
@@ -149,7 +138,7 @@ impl Deliverer {
             .await;
         let mut response = match response {
             Ok(r) => r,
-            Err(e) => return classify_error(e),
+            Err(e) => return classify_error(e, self.relay.as_deref()),
         };
         let status = response.status();
         let retry_after = if status == StatusCode::TOO_MANY_REQUESTS
@@ -171,7 +160,7 @@ impl Deliverer {
                 _ => break,
             }
         }
-        if status.is_success() {
+        Ok(if status.is_success() {
             AttemptOutcome::Success {
                 status: status.as_u16(),
             }
@@ -182,7 +171,7 @@ impl Deliverer {
                 status: status.as_u16(),
                 retry_after,
             }
-        }
+        })
     }
 }
 
@@ -200,17 +189,31 @@ fn unix_secs_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Maps a client error to an outcome, with a description that names no URL.
-fn classify_error(e: reqwest::Error) -> AttemptOutcome {
+/// The text of the SOCKS error the client reports when the relay answers
+/// "general failure", which it does only for a failure of the operator's
+/// proxy (pinned by `tests/it/proxy_faults.rs`).
+const RELAY_REPORTS_PROXY_FAILURE: &str = "general server failure";
+
+/// Maps a client error to an outcome, with a description that names no
+/// URL; a failure of the forward proxy is not an outcome.
+fn classify_error(
+    e: reqwest::Error,
+    relay: Option<&Relay>,
+) -> Result<AttemptOutcome, ProxyFailure> {
     let mut source = e.source();
     while let Some(s) = source {
         if let Some(f) = s.downcast_ref::<ForbiddenTarget>() {
-            return AttemptOutcome::ForbiddenTarget(f.to_string());
+            return Ok(AttemptOutcome::ForbiddenTarget(f.to_string()));
+        }
+        if let Some(relay) = relay
+            && s.to_string().ends_with(RELAY_REPORTS_PROXY_FAILURE)
+        {
+            return Err(ProxyFailure(relay.health().last_cause()));
         }
         source = s.source();
     }
     if e.is_timeout() {
-        return AttemptOutcome::Timeout;
+        return Ok(AttemptOutcome::Timeout);
     }
     // The innermost cause is the informative one ("Connection refused").
     let mut innermost = None;
@@ -219,7 +222,9 @@ fn classify_error(e: reqwest::Error) -> AttemptOutcome {
         innermost = Some(s.to_string());
         source = s.source();
     }
-    AttemptOutcome::ConnectError(innermost.unwrap_or_else(|| e.without_url().to_string()))
+    Ok(AttemptOutcome::ConnectError(
+        innermost.unwrap_or_else(|| e.without_url().to_string()),
+    ))
 }
 
 #[cfg(test)]
@@ -234,6 +239,7 @@ mod tests {
             allow_private_targets: false,
             default_key: None,
             pool_per_host: 1,
+            proxy: None,
         })
         .unwrap()
     }
@@ -303,6 +309,7 @@ mod tests {
             allow_private_targets: true,
             default_key: None,
             pool_per_host: 16,
+            proxy: None,
         })
         .unwrap();
         let body = Bytes::from(format!(
@@ -310,7 +317,7 @@ mod tests {
         ));
         let env = crate::domain::envelope::parse(&body, 1 << 20).unwrap();
         for attempt in 1..=3 {
-            let outcome = deliverer.attempt(&env, &body, attempt).await;
+            let outcome = deliverer.attempt(&env, &body, attempt).await.unwrap();
             assert_eq!(outcome.label(), "success", "attempt {attempt}");
         }
         // Back-to-back attempts share one kept-alive connection.
@@ -325,7 +332,8 @@ mod tests {
         let idle = closed_at - idle_since;
         assert!(idle >= POOL_IDLE_TIMEOUT, "closed after only {idle:?} idle");
         // The next attempt opens a new connection.
-        assert_eq!(deliverer.attempt(&env, &body, 4).await.label(), "success");
+        let outcome = deliverer.attempt(&env, &body, 4).await.unwrap();
+        assert_eq!(outcome.label(), "success");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -335,7 +343,7 @@ mod tests {
             br#"{"id":"e1","webhook":101,"url":"http://127.0.0.1:9/","data":{}}"#,
         );
         let env = crate::domain::envelope::parse(&body, 1 << 20).unwrap();
-        let outcome = deliverer().attempt(&env, &body, 1).await;
+        let outcome = deliverer().attempt(&env, &body, 1).await.unwrap();
         assert_eq!(outcome.label(), "forbidden_target");
     }
 }

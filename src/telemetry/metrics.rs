@@ -96,6 +96,9 @@ pub struct Metrics {
     /// `webhook_deferred_total`: deliveries moved to the shortest retry tier
     /// without an attempt because their host had no free slot.
     pub deferred: IntCounter,
+    /// `webhook_proxy_errors_total`: deliveries deferred without an attempt
+    /// because the forward proxy itself failed.
+    pub proxy_errors: IntCounter,
     /// `webhook_consumer_rotations_total`: consumption moved to a fresh
     /// channel because a slow delivery blocked `multiple` acks.
     pub consumer_rotations: IntCounter,
@@ -144,7 +147,8 @@ impl Metrics {
             broker_connect_failures: r.counters("webhook_broker_connect_failures_total", "Failed connection attempts, by broker node (position in AMQP_URL, from 1).", node),
             settle_failures: r.counter("webhook_settle_failures_total", "Acks or nacks that could not reach the broker; it redelivers those messages."),
             publish_failures: r.counter("webhook_publish_failures_total", "Retry or dead copies not confirmed by the broker; the original was returned to the queue."),
-            deferred: r.counter("webhook_deferred_total", "Deliveries deferred to the shortest retry tier, without an attempt, because their receiver had no free slot."),
+            deferred: r.counter("webhook_deferred_total", "Deliveries deferred to the shortest retry tier, without an attempt, because their receiver had no free slot or the forward proxy failed."),
+            proxy_errors: r.counter("webhook_proxy_errors_total", "Deliveries deferred without an attempt because the forward proxy itself failed (unreachable, 407, an error before the receiver answered, a SOCKS refusal)."),
             consumer_rotations: r.counter("webhook_consumer_rotations_total", "Times consumption moved to a fresh channel because a slow delivery blocked batched acks."),
             outcomes_published: r.counter_per("webhook_outcomes_published_total", "Outcome events confirmed by the broker on P.outcomes, by kind.", "kind", OutcomeKind::ALL.map(OutcomeKind::as_str)),
             receivers: ReceiverMetrics::register(r),

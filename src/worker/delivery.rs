@@ -78,6 +78,8 @@ enum Attempt {
     Made(Attempted),
     /// The receiver had no slot for it: not attempted.
     NoSlot,
+    /// The forward proxy failed before the receiver answered: not attempted.
+    ProxyFailed,
 }
 
 /// Phase 4: what becomes of the message.
@@ -158,11 +160,11 @@ pub(super) async fn deliver(
                 report(shared, &parsed, attempted, &disposal);
                 disposal
             }
-            Attempt::NoSlot => Disposal::Defer,
+            Attempt::NoSlot | Attempt::ProxyFailed => Disposal::Defer,
         };
         let attempted = match &attempt {
             Attempt::Made(attempted) => Some(attempted),
-            Attempt::NoSlot => None,
+            Attempt::NoSlot | Attempt::ProxyFailed => None,
         };
         dispose(shared, to, &parsed, attempted, disposal).await
     }
@@ -182,12 +184,23 @@ async fn attempt(shared: &Shared, parsed: &Parsed<'_>) -> Attempt {
         Admission::Defer => return Attempt::NoSlot,
     };
     let started = Instant::now();
-    let outcome = Box::pin(shared.deliverer.attempt(
+    let outcome = match Box::pin(shared.deliverer.attempt(
         &parsed.env,
         parsed.received.body,
         parsed.attempt,
     ))
-    .await;
+    .await
+    {
+        Ok(outcome) => outcome,
+        Err(proxy) => {
+            // Not the receiver's: neutral for its limit, no attempt counted
+            // (the proxy logs one line per burst, not per message).
+            slot.finish(Feedback::OtherStatus);
+            shared.metrics.proxy_errors.inc();
+            tracing::debug!(error = %proxy, "deferred: the forward proxy failed");
+            return Attempt::ProxyFailed;
+        }
+    };
     // The receiver's slot is free again before any publishing.
     slot.finish(Feedback::from(&outcome));
     let handles = shared.metrics.webhook(parsed.env.webhook);

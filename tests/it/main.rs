@@ -25,6 +25,8 @@ mod log_command;
 mod mtls;
 mod operator;
 mod outcomes;
+mod proxy;
+mod proxy_faults;
 mod receivers;
 mod rotation;
 mod tls;

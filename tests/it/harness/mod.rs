@@ -11,11 +11,13 @@
 //! | `worker` | [`RunningWorker`]: `app::start` in this process |
 //! | `process` | [`WorkerProcess`]: `webhook-worker run` as a child process; [`cli`]: a one-shot command |
 //! | `management` | the RabbitMQ management API |
+//! | `proxy` | [`ForwardProxy`]: tinyproxy or microsocks on loopback |
 //! | `tls` | [`Pki`] (certificates made by the test), [`TlsReceiver`], [`TempDir`] |
 
 mod broker;
 mod management;
 mod process;
+mod proxy;
 mod receiver;
 mod rig;
 mod tls;
@@ -28,6 +30,7 @@ use webhook_worker::{broker::topology::QueueType, config::Config};
 pub(crate) use broker::*;
 pub(crate) use management::*;
 pub(crate) use process::*;
+pub(crate) use proxy::*;
 pub(crate) use receiver::*;
 pub(crate) use rig::*;
 pub(crate) use tls::*;
