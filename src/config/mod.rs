@@ -21,8 +21,8 @@ pub use self::groups::{
 use crate::broker::topology::Topology;
 
 /// Default of `WEBHOOK_CONCURRENCY`, chosen by the benchmark: by Little's
-/// law a receiver answering in 100 ms drains at 8 960 events/s with 896 in
-/// flight, and each in-flight delivery holds a connection of its own, so
+/// law a receiver answering in 100 ms drains 8 960 events/s with 896 in
+/// flight (896 ÷ 0.1 s), and each in-flight delivery holds a connection of its own, so
 /// the count is bounded by memory. The measured rates and peaks are in
 /// bench/README.md ("Receivers that take time").
 pub const DEFAULT_CONCURRENCY: u16 = 896;

@@ -44,8 +44,9 @@ fn avoidance_step(limit: u32) -> u32 {
 /// long-run mean: TCP HyStart's RTT/8. Each doubling adds as many attempts
 /// as were in flight, and on a shared machine that alone lifts a 100 ms
 /// receiver's latency by a few percent (the worker's own CPU load, not the
-/// receiver): at the 5 % noise floor slow start ended at 256 of the 768 a
-/// 100 ms receiver could use, and growing the rest by steps took 1.7 s.
+/// receiver), so at the 5 % noise floor slow start ended far below what a
+/// 100 ms receiver could use (measured: bench/README.md, "Slow start ends
+/// at a rise of RTT/8").
 /// A receiver near its knee is still caught by the increase that does not
 /// pay for itself (judged at the noise floor), which cuts.
 const SLOW_START_DRIFT: f64 = 0.125;
