@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use super::duration::format_setting;
+
 /// How one attempt ended. The label is the `outcome` of
 /// `webhook_attempts_total`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,19 +69,15 @@ impl AttemptOutcome {
     pub fn describe(&self, timeout: Duration) -> String {
         match self {
             AttemptOutcome::Success { status } => format!("HTTP {status}"),
-            AttemptOutcome::Timeout => format!(
-                "timeout: no response within {}",
-                humantime::format_duration(timeout)
-            ),
+            AttemptOutcome::Timeout => {
+                format!("timeout: no response within {}", format_setting(timeout))
+            }
             AttemptOutcome::ConnectError(e) => format!("connect error: {e}"),
             AttemptOutcome::HttpError {
                 status,
                 retry_after: Some(d),
             } => {
-                format!(
-                    "HTTP {status} (Retry-After {})",
-                    humantime::format_duration(*d)
-                )
+                format!("HTTP {status} (Retry-After {})", format_setting(*d))
             }
             AttemptOutcome::HttpError {
                 status,

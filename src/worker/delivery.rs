@@ -251,7 +251,7 @@ fn report(shared: &Shared, parsed: &Parsed<'_>, attempted: &Attempted, disposal:
         Disposal::Retry { tier, error } => {
             tracing::warn!(
                 id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error,
-                retry_in = %humantime::format_duration(shared.policy.tiers().delay(*tier)),
+                retry_in = %crate::domain::duration::format_delay(shared.policy.tiers().delay(*tier)),
                 "attempt failed; retry scheduled"
             );
         }
