@@ -1,12 +1,72 @@
 #!/usr/bin/env bash
-# The test command: starts the broker and the local cluster if needed, then
-# runs every test (unit, property and integration tests against the real RabbitMQ).
+# The test command. Starts what the tests need when it is not up (the
+# default RabbitMQ 3.10 node, the 4.0 and 4.3 nodes of scripts/brokers.sh,
+# the local three-node cluster), builds every test binary once, runs the
+# unit and property tests once, then the integration tests against each
+# broker version, one pass after another (never two at once: their
+# timing-sensitive tests would starve each other), then the cluster tests.
+# Prints the time of every pass and a summary; exits non-zero when any
+# pass failed (every pass runs regardless).
+#
+#   scripts/test.sh [FILTER...]     # FILTER: passed to every integration pass
+#
+# Environment: TEST_VERSIONS (default "3.10 4.0 4.3"), TEST_CLUSTER
+# (default 1; 0 skips the cluster pass, as a FILTER does).
+#
+# Tests that do not depend on the broker's version (the layering test, the
+# deployment artifacts, the tools, the TLS node of scripts/tls-broker.sh,
+# receiver mTLS and signing) run in the 3.10 pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+VERSIONS=${TEST_VERSIONS:-3.10 4.0 4.3}
+VERSION_INDEPENDENT=(layers:: deploy:: tools:: tls:: rotation::)
+started=$SECONDS
+summary=()
+failed=0
+
+# Runs one pass: NAME, then the command; records its time and result.
+pass() {
+  local name=$1 t0=$SECONDS rc=0
+  shift
+  printf '\n==== test pass: %s\n' "$name"
+  "$@" || rc=$?
+  local line
+  line=$(printf '%-28s %4d s  %s' "$name" $((SECONDS - t0)) "$([[ $rc == 0 ]] && echo ok || echo "FAILED (exit $rc)")")
+  echo "==== $line"
+  summary+=("$line")
+  [[ $rc == 0 ]] || failed=1
+}
+
 scripts/ensure-rabbitmq.sh
 # Proxies and the Standard Webhooks reference library of the egress tests.
 scripts/egress.sh deps
+for v in $VERSIONS; do
+  [[ $v == 3.10 ]] || scripts/brokers.sh start "$v"
+done
 # tests/it/cluster.rs needs the local three-node cluster: kept when it is all
 # up (a few seconds), else wiped and booted from fresh nodes (25-50 s).
-scripts/cluster.sh start --fresh
-exec cargo test --locked "$@"
+cluster=${TEST_CLUSTER:-1}
+[[ $# == 0 ]] || cluster=0
+[[ $cluster == 0 ]] || scripts/cluster.sh start --fresh
+
+pass "build" cargo test --locked --no-run
+pass "unit + property + doc" cargo test --locked --lib --bins --test properties
+pass "doc tests" cargo test --locked --doc
+
+skips=(--skip cluster::)
+for v in $VERSIONS; do
+  # shellcheck disable=SC2046 # the env line is NAME=VALUE words
+  pass "integration, RabbitMQ $v" env $(scripts/brokers.sh env "$v") \
+    cargo test --locked --test it -- "${skips[@]}" "$@"
+  # after the first pass: only what depends on the broker's version
+  skips=(--skip cluster::)
+  for m in "${VERSION_INDEPENDENT[@]}"; do skips+=(--skip "$m"); done
+done
+if [[ $cluster != 0 ]]; then
+  pass "cluster, RabbitMQ 3.10" cargo test --locked --test it -- cluster::
+fi
+
+printf '\n==== test passes (%d s in all)\n' $((SECONDS - started))
+printf '  %s\n' "${summary[@]}"
+exit "$failed"
