@@ -78,7 +78,7 @@ impl Broker {
         schedule: Option<&str>,
     ) -> Res<Topology> {
         let t = Topology::new(prefix, qt, schedule);
-        t.declare(&self.channel().await?).await?;
+        t.declare(&*self.conn().await?).await?;
         Ok(t)
     }
 

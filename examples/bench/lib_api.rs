@@ -55,8 +55,9 @@ impl Topology {
 
     /// Declares it exactly as the worker would (so the worker's own
     /// declaration at start is a no-op).
-    pub(crate) async fn declare(&self, channel: &lapin::Channel) -> Res<()> {
-        Ok(self.0.declare(channel).await?)
+    pub(crate) async fn declare(&self, conn: &lapin::Connection) -> Res<()> {
+        self.0.declare(conn).await?;
+        Ok(())
     }
 
     pub(crate) fn exchange(&self) -> &str {

@@ -16,6 +16,11 @@
 //! `x-max-length-bytes` and segment size); `P.outcomes` like `P`, as a
 //! topic exchange.
 //!
+//! A `P.dead` that differs only by lacking the `x-delivery-limit` this
+//! release declares is reported as [`Finding::Exposed`]: an earlier
+//! release declared it, and the `dead` commands' reads may drop its
+//! messages on RabbitMQ 4.0 and later (see [`super::dead_reads`]).
+//!
 //! The binding of `P.deliveries` to `P` is not checked: AMQP cannot ask
 //! about it without creating it (`declare` and `run` add it).
 
@@ -26,7 +31,10 @@ use lapin::{
     types::FieldTable,
 };
 
-use super::topology::{Topology, TopologyError, conflict_or_broker};
+use super::{
+    dead_reads::{DELIVERY_LIMIT_ARG, exposed_advice, legacy},
+    topology::{QueueSpec, Topology, TopologyError, conflict_or_broker},
+};
 
 /// How one exchange or queue compares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +43,13 @@ pub enum Finding {
     Matches,
     /// It does not exist.
     Missing,
+    /// `P.dead` as an earlier release declared it: usable, but reads may
+    /// drop parked messages on RabbitMQ 4.0 and later (see
+    /// [`super::dead_reads`]).
+    Exposed {
+        /// What to do about it.
+        advice: String,
+    },
     /// It exists with another type or arguments.
     Differs {
         /// The differing argument, as the broker names it (or `type`).
@@ -69,21 +84,15 @@ pub async fn check(conn: &Connection, topology: &Topology) -> Result<Vec<Checked
         });
     }
     for q in topology.queues() {
-        let finding = compare(conn, "queue", &q.name, async |ch: &Channel, passive| {
-            let (options, arguments) = if passive {
-                let options = QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                };
-                (options, FieldTable::default())
-            } else {
-                (QueueDeclareOptions::durable(), q.arguments.clone())
+        let mut finding = compare_queue(conn, &q).await?;
+        if let (Finding::Differs { argument, .. }, Some(legacy)) = (&finding, legacy(&q))
+            && argument == DELIVERY_LIMIT_ARG
+            && compare_queue(conn, &legacy).await? == Finding::Matches
+        {
+            finding = Finding::Exposed {
+                advice: exposed_advice(&q.name),
             };
-            ch.queue_declare(q.name.as_str().into(), options, arguments)
-                .await
-                .map(|_| ())
-        })
-        .await?;
+        }
         out.push(Checked {
             kind: "queue",
             name: q.name.clone(),
@@ -111,6 +120,24 @@ async fn compare_exchange(
             FieldTable::default(),
         )
         .await
+    })
+    .await
+}
+
+async fn compare_queue(conn: &Connection, q: &QueueSpec) -> Result<Finding, lapin::Error> {
+    compare(conn, "queue", &q.name, async |ch: &Channel, passive| {
+        let (options, arguments) = if passive {
+            let options = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            (options, FieldTable::default())
+        } else {
+            (QueueDeclareOptions::durable(), q.arguments.clone())
+        };
+        ch.queue_declare(q.name.as_str().into(), options, arguments)
+            .await
+            .map(|_| ())
     })
     .await
 }

@@ -8,6 +8,7 @@
 //! | [`connect`] | connecting over the nodes, with backoff, forever |
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
+//! | [`dead_reads`] | `P.dead`'s delivery limit: reads never drop a parked message |
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
 //! | [`dead_letters`] | inspecting, replaying and purging parked messages |
@@ -18,6 +19,7 @@
 pub mod check;
 pub mod connect;
 pub mod dead_letters;
+pub mod dead_reads;
 pub mod delivery_log;
 pub mod outcomes;
 pub mod publisher;

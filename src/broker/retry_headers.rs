@@ -63,6 +63,24 @@ pub fn read_retry_state(headers: Option<&FieldTable>) -> Result<RetryState, Head
     })
 }
 
+/// How often the broker handed this message out before, as its own
+/// annotations count: `x-delivery-count` (every return on RabbitMQ 3.10 and
+/// 4.0; only failed ones on 4.3) and `x-acquired-count` (4.3: every
+/// delivery), the larger; 0 when neither is there (a first delivery, or a
+/// classic queue before 4.3).
+pub fn broker_redeliveries(headers: Option<&FieldTable>) -> u64 {
+    let Some(h) = headers else { return 0 };
+    BROKER_COUNTS
+        .iter()
+        .filter_map(|name| h.inner().get(*name).and_then(as_integer))
+        .filter_map(|n| u64::try_from(n).ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The broker's delivery counters, which a copy must not carry over.
+const BROKER_COUNTS: [&str; 2] = ["x-delivery-count", "x-acquired-count"];
+
 /// A text header's value (long or short string), lossily decoded.
 pub fn text(v: &AMQPValue) -> Option<String> {
     match v {
@@ -101,7 +119,13 @@ pub fn with_retry_headers(
     last_error: Option<&str>,
     parking: Option<Parking>,
 ) -> FieldTable {
-    let mut table = headers.cloned().unwrap_or_default();
+    // a copy is a new message to the broker: the original's delivery
+    // counters would count against it
+    let mut map = headers.map(|h| h.inner().clone()).unwrap_or_default();
+    for name in BROKER_COUNTS {
+        map.remove(&ShortString::from(name));
+    }
+    let mut table: FieldTable = map.into();
     table.insert(
         HEADER_ATTEMPTS.into(),
         AMQPValue::LongLongInt(attempts.into()),
@@ -140,6 +164,7 @@ pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
         HEADER_PARKED_AT_MS,
         "x-death",
         "x-delivery-count",
+        "x-acquired-count",
     ] {
         map.remove(&ShortString::from(name));
     }
@@ -149,6 +174,19 @@ pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_redeliveries_is_the_larger_counter_and_copies_drop_both() {
+        assert_eq!(broker_redeliveries(None), 0);
+        let mut h = FieldTable::default();
+        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(2));
+        assert_eq!(broker_redeliveries(Some(&h)), 2);
+        h.insert("x-acquired-count".into(), AMQPValue::LongInt(7));
+        assert_eq!(broker_redeliveries(Some(&h)), 7);
+        let copy = with_retry_headers(Some(&h), 1, Some(5), None, None);
+        assert_eq!(broker_redeliveries(Some(&copy)), 0);
+        assert!(copy.inner().get("x-acquired-count").is_none());
+    }
 
     #[test]
     fn headers_round_trip() {

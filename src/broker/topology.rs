@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     protocol::{AMQPErrorKind, AMQPSoftError},
     types::{AMQPValue, FieldTable},
 };
 
+use super::dead_reads::{DEAD_DELIVERY_LIMIT, DELIVERY_LIMIT_ARG, DeadReads, declare_dead};
 use crate::domain::schedule::{Tier, Tiers};
 
 /// Queue type of every queue declared.
@@ -223,6 +224,11 @@ impl Topology {
         &self.prefix
     }
 
+    /// `x-delivery-limit` of `P.deliveries` (`WEBHOOK_DELIVERY_LIMIT`).
+    pub fn delivery_limit(&self) -> u32 {
+        self.delivery_limit
+    }
+
     /// The queue type of every queue.
     pub fn queue_type(&self) -> QueueType {
         self.queue_type
@@ -295,6 +301,13 @@ impl Topology {
             "x-message-ttl".into(),
             AMQPValue::LongLongInt(self.dead_ttl.as_millis() as i64),
         );
+        if quorum {
+            // reads never drop a parked message (see dead_reads)
+            dead.insert(
+                DELIVERY_LIMIT_ARG.into(),
+                AMQPValue::LongLongInt(DEAD_DELIVERY_LIMIT),
+            );
+        }
         queues.push(QueueSpec {
             name: self.dead.clone(),
             arguments: dead,
@@ -303,11 +316,27 @@ impl Topology {
         queues
     }
 
-    /// Declares the exchange, every queue and the binding. Idempotent: an
-    /// identical declaration is a no-op at the broker. A conflicting one
-    /// closes the channel with `PRECONDITION_FAILED`, reported here by name
-    /// and argument; nothing is deleted.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), TopologyError> {
+    /// Declares the exchange, every queue and the binding, on a channel of
+    /// its own. Idempotent: an identical declaration is a no-op at the
+    /// broker. A conflicting one closes the channel with
+    /// `PRECONDITION_FAILED`, reported here by name and argument; nothing is
+    /// deleted. The one difference accepted is a `P.dead` declared by an
+    /// earlier release ([`DeadReads::Exposed`], logged; see
+    /// [`super::dead_reads`]).
+    pub async fn declare(&self, conn: &Connection) -> Result<DeadReads, TopologyError> {
+        let channel = conn.create_channel().await?;
+        let reads = self.declare_on(conn, &channel).await;
+        if channel.status().connected() {
+            let _ = channel.close(200, "declared".into()).await;
+        }
+        reads
+    }
+
+    async fn declare_on(
+        &self,
+        conn: &Connection,
+        channel: &Channel,
+    ) -> Result<DeadReads, TopologyError> {
         channel
             .exchange_declare(
                 self.exchange().into(),
@@ -320,7 +349,11 @@ impl Topology {
             )
             .await
             .map_err(|e| conflict_or_broker("exchange", self.exchange(), e))?;
-        for q in self.queues() {
+        // P.dead goes last: the one declaration that may be refused and
+        // still go on (on a spare channel)
+        let (dead, queues): (Vec<_>, Vec<_>) =
+            self.queues().into_iter().partition(|q| q.name == self.dead);
+        for q in queues {
             channel
                 .queue_declare(
                     q.name.as_str().into(),
@@ -339,7 +372,9 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        self.declare_outcomes(channel).await
+        self.declare_outcomes(channel).await?;
+        let dead = dead.first().expect("P.dead is a queue of the topology");
+        declare_dead(channel, async || conn.create_channel().await, dead).await
     }
 
     /// Declares `P.outcomes` (topic) and binds `P.log` to it with `#`.
@@ -469,6 +504,10 @@ mod tests {
         assert_eq!(
             args(&q[4]),
             vec![
+                (
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongLongInt(2_147_483_647)
+                ),
                 ("x-message-ttl".into(), AMQPValue::LongLongInt(604_800_000)),
                 ("x-queue-type".into(), s("quorum"))
             ]

@@ -15,6 +15,7 @@ use crate::{
     broker::topology::Topology,
     broker::{
         check::{Checked, Finding, check},
+        dead_reads::DELIVERY_LIMIT_ARG,
         tls::{RECEIVER_IDENTITY, load_identity},
         topology::LogRetention,
         url::parse_urls,
@@ -210,6 +211,7 @@ fn checked_line(c: &Checked) -> String {
         Finding::Differs { argument, detail } => {
             format!("differs  {} {}: {argument} ({detail})", c.kind, c.name)
         }
+        Finding::Exposed { advice } => format!("exposed  {} {}: {advice}", c.kind, c.name),
     }
 }
 
@@ -220,6 +222,11 @@ fn checked_json(c: &Checked) -> Value {
         Finding::Differs { argument, detail } => {
             ("differs", Some(argument.clone()), Some(detail.clone()))
         }
+        Finding::Exposed { advice } => (
+            "exposed",
+            Some(DELIVERY_LIMIT_ARG.to_string()),
+            Some(advice.clone()),
+        ),
     };
     json!({"kind": c.kind, "name": c.name, "status": status, "argument": argument, "detail": detail})
 }

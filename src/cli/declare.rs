@@ -6,6 +6,7 @@ use clap::Args;
 use super::connect_once;
 use crate::{
     Error,
+    broker::dead_reads::{DeadReads, exposed_advice},
     config::{self, BrokerArgs, NameArgs, TopologyArgs},
 };
 
@@ -23,13 +24,13 @@ pub(super) struct Declare {
 impl Declare {
     pub(super) async fn execute(self) -> Result<(), Error> {
         let conn = connect_once(&self.broker, "declare").await?;
-        let channel = conn.create_channel().await?;
-        config::topology(&self.names, &self.topology)
-            .declare(&channel)
-            .await?;
-        let _ = channel.close(200, "declared".into()).await;
+        let topology = config::topology(&self.names, &self.topology);
+        let reads = topology.declare(&conn).await?;
         let _ = conn.close(200, "declared".into()).await;
         println!("declared the topology of prefix '{}'", self.names.prefix);
+        if reads == DeadReads::Exposed {
+            eprintln!("warning: {}", exposed_advice(topology.dead()));
+        }
         Ok(())
     }
 }

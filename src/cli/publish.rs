@@ -207,7 +207,7 @@ async fn ensure_topology(conn: &Connection, topology: &Topology) -> Result<(), E
     if exists {
         let _ = probe.close(200, "exists".into()).await;
     } else {
-        topology.declare(&conn.create_channel().await?).await?;
+        topology.declare(conn).await?;
     }
     Ok(())
 }

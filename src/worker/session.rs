@@ -47,8 +47,8 @@ pub(super) async fn run(
     conn: &Connection,
     drain: &Drain,
 ) -> Result<SessionEnd, Error> {
+    shared.topology.declare(conn).await?;
     let channel = conn.create_channel().await?;
-    shared.topology.declare(&channel).await?;
     let lane = Lane::open(shared, channel).await?;
     let publisher = Publisher::open(conn).await?;
     let sink = shared.outcomes.sink(&publisher);

@@ -31,7 +31,7 @@ use std::{
 
 use lapin::{
     Channel,
-    options::{BasicAckOptions, BasicNackOptions},
+    options::{BasicAckOptions, BasicRejectOptions},
 };
 use tokio::{
     sync::{Notify, mpsc},
@@ -46,8 +46,13 @@ use crate::telemetry::metrics::Metrics;
 pub(crate) enum Settlement {
     /// Done: delivered, or its retry/dead copy is confirmed.
     Ack,
-    /// Not done: give it back to the broker now (`nack` with requeue).
+    /// Not done: give it back to the broker now (`basic.reject` with
+    /// requeue, which every supported version counts toward
+    /// `x-delivery-limit`; RabbitMQ 4.3 does not count a `basic.nack`).
     Requeue,
+    /// Delivered more often than `WEBHOOK_DELIVERY_LIMIT` allows: the
+    /// broker dead-letters it to `P.dead` (`basic.reject` without requeue).
+    DeadLetter,
 }
 
 enum Event {
@@ -134,30 +139,28 @@ async fn run(
         // Every handle dropped: flush everything finished, then stop.
         let closed = received == 0;
         let now = Instant::now();
-        let mut requeue = Vec::new();
+        let mut rejects = Vec::new();
         for event in events.drain(..) {
             match event {
                 Event::Received(tag) => pending.received(tag, now),
                 Event::Settled(tag, Settlement::Ack) => pending.done(tag, now),
                 Event::Settled(tag, Settlement::Requeue) => {
                     pending.forget(tag);
-                    requeue.push(tag);
+                    rejects.push((tag, true));
+                }
+                Event::Settled(tag, Settlement::DeadLetter) => {
+                    pending.forget(tag);
+                    rejects.push((tag, false));
                 }
             }
         }
-        for tag in requeue {
+        for (tag, requeue) in rejects {
             if unsent.channel_gone() {
                 unsent.count(&metrics, Frame::Nack, 1);
                 continue;
             }
             let r = channel
-                .basic_nack(
-                    tag,
-                    BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    },
-                )
+                .basic_reject(tag, BasicRejectOptions { requeue })
                 .await;
             unsent.check(&metrics, r, Frame::Nack, 1);
         }

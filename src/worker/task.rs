@@ -19,6 +19,8 @@ use super::{
 use crate::broker::{
     outcomes::OutcomeSink,
     publisher::{PublishError, Publisher},
+    retry_headers::broker_redeliveries,
+    topology::QueueType,
 };
 
 /// What every delivery task of one session shares.
@@ -109,6 +111,10 @@ impl DeliveryTask {
         let tag = self.delivery.delivery_tag;
         let body: Bytes = self.delivery.data.into();
         let props = self.delivery.properties;
+        if past_delivery_limit(&shared, &props) {
+            self.settler.settle(tag, Settlement::DeadLetter);
+            return;
+        }
         let to = Publishing {
             publisher: &self.publisher,
             sink: self.sink.as_ref(),
@@ -129,6 +135,30 @@ impl DeliveryTask {
             }
         }
     }
+}
+
+/// Whether the broker handed this message out more than
+/// `WEBHOOK_DELIVERY_LIMIT` times before: then it is not attempted again
+/// but dead-lettered to `P.dead` by the broker. The broker's own limit
+/// does that on RabbitMQ 3.10 and 4.0, where every return counts; from
+/// 4.3 some returns do not count toward it (a `basic.nack`, a consumer
+/// timeout), so the worker keeps the bound of contract section 6 itself,
+/// with the broker's `x-acquired-count`. Quorum queues only: a classic
+/// `P.deliveries` has no dead-letter target (a reject would drop it).
+fn past_delivery_limit(shared: &Shared, props: &lapin::BasicProperties) -> bool {
+    let topology = &shared.topology;
+    let before = broker_redeliveries(props.headers().as_ref());
+    let past =
+        topology.queue_type() == QueueType::Quorum && before > u64::from(topology.delivery_limit());
+    if past {
+        tracing::warn!(
+            deliveries = before + 1,
+            limit = topology.delivery_limit(),
+            "a message was delivered more often than WEBHOOK_DELIVERY_LIMIT allows; the broker parks it in {} without an attempt",
+            topology.dead()
+        );
+    }
+    past
 }
 
 /// Counts one delivery in `webhook_in_flight` for as long as it lives.

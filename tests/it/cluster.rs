@@ -353,8 +353,7 @@ async fn killing_the_queue_leader_under_a_follower_s_worker_barely_pauses() {
     let conn = lapin::Connection::connect(&node_url(0), Default::default())
         .await
         .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    topology.declare(&channel).await.unwrap();
+    topology.declare(&conn).await.unwrap();
     conn.close(200, "declared".into()).await.unwrap();
     let lead = leader(topology.deliveries()).await;
     let followers: Vec<usize> = (0..NODES).filter(|&i| i != lead).collect();

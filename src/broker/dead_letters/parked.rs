@@ -96,9 +96,13 @@ pub fn parked_reason(headers: Option<&FieldTable>) -> String {
     if let Some(r) = h.inner().get(HEADER_DROP_REASON).and_then(text) {
         return r;
     }
-    first_death(h)
-        .and_then(|d| d.inner().get("reason").and_then(text))
-        .unwrap_or_else(|| "unknown".into())
+    match first_death(h).and_then(|d| d.inner().get("reason").and_then(text)) {
+        // the worker rejects (without requeue) only a message delivered
+        // more often than WEBHOOK_DELIVERY_LIMIT allows
+        Some(r) if r == "rejected" => "delivery_limit".into(),
+        Some(r) => r,
+        None => "unknown".into(),
+    }
 }
 
 /// When a message was parked: ours (unix ms), else the broker's first

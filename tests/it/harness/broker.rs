@@ -45,7 +45,7 @@ impl Broker {
             .await
             .unwrap();
         let topology = config.topology();
-        topology.declare(&channel).await.expect("declare");
+        topology.declare(&conn).await.expect("declare");
         Self {
             conn,
             channel,
