@@ -87,10 +87,14 @@ pub async fn check(conn: &Connection, topology: &Topology) -> Result<Vec<Checked
         let mut finding = compare_queue(conn, &q).await?;
         if let (Finding::Differs { argument, .. }, Some(legacy)) = (&finding, legacy(&q))
             && argument == DELIVERY_LIMIT_ARG
-            && compare_queue(conn, &legacy).await? == Finding::Matches
         {
-            finding = Finding::Exposed {
-                advice: exposed_advice(&q.name),
+            // declared by an earlier release: exposed when it matches that
+            // form, else what differs from that form is the news
+            finding = match compare_queue(conn, &legacy).await? {
+                Finding::Matches => Finding::Exposed {
+                    advice: exposed_advice(&q.name),
+                },
+                other => other,
             };
         }
         out.push(Checked {

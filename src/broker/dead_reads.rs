@@ -88,14 +88,10 @@ pub async fn declare_dead(
     if spare.status().connected() {
         let _ = spare.close(200, "declared".into()).await;
     }
-    match declared {
-        Ok(()) => {
-            tracing::warn!("{}", exposed_advice(&spec.name));
-            Ok(DeadReads::Exposed)
-        }
-        // Not the legacy form either: the first refusal names what differs.
-        Err(_) => Err(err),
-    }
+    // Not the legacy form either: that refusal names what else differs.
+    declared?;
+    tracing::warn!("{}", exposed_advice(&spec.name));
+    Ok(DeadReads::Exposed)
 }
 
 async fn declare(channel: &Channel, spec: &QueueSpec) -> Result<(), TopologyError> {
