@@ -31,7 +31,12 @@ use crate::{
         settings::{BuildError, ClientIdentity, DeliveryConfig},
     },
     telemetry::{health::Health, metrics::Metrics, server},
-    worker::{Worker, drain::Drain, limits::ReceiverLimits},
+    worker::{
+        Worker,
+        drain::Drain,
+        limits::ReceiverLimits,
+        receiver_health::{HealthBoard, ReceiverHealth},
+    },
 };
 
 /// How often the per-receiver limits are brought up to date for the
@@ -62,12 +67,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
     let metrics = Metrics::new(&config.topology.retry_schedule.tiers());
     let health = Arc::new(Health::default());
     let limits = Arc::new(ReceiverLimits::new(limit_config(&config), metrics.clone()));
+    let receiver_health = Arc::new(ReceiverHealth::default());
+    let board = Arc::new(HealthBoard {
+        limits: limits.clone(),
+        health: receiver_health.clone(),
+    });
     let stop_server = CancellationToken::new();
     let (metrics_addr, serve) = server::serve(
         config.telemetry.metrics_addr,
         metrics.clone(),
         health.clone(),
-        limits.clone(),
+        board,
         stop_server.clone(),
     )
     .await
@@ -85,7 +95,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Runnin
         "webhook-worker starting"
     );
     let drain = Drain::new(shutdown, config.delivery.shutdown_grace);
-    let worker = Worker::new(&config, deliverer, metrics, health.clone(), limits);
+    let worker = Worker::new(
+        &config,
+        deliverer,
+        metrics,
+        health.clone(),
+        limits,
+        receiver_health,
+    );
     let worker = tokio::spawn(worker.run(connector, drain));
     Ok(Running {
         metrics_addr,

@@ -20,6 +20,7 @@
 //! | [`parked`] | what a parked message's body says, and its redacted form |
 //! | [`selection`] | which parked messages a `dead` command acts on |
 //! | [`log_selection`] | which outcome events `log` prints |
+//! | [`receiver_health`] | when a receiver is failing, and recovered |
 //! | [`outcome_event`] | outcome events: kinds, fields, the batch format |
 //! | [`trace`] | W3C trace context, checked |
 //! | [`size`] | sizes as operators write them |
@@ -34,6 +35,7 @@ pub mod outcome_event;
 pub mod parked;
 pub mod policy;
 pub mod proxy;
+pub mod receiver_health;
 pub mod retry_after;
 pub mod schedule;
 pub mod selection;

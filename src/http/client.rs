@@ -17,14 +17,14 @@ use bytes::Bytes;
 use reqwest::{StatusCode, header::RETRY_AFTER};
 
 use super::{
-    headers::{USER_AGENT_VALUE, request_headers},
+    headers::{USER_AGENT_VALUE, request_headers, with_trace},
     proxy::{ProxyFailure, relay::Relay},
     resolver::{ForbiddenTarget, GuardedResolver},
     settings::{BuildError, DeliveryConfig},
 };
 use crate::domain::{
     envelope::Envelope, outcome::AttemptOutcome, retry_after::parse_retry_after,
-    signing::SigningKey, target::is_forbidden,
+    signing::SigningKey, target::is_forbidden, trace::TraceContext,
 };
 
 /// How long an idle connection is kept for reuse. Bounding idle connections
@@ -118,6 +118,7 @@ impl Deliverer {
         env: &Envelope<'_>,
         body: &Bytes,
         attempt: u32,
+        trace: Option<&TraceContext>,
     ) -> Result<AttemptOutcome, ProxyFailure> {
         if !self.allow_private_targets
             && let Some(ip) = literal_ip(&env.url)
@@ -128,7 +129,10 @@ impl Deliverer {
             )));
         }
         let payload = body.slice_ref(env.data.get().as_bytes());
-        let headers = request_headers(env, attempt, unix_secs_now(), self.default_key.as_ref());
+        let mut headers = request_headers(env, attempt, unix_secs_now(), self.default_key.as_ref());
+        if let Some(trace) = trace {
+            with_trace(&mut headers, trace);
+        }
         let response = self
             .client
             .post(env.url.clone())
@@ -317,7 +321,7 @@ mod tests {
         ));
         let env = crate::domain::envelope::parse(&body, 1 << 20).unwrap();
         for attempt in 1..=3 {
-            let outcome = deliverer.attempt(&env, &body, attempt).await.unwrap();
+            let outcome = deliverer.attempt(&env, &body, attempt, None).await.unwrap();
             assert_eq!(outcome.label(), "success", "attempt {attempt}");
         }
         // Back-to-back attempts share one kept-alive connection.
@@ -332,7 +336,7 @@ mod tests {
         let idle = closed_at - idle_since;
         assert!(idle >= POOL_IDLE_TIMEOUT, "closed after only {idle:?} idle");
         // The next attempt opens a new connection.
-        let outcome = deliverer.attempt(&env, &body, 4).await.unwrap();
+        let outcome = deliverer.attempt(&env, &body, 4, None).await.unwrap();
         assert_eq!(outcome.label(), "success");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -343,7 +347,7 @@ mod tests {
             br#"{"id":"e1","webhook":101,"url":"http://127.0.0.1:9/","data":{}}"#,
         );
         let env = crate::domain::envelope::parse(&body, 1 << 20).unwrap();
-        let outcome = deliverer().attempt(&env, &body, 1).await.unwrap();
+        let outcome = deliverer().attempt(&env, &body, 1, None).await.unwrap();
         assert_eq!(outcome.label(), "forbidden_target");
     }
 }

@@ -5,7 +5,7 @@
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 
-use crate::domain::{envelope::Envelope, signing::SigningKey};
+use crate::domain::{envelope::Envelope, signing::SigningKey, trace::TraceContext};
 
 /// The `User-Agent` of every request.
 pub const USER_AGENT_VALUE: &str = concat!("webhook-worker/", env!("CARGO_PKG_VERSION"));
@@ -67,6 +67,23 @@ pub fn request_headers(
     h
 }
 
+/// Adds the message's W3C trace context, unchanged (section 4): it wins
+/// over a `traceparent` the message's `headers` may carry.
+pub fn with_trace(h: &mut HeaderMap, trace: &TraceContext) {
+    // Both were checked to be visible ASCII by `TraceContext::from_headers`.
+    if let Ok(v) = HeaderValue::from_str(&trace.traceparent) {
+        h.insert(names::TRACEPARENT, v);
+    }
+    h.remove(names::TRACESTATE);
+    if let Some(v) = trace
+        .tracestate
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        h.insert(names::TRACESTATE, v);
+    }
+}
+
 /// Header names of section 4, parsed once.
 mod names {
     use reqwest::header::HeaderName;
@@ -78,6 +95,8 @@ mod names {
     pub(super) const SIG_ID: HeaderName = HeaderName::from_static("webhook-id");
     pub(super) const SIG_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
     pub(super) const SIG_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+    pub(super) const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+    pub(super) const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct ReceiverRow {
     pub latency_ms: Option<f64>,
     /// `slow_start`, `steady`, `backing_off` or `stalled`.
     pub state: &'static str,
+    /// `healthy` or `failing` (`receiver.failing` / `receiver.recovered`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<&'static str>,
 }
 
 /// Whatever can list the receivers (the worker's limits).

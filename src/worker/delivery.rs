@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use super::{
     limits::{Admission, ReceiverLimits},
-    outcomes::{After, Subject, settle_reported},
+    outcomes::{After, Subject, observe_health, settle_reported},
     republish::MessageCopy,
     shared::Shared,
 };
@@ -166,6 +166,18 @@ pub(super) async fn deliver(
             Attempt::Made(attempted) => Some(attempted),
             Attempt::NoSlot | Attempt::ProxyFailed => None,
         };
+        if let Some(a) = attempted {
+            let error =
+                (!a.outcome.is_success()).then(|| a.outcome.describe(shared.deliverer.timeout()));
+            observe_health(
+                &shared.outcomes,
+                &shared.receiver_health,
+                to.sink,
+                &parsed.subject,
+                &a.outcome,
+                error,
+            );
+        }
         dispose(shared, to, &parsed, attempted, disposal).await
     }
     .instrument(span)
@@ -188,6 +200,7 @@ async fn attempt(shared: &Shared, parsed: &Parsed<'_>) -> Attempt {
         &parsed.env,
         parsed.received.body,
         parsed.attempt,
+        parsed.received.trace.as_ref(),
     ))
     .await
     {
@@ -236,6 +249,12 @@ fn decide(shared: &Shared, parsed: &Parsed<'_>, attempted: &Attempted) -> Dispos
 fn report(shared: &Shared, parsed: &Parsed<'_>, attempted: &Attempted, disposal: &Disposal) {
     let Parsed { env, attempt, .. } = parsed;
     let outcome = &attempted.outcome;
+    // `-` when the message carried no (valid) `traceparent`.
+    let trace_id = parsed
+        .received
+        .trace
+        .as_ref()
+        .map_or("-", TraceContext::trace_id);
     match disposal {
         Disposal::Delivered => {
             shared.metrics.webhook(env.webhook).delivered.inc();
@@ -250,7 +269,7 @@ fn report(shared: &Shared, parsed: &Parsed<'_>, attempted: &Attempted, disposal:
         }
         Disposal::Retry { tier, error } => {
             tracing::warn!(
-                id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error,
+                id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error, trace_id,
                 retry_in = %crate::domain::duration::format_delay(shared.policy.tiers().delay(*tier)),
                 "attempt failed; retry scheduled"
             );
@@ -263,7 +282,7 @@ fn report(shared: &Shared, parsed: &Parsed<'_>, attempted: &Attempted, disposal:
                 _ => "attempt failed; no retry left",
             };
             tracing::warn!(
-                id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error, "{why}"
+                id = %env.id, webhook = env.webhook, attempt, outcome = outcome.label(), error = %error, trace_id, "{why}"
             );
         }
         Disposal::Defer => {}

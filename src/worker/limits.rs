@@ -325,6 +325,7 @@ impl ReceiverBoard for ReceiverLimits {
                     overdue: s.overdue,
                     latency_ms: s.rtt_estimate.map(|d| d.as_secs_f64() * 1000.0),
                     state: s.state.as_str(),
+                    health: None,
                 }
             })
             .collect();

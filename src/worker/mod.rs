@@ -11,6 +11,7 @@
 //! | [`outcomes`] | outcome events, confirmed with the copies |
 //! | [`republish`] | retry, park and defer copies, confirmed |
 //! | [`settle`] | batched acks for out-of-order completions |
+//! | [`receiver_health`] | failing / recovered receivers, per process |
 //! | [`limits`] | per-receiver adaptive limits, waiting and deferring |
 //! | [`burst`] | one WARN line per burst of failures |
 //! | [`drain`] | shutdown as a type |
@@ -33,6 +34,7 @@ pub(crate) mod drain;
 mod lane;
 pub(crate) mod limits;
 mod outcomes;
+pub(crate) mod receiver_health;
 mod republish;
 mod session;
 mod settle;
@@ -44,6 +46,7 @@ use std::{sync::Arc, time::Instant};
 use self::{
     drain::Drain,
     limits::ReceiverLimits,
+    receiver_health::ReceiverHealth,
     session::{STABLE_SESSION, SessionEnd},
     shared::Shared,
 };
@@ -69,9 +72,17 @@ impl Worker {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         limits: Arc<ReceiverLimits>,
+        receiver_health: Arc<ReceiverHealth>,
     ) -> Self {
         Self {
-            shared: Arc::new(Shared::new(config, deliverer, metrics, health, limits)),
+            shared: Arc::new(Shared::new(
+                config,
+                deliverer,
+                metrics,
+                health,
+                limits,
+                receiver_health,
+            )),
         }
     }
 

@@ -13,7 +13,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 
-use super::limits::ReceiverLimits;
+use super::{limits::ReceiverLimits, receiver_health::ReceiverHealth};
 use crate::{
     broker::{
         outcomes::OutcomeSink,
@@ -26,6 +26,7 @@ use crate::{
         outcome::AttemptOutcome,
         outcome_event::{Next, OutcomeEvent, OutcomeKind, OutcomesMode},
         policy::DropReason,
+        receiver_health::HealthChange,
         trace::TraceContext,
     },
     telemetry::metrics::Metrics,
@@ -190,6 +191,55 @@ impl Outcomes {
         e.tier = Some(tier);
         Some(e)
     }
+}
+
+/// Feeds an attempt's outcome to its receiver's health; a state change is
+/// logged and published (not waited for: it settles no message).
+pub(super) fn observe_health(
+    outcomes: &Outcomes,
+    health: &ReceiverHealth,
+    sink: Option<&OutcomeSink>,
+    subject: &Subject,
+    outcome: &AttemptOutcome,
+    error: Option<String>,
+) {
+    let Some(receiver) = subject.receiver.as_deref() else {
+        return;
+    };
+    let Some(change) = health.observe(receiver, outcome, now_ms()) else {
+        return;
+    };
+    let kind = match change {
+        HealthChange::Failing(n) => {
+            tracing::warn!(
+                receiver,
+                failures_in_a_row = n,
+                outcome = outcome.label(),
+                "receiver failing"
+            );
+            OutcomeKind::ReceiverFailing
+        }
+        HealthChange::Recovered => {
+            tracing::info!(receiver, "receiver recovered");
+            OutcomeKind::ReceiverRecovered
+        }
+    };
+    let receiver_only = Subject {
+        receiver: subject.receiver.clone(),
+        ..Subject::default()
+    };
+    let (Some(sink), Some(mut e)) = (sink, outcomes.event(kind, &receiver_only)) else {
+        return;
+    };
+    e.outcome = Some(outcome.label().to_string());
+    e.status = status(outcome);
+    if let HealthChange::Failing(n) = change {
+        e.error = Some(format!(
+            "{n} failed attempts in a row; last: {}",
+            error.unwrap_or_default()
+        ));
+    }
+    sink.publish_unwaited(e);
 }
 
 /// Carries out `copy` (a retry or dead copy, or nothing for a delivered

@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 use super::{
     limits::ReceiverLimits,
     outcomes::Outcomes,
+    receiver_health::ReceiverHealth,
     republish::{Destinations, Republisher},
 };
 use crate::{
@@ -29,6 +30,7 @@ pub(super) struct Shared {
     pub(super) metrics: Arc<Metrics>,
     pub(super) health: Arc<Health>,
     pub(super) limits: Arc<ReceiverLimits>,
+    pub(super) receiver_health: Arc<ReceiverHealth>,
     /// The process's delivery slots (`WEBHOOK_CONCURRENCY`), across every
     /// lane of every session.
     pub(super) slots: Arc<Semaphore>,
@@ -44,6 +46,7 @@ impl Shared {
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         limits: Arc<ReceiverLimits>,
+        receiver_health: Arc<ReceiverHealth>,
     ) -> Self {
         let topology = config.topology();
         let republish = Republisher::new(Destinations::new(&topology, &metrics), metrics.clone());
@@ -56,6 +59,7 @@ impl Shared {
             metrics,
             health,
             limits,
+            receiver_health,
             slots: Arc::new(Semaphore::new(config.delivery.concurrency.into())),
             concurrency: config.delivery.concurrency,
             max_message_bytes: config.delivery.max_message_bytes as usize,

@@ -59,10 +59,11 @@ const ALLOWED: [(&str, &[&str]); 10] = [
 
 /// The stages of `worker/`, bottom first: each imports only the stages
 /// before it (`mod` is `worker/mod.rs`, the reconnect loop on top).
-const WORKER_STAGES: [&str; 12] = [
+const WORKER_STAGES: [&str; 13] = [
     "drain",
     "burst",
     "limits",
+    "receiver_health",
     "settle",
     "republish",
     "outcomes",

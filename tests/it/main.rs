@@ -34,3 +34,4 @@ mod rotation;
 mod tls;
 mod tools;
 mod topology;
+mod trace_and_health;

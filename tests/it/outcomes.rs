@@ -24,7 +24,7 @@ pub(crate) struct Seen {
 impl Seen {
     /// Takes what the tap holds; every line must be an event whose kind
     /// is its message's routing key.
-    async fn collect(&mut self, broker: &Broker, tap: &str) {
+    pub(crate) async fn collect(&mut self, broker: &Broker, tap: &str) {
         for (key, body) in broker.tapped(tap).await {
             let (events, unreadable) = decode_batch(&body);
             assert_eq!(unreadable, 0, "{}", String::from_utf8_lossy(&body));
@@ -43,6 +43,12 @@ impl Seen {
             .iter()
             .filter(|e| e.id.as_deref() == Some(id))
             .collect()
+    }
+
+    /// Collects until at least `n` events came.
+    pub(crate) async fn until_all(&mut self, broker: &Broker, tap: &str, n: usize) {
+        self.until(broker, tap, &format!("{n} events"), |s| s.events.len() >= n)
+            .await;
     }
 
     /// Collects until `done` holds.
