@@ -41,4 +41,12 @@ if ! port_open 15672; then
   rabbitmq-plugins enable rabbitmq_management >/dev/null
   wait_port 15672 120
 fi
+# Sharded topologies (WEBHOOK_SHARDS above 1) need the consistent-hash
+# exchange. Named together with the management plugin: `rabbitmq-plugins
+# enable` makes the node run exactly what its enabled_plugins file lists,
+# so naming one alone would stop the other when the file lacks it.
+if ! rabbitmq-plugins -q is_enabled rabbitmq_consistent_hash_exchange >/dev/null 2>&1; then
+  log "enabling rabbitmq_consistent_hash_exchange"
+  rabbitmq-plugins enable rabbitmq_management rabbitmq_consistent_hash_exchange >/dev/null
+fi
 log "RabbitMQ $(rabbitmqctl version 2>/dev/null || echo '?') is up (5672, management on 15672)"

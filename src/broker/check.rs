@@ -21,19 +21,26 @@
 //! release declared it, and the `dead` commands' reads may drop its
 //! messages on RabbitMQ 4.0 and later (see [`super::dead_reads`]).
 //!
+//! With shards (`WEBHOOK_SHARDS` above 1) it also compares the shard
+//! count (see [`super::shards`]), each tier's fanout exchange and, last,
+//! `P.shards`, whose declare is also how a missing consistent-hash plugin
+//! shows (the broker then closes the connection, so nothing can follow).
+//! When `P.shards` does not exist yet, a throwaway exchange
+//! `P.shards.plugin-check` is declared and deleted to ask for the plugin.
+//!
 //! The binding of `P.deliveries` to `P` is not checked: AMQP cannot ask
 //! about it without creating it (`declare` and `run` add it).
 
 use lapin::{
     Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueDeclareOptions},
-    protocol::{AMQPErrorKind, AMQPSoftError},
     types::FieldTable,
 };
 
 use super::{
     dead_reads::{DELIVERY_LIMIT_ARG, exposed_advice, legacy},
-    topology::{QueueSpec, Topology, TopologyError, conflict_or_broker},
+    shards::{self, HASH_PLUGIN},
+    topology::{QueueSpec, Topology, inequivalence},
 };
 
 /// How one exchange or queue compares.
@@ -103,7 +110,80 @@ pub async fn check(conn: &Connection, topology: &Topology) -> Result<Vec<Checked
             finding,
         });
     }
+    out.push(shard_count(conn, topology).await?);
+    if topology.is_sharded() {
+        check_shard_exchanges(conn, topology, &mut out).await?;
+    }
     Ok(out)
+}
+
+/// Whether the broker has the configured number of work queues.
+async fn shard_count(conn: &Connection, topology: &Topology) -> Result<Checked, lapin::Error> {
+    let found = shards::broker_shards(conn, topology).await?;
+    let finding = if found == shards::BrokerShards::None {
+        Finding::Missing
+    } else if found.agrees_with(topology.shards()) {
+        Finding::Matches
+    } else {
+        Finding::Differs {
+            argument: "shard count".into(),
+            detail: format!(
+                "the broker has {}, configured {}",
+                found.describe(topology.prefix()),
+                topology.shards()
+            ),
+        }
+    };
+    Ok(Checked {
+        kind: "shards",
+        name: format!("{}.deliveries*", topology.prefix()),
+        finding,
+    })
+}
+
+/// The tiers' fanout exchanges, then `P.shards` and the plugin.
+async fn check_shard_exchanges(
+    conn: &Connection,
+    topology: &Topology,
+    out: &mut Vec<Checked>,
+) -> Result<(), lapin::Error> {
+    for (tier, _) in topology.tiers().iter() {
+        let name = topology.retry_queue(tier);
+        let finding = compare_exchange(conn, &name, ExchangeKind::Fanout).await?;
+        out.push(Checked {
+            kind: "exchange",
+            name,
+            finding,
+        });
+    }
+    let hash = shards::hash_exchange(topology);
+    let finding = compare(conn, async |ch: &Channel, passive| {
+        shards::declare_hash_exchange(ch, &hash, passive).await
+    })
+    .await;
+    let plugin = match finding {
+        Err(e) if shards::is_missing_plugin(&e) => Finding::Missing,
+        Err(e) => return Err(e),
+        Ok(finding) => {
+            let missing = finding == Finding::Missing;
+            out.push(Checked {
+                kind: "exchange",
+                name: hash,
+                finding,
+            });
+            if missing && !shards::hash_plugin_enabled(conn, topology).await? {
+                Finding::Missing
+            } else {
+                Finding::Matches
+            }
+        }
+    };
+    out.push(Checked {
+        kind: "plugin",
+        name: HASH_PLUGIN.into(),
+        finding: plugin,
+    });
+    Ok(())
 }
 
 /// How one exchange compares (its type, durable, no arguments).
@@ -112,7 +192,7 @@ async fn compare_exchange(
     name: &str,
     kind: ExchangeKind,
 ) -> Result<Finding, lapin::Error> {
-    compare(conn, "exchange", name, async |ch: &Channel, passive| {
+    compare(conn, async |ch: &Channel, passive| {
         ch.exchange_declare(
             name.into(),
             kind.clone(),
@@ -129,7 +209,7 @@ async fn compare_exchange(
 }
 
 async fn compare_queue(conn: &Connection, q: &QueueSpec) -> Result<Finding, lapin::Error> {
-    compare(conn, "queue", &q.name, async |ch: &Channel, passive| {
+    compare(conn, async |ch: &Channel, passive| {
         let (options, arguments) = if passive {
             let options = QueueDeclareOptions {
                 passive: true,
@@ -150,32 +230,23 @@ async fn compare_queue(conn: &Connection, q: &QueueSpec) -> Result<Finding, lapi
 /// channel of its own, since a refusal closes the channel.
 async fn compare(
     conn: &Connection,
-    kind: &'static str,
-    name: &str,
     declare: impl AsyncFn(&Channel, bool) -> Result<(), lapin::Error>,
 ) -> Result<Finding, lapin::Error> {
     let channel = conn.create_channel().await?;
     match declare(&channel, true).await {
         Ok(()) => {}
-        Err(e) if is_not_found(&e) => return Ok(Finding::Missing),
+        Err(e) if shards::is_not_found(&e) => return Ok(Finding::Missing),
         Err(e) => return Err(e),
     }
     let finding = match declare(&channel, false).await {
         Ok(()) => Finding::Matches,
-        Err(e) => match conflict_or_broker(kind, name, e) {
-            TopologyError::Conflict {
-                argument, detail, ..
-            } => Finding::Differs { argument, detail },
-            TopologyError::Broker(e) => return Err(e),
-        },
+        Err(e) => {
+            let (argument, detail) = inequivalence(e)?;
+            Finding::Differs { argument, detail }
+        }
     };
     if channel.status().connected() {
         let _ = channel.close(200, "checked".into()).await;
     }
     Ok(finding)
-}
-
-fn is_not_found(e: &lapin::Error) -> bool {
-    matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
-        if *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND))
 }

@@ -9,6 +9,7 @@
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
 //! | [`dead_reads`] | `P.dead`'s delivery limit: reads never drop a parked message |
+//! | [`shards`] | sharded work queues: the hash exchange, the shard count |
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
 //! | [`dead_letters`] | inspecting, replaying and purging parked messages |
@@ -24,6 +25,7 @@ pub mod delivery_log;
 pub mod outcomes;
 pub mod publisher;
 pub mod retry_headers;
+pub mod shards;
 pub mod tls;
 pub mod topology;
 pub mod trace_headers;

@@ -64,6 +64,20 @@ impl Publisher {
             .await
     }
 
+    /// Publishes `body` to `exchange` with `routing_key`, persistent and
+    /// `mandatory`, and waits for the broker's confirm (a sharded retry
+    /// goes through its tier's exchange with its shard as the key).
+    pub async fn publish_to(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), PublishError> {
+        self.confirmed(exchange, routing_key, Routing::Mandatory, body, properties)
+            .await
+    }
+
     /// Publishes an outcome event message to `exchange` with `routing_key`,
     /// persistent, not `mandatory`, and waits for the broker's confirm.
     pub async fn publish_event(

@@ -27,7 +27,10 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 
-use super::dead_reads::{DEAD_DELIVERY_LIMIT, DELIVERY_LIMIT_ARG, DeadReads, declare_dead};
+use super::{
+    dead_reads::{DEAD_DELIVERY_LIMIT, DELIVERY_LIMIT_ARG, DeadReads, declare_dead},
+    shards,
+};
 use crate::domain::schedule::{Tier, Tiers};
 
 /// Queue type of every queue declared.
@@ -79,6 +82,16 @@ pub enum TopologyError {
         /// The broker's own words.
         detail: String,
     },
+    /// A RabbitMQ plugin the configured topology needs is not enabled.
+    #[error(
+        "the RabbitMQ plugin '{plugin}' is not enabled ({detail}); enable it with `rabbitmq-plugins enable {plugin}`"
+    )]
+    MissingPlugin {
+        /// The plugin's name.
+        plugin: &'static str,
+        /// The broker's own words.
+        detail: String,
+    },
     /// The broker could not be asked (connection trouble): try again.
     #[error("declaring the topology failed: {0}")]
     Broker(#[from] lapin::Error),
@@ -87,7 +100,10 @@ pub enum TopologyError {
 impl TopologyError {
     /// Whether retrying cannot help (a conflict needs an operator).
     pub fn is_fatal(&self) -> bool {
-        matches!(self, TopologyError::Conflict { .. })
+        matches!(
+            self,
+            TopologyError::Conflict { .. } | TopologyError::MissingPlugin { .. }
+        )
     }
 }
 
@@ -108,6 +124,8 @@ pub struct Topology {
     tiers: Tiers,
     dead_ttl: Duration,
     delivery_limit: u32,
+    /// `WEBHOOK_SHARDS`: 1 is the unsharded topology of section 2.
+    shards: u16,
     deliveries: String,
     dead: String,
     outcomes: String,
@@ -132,6 +150,7 @@ impl Topology {
             tiers: tiers.clone(),
             dead_ttl,
             delivery_limit,
+            shards: 1,
             deliveries: format!("{prefix}.deliveries"),
             dead: format!("{prefix}.dead"),
             outcomes: format!("{prefix}.outcomes"),
@@ -194,6 +213,35 @@ impl Topology {
         })
     }
 
+    /// The same topology split into `shards` work queues (contract section
+    /// 9); 0 counts as 1.
+    pub fn with_shards(mut self, shards: u16) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// The number of work queues (`WEBHOOK_SHARDS`).
+    pub fn shards(&self) -> u16 {
+        self.shards
+    }
+
+    /// Whether the work queue is split (more than one shard).
+    pub fn is_sharded(&self) -> bool {
+        self.shards > 1
+    }
+
+    /// The work queues every worker consumes: `P.deliveries`, or
+    /// `P.deliveries.0` … `P.deliveries.<N-1>` when sharded.
+    pub fn work_queues(&self) -> Vec<String> {
+        if self.is_sharded() {
+            (0..self.shards)
+                .map(|k| shards::shard_queue(&self.prefix, k))
+                .collect()
+        } else {
+            vec![self.deliveries.clone()]
+        }
+    }
+
     /// The fanout exchange producers publish to (`P`).
     pub fn exchange(&self) -> &str {
         &self.prefix
@@ -247,15 +295,19 @@ impl Topology {
             }
             t
         };
-        let dead_letter_to = |t: &mut FieldTable, key: &str| {
+        // `None`: the message's own routing key (a sharded tier returns
+        // each retry to the shard named by its routing key).
+        let dead_letter_to = |t: &mut FieldTable, key: Option<&str>| {
             t.insert(
                 "x-dead-letter-exchange".into(),
                 AMQPValue::LongString("".into()),
             );
-            t.insert(
-                "x-dead-letter-routing-key".into(),
-                AMQPValue::LongString(key.into()),
-            );
+            if let Some(key) = key {
+                t.insert(
+                    "x-dead-letter-routing-key".into(),
+                    AMQPValue::LongString(key.into()),
+                );
+            }
             if quorum {
                 t.insert(
                     "x-dead-letter-strategy".into(),
@@ -268,20 +320,23 @@ impl Topology {
             }
         };
 
-        let mut queues = Vec::with_capacity(self.tiers.len() + 2);
+        let mut queues = Vec::with_capacity(self.tiers.len() + 2 + usize::from(self.shards));
 
         let mut deliveries = base();
         if quorum {
-            dead_letter_to(&mut deliveries, &self.dead);
+            dead_letter_to(&mut deliveries, Some(&self.dead));
             deliveries.insert(
                 "x-delivery-limit".into(),
                 AMQPValue::LongLongInt(self.delivery_limit.into()),
             );
         }
-        queues.push(QueueSpec {
-            name: self.deliveries.clone(),
-            arguments: deliveries,
-        });
+        for name in self.work_queues() {
+            queues.push(QueueSpec {
+                name,
+                arguments: deliveries.clone(),
+            });
+        }
+        let tier_return = (!self.is_sharded()).then_some(self.deliveries.as_str());
 
         for (tier, delay) in self.tiers.iter() {
             let mut retry = base();
@@ -289,7 +344,7 @@ impl Topology {
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
             );
-            dead_letter_to(&mut retry, &self.deliveries);
+            dead_letter_to(&mut retry, tier_return);
             queues.push(QueueSpec {
                 name: self.retry_queue(tier),
                 arguments: retry,
@@ -323,7 +378,12 @@ impl Topology {
     /// deleted. The one difference accepted is a `P.dead` declared by an
     /// earlier release ([`DeadReads::Exposed`], logged; see
     /// [`super::dead_reads`]).
+    ///
+    /// A broker with another shard count than configured is a conflict
+    /// too, found before anything is declared (see
+    /// [`shards::compare_count`]).
     pub async fn declare(&self, conn: &Connection) -> Result<DeadReads, TopologyError> {
+        shards::compare_count(conn, self).await?;
         let channel = conn.create_channel().await?;
         let reads = self.declare_on(conn, &channel).await;
         if channel.status().connected() {
@@ -349,6 +409,9 @@ impl Topology {
             )
             .await
             .map_err(|e| conflict_or_broker("exchange", self.exchange(), e))?;
+        if self.is_sharded() {
+            shards::declare_exchanges(channel, self).await?;
+        }
         // P.dead goes last: the one declaration that may be refused and
         // still go on (on a spare channel)
         let (dead, queues): (Vec<_>, Vec<_>) =
@@ -363,15 +426,19 @@ impl Topology {
                 .await
                 .map_err(|e| conflict_or_broker("queue", &q.name, e))?;
         }
-        channel
-            .queue_bind(
-                self.deliveries().into(),
-                self.exchange().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        if self.is_sharded() {
+            shards::bind(channel, self).await?;
+        } else {
+            channel
+                .queue_bind(
+                    self.deliveries().into(),
+                    self.exchange().into(),
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         self.declare_outcomes(channel).await?;
         let dead = dead.first().expect("P.dead is a queue of the topology");
         declare_dead(channel, async || conn.create_channel().await, dead).await
@@ -422,6 +489,20 @@ fn max_age_argument(age: Duration) -> String {
 /// Turns a `PRECONDITION_FAILED` into a [`TopologyError::Conflict`] naming
 /// the argument ("inequivalent arg 'x-message-ttl' for queue ...").
 pub(super) fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error) -> TopologyError {
+    match inequivalence(e) {
+        Ok((argument, detail)) => TopologyError::Conflict {
+            kind,
+            name: name.to_string(),
+            argument,
+            detail,
+        },
+        Err(e) => TopologyError::Broker(e),
+    }
+}
+
+/// The differing argument and the broker's words of a
+/// `PRECONDITION_FAILED`; any other error back as it was.
+pub(super) fn inequivalence(e: lapin::Error) -> Result<(String, String), lapin::Error> {
     if let lapin::ErrorKind::ProtocolError(amqp) = e.kind()
         && *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
     {
@@ -430,14 +511,9 @@ pub(super) fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error
             .split_once("inequivalent arg '")
             .and_then(|(_, rest)| rest.split_once('\''))
             .map_or_else(|| "type".to_string(), |(arg, _)| arg.to_string());
-        return TopologyError::Conflict {
-            kind,
-            name: name.to_string(),
-            argument,
-            detail,
-        };
+        return Ok((argument, detail));
     }
-    TopologyError::Broker(e)
+    Err(e)
 }
 
 #[cfg(test)]

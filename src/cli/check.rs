@@ -149,6 +149,7 @@ fn effective(c: &Config, broker: &str) -> Vec<(&'static str, String)> {
             "WEBHOOK_DELIVERY_LIMIT",
             c.topology.delivery_limit.to_string(),
         ),
+        ("WEBHOOK_SHARDS", c.topology.shards.to_string()),
         ("WEBHOOK_TIMEOUT", d(c.delivery.timeout)),
         ("WEBHOOK_CA_FILE", path(&c.delivery.ca_file)),
         ("WEBHOOK_CLIENT_CERT", path(&c.delivery.client_cert)),

@@ -1,7 +1,8 @@
 //! `webhook-worker publish`: a producer for demos, smoke tests and the
 //! compose stack. Publishes events from a file, stdin, or generated samples
 //! of every catalog event, to the fanout exchange `P`, with pipelined
-//! publisher confirms.
+//! publisher confirms. The routing key is the site id (`--site`, else the
+//! event's own `site_id`), as producers of a sharded topology must set it.
 
 use std::{
     io::BufRead,
@@ -19,7 +20,7 @@ use lapin::{
 use super::connect_once;
 use crate::{
     Error,
-    broker::topology::Topology,
+    broker::{shards, topology::Topology},
     config::{self, BrokerArgs, NameArgs, TopologyArgs},
     domain::catalog::CATALOG,
 };
@@ -41,6 +42,11 @@ pub(super) struct Publish {
     /// Events per second (0 = as fast as confirms allow).
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// Site id: the routing key of every event (the shard key of a
+    /// sharded topology), and the generated samples' `site_id`. Without
+    /// it, each event's own `site_id` is the routing key.
+    #[arg(long)]
+    site: Option<u64>,
     #[command(flatten)]
     broker: BrokerArgs,
     #[command(flatten)]
@@ -58,7 +64,11 @@ impl Publish {
             None => Source::Samples { url: self.url },
         };
         let topology = config::topology(&self.names, &self.topology);
-        let n = publish(&conn, &topology, source, self.count, self.rate).await?;
+        let pace = Pace {
+            count: self.count,
+            rate: self.rate,
+        };
+        let n = publish(&conn, &topology, source, pace, self.site).await?;
         let _ = conn.close(200, "published".into()).await;
         println!("published {n} event(s) to exchange '{}'", self.names.prefix);
         Ok(())
@@ -94,13 +104,26 @@ fn sample_data(webhook: u16, n: u64) -> String {
     }
 }
 
+/// How many events, how fast.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    count: Option<u64>,
+    rate: f64,
+}
+
+/// The routing key of an event: `site`, else the body's `site_id`, else
+/// empty.
+fn routing_key(site: Option<u64>, body: &[u8]) -> String {
+    site.map_or_else(|| shards::site_key(body), |site| site.to_string())
+}
+
 /// One generated event: catalog entries in turn, a fresh id, `created_at`
 /// now.
-fn sample_event(n: u64, url: &str, run: &str) -> Vec<u8> {
+fn sample_event(n: u64, url: &str, run: &str, site: u64) -> Vec<u8> {
     let (webhook, _) = CATALOG[(n % CATALOG.len() as u64) as usize];
     let created = humantime::format_rfc3339_millis(std::time::SystemTime::now());
     format!(
-        r#"{{"id":"{run}-{n}","webhook":{webhook},"url":{url},"site_id":10000,"created_at":"{created}","data":{}}}"#,
+        r#"{{"id":"{run}-{n}","webhook":{webhook},"url":{url},"site_id":{site},"created_at":"{created}","data":{}}}"#,
         sample_data(webhook, n),
         url = serde_json::Value::from(url),
     )
@@ -113,9 +136,10 @@ async fn publish(
     conn: &Connection,
     topology: &Topology,
     source: Source,
-    count: Option<u64>,
-    rate: f64,
+    pace: Pace,
+    site: Option<u64>,
 ) -> Result<u64, Error> {
+    let Pace { count, rate } = pace;
     ensure_topology(conn, topology).await?;
     let channel = conn.create_channel().await?;
     channel
@@ -148,7 +172,7 @@ async fn publish(
     let mut confirmed = 0u64;
     while sent < limit {
         let body = match &source {
-            Source::Samples { url } => sample_event(sent, url, &run),
+            Source::Samples { url } => sample_event(sent, url, &run, site.unwrap_or(10000)),
             Source::Lines(_) => match lines.next() {
                 Some(line) => {
                     let line = line?;
@@ -164,10 +188,11 @@ async fn publish(
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
+        let key = routing_key(site, &body);
         let confirm = channel
             .basic_publish(
                 topology.exchange().into(),
-                "".into(),
+                key.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
                 BasicProperties::default()
@@ -229,11 +254,20 @@ mod tests {
     #[test]
     fn every_sample_is_a_valid_event() {
         for n in 0..CATALOG.len() as u64 * 2 {
-            let body = sample_event(n, "https://example.com/hook", "t");
+            let body = sample_event(n, "https://example.com/hook", "t", 7);
             let env = crate::domain::envelope::parse(&body, 1 << 20)
                 .unwrap_or_else(|e| panic!("sample {n}: {e}"));
             assert_eq!(env.webhook, CATALOG[(n % 12) as usize].0);
             assert!(env.created_at_ms.is_some());
+            assert_eq!(routing_key(None, &body), "7");
         }
+    }
+
+    #[test]
+    fn the_routing_key_is_the_site() {
+        assert_eq!(routing_key(Some(42), br#"{"site_id":7}"#), "42");
+        assert_eq!(routing_key(None, br#"{"site_id":"abc"}"#), "abc");
+        assert_eq!(routing_key(None, br#"{"id":"x"}"#), "");
+        assert_eq!(routing_key(None, b"not json"), "");
     }
 }

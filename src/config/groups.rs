@@ -93,6 +93,15 @@ pub struct TopologyArgs {
     /// (`500MB`, `5GB`, `2GiB`). The oldest segments go first.
     #[arg(long, env = "WEBHOOK_LOG_MAX_BYTES", default_value = DEFAULT_LOG_MAX_BYTES, value_parser = size)]
     pub log_max_bytes: u64,
+
+    /// Number of work queues: `P.deliveries.0` … `P.deliveries.<N-1>`
+    /// behind a consistent-hash exchange when above 1 (needs the
+    /// `rabbitmq_consistent_hash_exchange` plugin); 1 is the single
+    /// `P.deliveries`. Part of the topology: every worker of a prefix
+    /// must agree with the broker.
+    #[arg(long, env = "WEBHOOK_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub shards: u16,
 }
 
 /// Which outcome events are published to `P.outcomes`.

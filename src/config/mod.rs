@@ -93,6 +93,7 @@ pub fn topology(names: &NameArgs, topology: &TopologyArgs) -> Topology {
         topology.delivery_limit,
     )
     .with_log(topology.log_retention, topology.log_max_bytes)
+    .with_shards(topology.shards)
 }
 
 #[cfg(test)]

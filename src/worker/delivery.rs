@@ -44,6 +44,9 @@ use crate::{
 pub(super) struct Publishing<'a> {
     pub(super) publisher: &'a Publisher,
     pub(super) sink: Option<&'a OutcomeSink>,
+    /// The work queue the delivery came from (`P.deliveries` or one
+    /// shard): a retry returns there.
+    pub(super) shard: &'a str,
 }
 
 /// Phase 1: what the broker handed over, with its retry state and trace
@@ -51,6 +54,8 @@ pub(super) struct Publishing<'a> {
 struct Received<'a> {
     body: &'a Bytes,
     props: &'a BasicProperties,
+    /// The work queue it came from (a retry returns there).
+    shard: &'a str,
     state: RetryState,
     first_attempt_ms: i64,
     trace: Option<TraceContext>,
@@ -110,6 +115,7 @@ pub(super) async fn deliver(
             let copy = MessageCopy {
                 body,
                 props,
+                shard: to.shard,
                 attempts: 0,
                 first_attempt_ms: now,
             };
@@ -129,6 +135,7 @@ pub(super) async fn deliver(
     let received = Received {
         body,
         props,
+        shard: to.shard,
         state,
         first_attempt_ms: state.first_attempt_ms.unwrap_or(now),
         trace,
@@ -374,6 +381,7 @@ impl Received<'_> {
         MessageCopy {
             body: self.body,
             props: self.props,
+            shard: self.shard,
             attempts,
             first_attempt_ms: self.first_attempt_ms,
         }

@@ -49,15 +49,20 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Sets the prefetch on `channel` and starts consuming there, with a
-    /// settler of its own.
-    pub(crate) async fn open(shared: &Shared, channel: Channel) -> Result<Self, Error> {
+    /// Sets the prefetch on `channel` and starts consuming `queue` (a work
+    /// queue: `P.deliveries` or one shard) there, with a settler of its
+    /// own.
+    pub(crate) async fn open(
+        shared: &Shared,
+        channel: Channel,
+        queue: &str,
+    ) -> Result<Self, Error> {
         channel
             .basic_qos(shared.concurrency, BasicQosOptions { global: false })
             .await?;
         let consumer = channel
             .basic_consume(
-                shared.topology.deliveries().into(),
+                queue.into(),
                 "".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),

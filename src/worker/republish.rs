@@ -23,7 +23,29 @@ use crate::{
 #[derive(Debug)]
 struct TierQueue {
     queue: String,
+    route: TierRoute,
     retried: prometheus::IntCounter,
+}
+
+/// How a copy enters a tier so that it comes back to its work queue.
+#[derive(Debug, Clone, Copy)]
+enum TierRoute {
+    /// Unsharded: the default exchange, the tier's name as the key; the
+    /// tier returns it to `P.deliveries` by its fixed key.
+    Queue,
+    /// Sharded: the tier's fanout exchange, the shard's name as the key;
+    /// the tier returns it by that key (see `broker::shards`).
+    Exchange,
+}
+
+impl TierQueue {
+    /// The exchange and routing key of a copy from work queue `shard`.
+    fn route<'a>(&'a self, shard: &'a str) -> (&'a str, &'a str) {
+        match self.route {
+            TierRoute::Queue => ("", &self.queue),
+            TierRoute::Exchange => (&self.queue, shard),
+        }
+    }
 }
 
 /// Where copies go, resolved once.
@@ -41,6 +63,11 @@ impl Destinations {
             .iter()
             .map(|(tier, _)| TierQueue {
                 queue: topology.retry_queue(tier),
+                route: if topology.is_sharded() {
+                    TierRoute::Exchange
+                } else {
+                    TierRoute::Queue
+                },
                 retried: metrics.retried(topology.tiers(), tier),
             })
             .collect();
@@ -60,6 +87,8 @@ impl Destinations {
 pub(crate) struct MessageCopy<'a> {
     pub(crate) body: &'a Bytes,
     pub(crate) props: &'a BasicProperties,
+    /// The work queue the original came from: a retry returns there.
+    pub(crate) shard: &'a str,
     pub(crate) attempts: u32,
     pub(crate) first_attempt_ms: i64,
 }
@@ -101,8 +130,9 @@ impl Republisher {
         error: &str,
     ) -> Result<(), PublishError> {
         let dest = self.destinations.tier(tier);
+        let (exchange, key) = dest.route(copy.shard);
         publisher
-            .publish(&dest.queue, copy.body, copy.properties(Some(error), None))
+            .publish_to(exchange, key, copy.body, copy.properties(Some(error), None))
             .await?;
         dest.retried.inc();
         Ok(())
@@ -152,9 +182,11 @@ impl Republisher {
         let dest = self.destinations.tier(tier);
         let previous = last_error(copy.props.headers().as_ref());
         tracing::debug!(queue = %dest.queue, "receiver saturated; deferred");
+        let (exchange, key) = dest.route(copy.shard);
         publisher
-            .publish(
-                &dest.queue,
+            .publish_to(
+                exchange,
+                key,
                 copy.body,
                 copy.properties(previous.as_deref(), None),
             )

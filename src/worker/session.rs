@@ -1,15 +1,27 @@
 //! A session: one connection to the broker, from declaring the topology to
 //! the connection's end.
 //!
-//! It consumes on one [`Lane`] at a time (rotating to a fresh one when a
-//! slow delivery blocks batched acks) and publishes every retry and dead
-//! copy on one confirm-mode channel. Each delivery runs in its own task,
+//! It consumes every work queue (`P.deliveries`, or each shard of a
+//! sharded topology), each on one [`Lane`] at a time (rotating to a fresh
+//! one when a slow delivery blocks batched acks), and publishes every
+//! retry and dead copy on one confirm-mode channel.
+//!
+//! Fairness over shards: each shard has its own channel with a prefetch
+//! of `WEBHOOK_CONCURRENCY`, and its own loop that waits for one of the
+//! process's slots before it starts each delivery. The slots' semaphore
+//! is first-come first-served and each loop waits for one slot at a time,
+//! so while slots are scarce they go to the shards with deliveries
+//! waiting in turn: a shard with a burst gets one slot per round like any
+//! other, and takes them all only when the others have nothing. Each delivery runs in its own task,
 //! so a slow receiver holds one slot, not the pipeline. On shutdown it
 //! stops consuming, lets in-flight deliveries finish within the grace,
 //! flushes the acks and closes its channels.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::Arc,
+    task::Poll,
     time::{Duration, Instant},
 };
 
@@ -48,44 +60,93 @@ pub(super) async fn run(
     drain: &Drain,
 ) -> Result<SessionEnd, Error> {
     shared.topology.declare(conn).await?;
-    let channel = conn.create_channel().await?;
-    let lane = Lane::open(shared, channel).await?;
     let publisher = Publisher::open(conn).await?;
     let sink = shared.outcomes.sink(&publisher);
     let ctx = SessionCtx::new(publisher, sink, drain.clone());
-    let mut session = Session {
-        shared,
-        conn,
-        drain,
-        ctx,
-        lane,
-        retired: Arc::new(Semaphore::new(MAX_RETIRED)),
-        last_rotation: Instant::now(),
-    };
+    let retired = Arc::new(Semaphore::new(MAX_RETIRED));
+    let mut shards = Vec::new();
+    for queue in shared.topology.work_queues() {
+        let lane = Lane::open(shared, conn.create_channel().await?, &queue).await?;
+        shards.push(ShardConsumer {
+            shared,
+            conn,
+            drain,
+            ctx: ctx.for_shard(&queue),
+            queue,
+            lane,
+            retired: retired.clone(),
+            last_rotation: Instant::now(),
+        });
+    }
     shared.health.set_ready(true);
     tracing::info!(
-        queue = shared.topology.deliveries(),
+        queue = shards[0].queue,
+        queues = shards.len(),
         prefetch = shared.concurrency,
         "consuming"
     );
-    let end = session.consume().await;
+    let end = first_end(&mut shards).await;
     shared.health.set_ready(false);
     if let SessionEnd::Shutdown = end {
-        session.shut_down().await;
+        shut_down(drain, shards, &ctx).await;
     }
     Ok(end)
 }
 
-/// One session's state while it consumes.
-struct Session<'a> {
+/// Runs every shard's loop until the first one ends (shutdown or a
+/// failure); the others stop there too.
+async fn first_end(shards: &mut [ShardConsumer<'_>]) -> SessionEnd {
+    let mut loops: Vec<Pin<Box<dyn Future<Output = SessionEnd> + Send + '_>>> = shards
+        .iter_mut()
+        .map(|s| Box::pin(s.consume()) as Pin<Box<dyn Future<Output = SessionEnd> + Send>>)
+        .collect();
+    std::future::poll_fn(|cx| {
+        for l in &mut loops {
+            if let Poll::Ready(end) = l.as_mut().poll(cx) {
+                return Poll::Ready(end);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Stops consuming, lets in-flight deliveries finish within the grace,
+/// flushes the acks and closes the channels (each lingering at once).
+async fn shut_down(drain: &Drain, shards: Vec<ShardConsumer<'_>>, ctx: &SessionCtx) {
+    tracing::info!(grace = ?drain.grace(), in_flight = shards[0].shared.metrics.in_flight.get(), "shutting down: draining");
+    for s in &shards {
+        s.lane.cancel().await;
+    }
+    if let DrainEnd::Abandoned(left) = drain.finish().await {
+        tracing::warn!(left, "grace ran out; leaving the rest to the broker");
+    }
+    // Lingers like a retired lane: acks sent just before the close may be
+    // dropped by a quorum queue, and every message they settled would be
+    // delivered again after the restart.
+    let closing: Vec<_> = shards
+        .into_iter()
+        .map(|s| tokio::spawn(s.lane.close("shutdown")))
+        .collect();
+    for c in closing {
+        let _ = c.await;
+    }
+    ctx.publisher.close().await;
+    tracing::info!("drained");
+}
+
+/// One work queue's consumption within a session.
+struct ShardConsumer<'a> {
     shared: &'a Arc<Shared>,
     conn: &'a Connection,
     drain: &'a Drain,
+    /// This shard's context: its deliveries' retries return here.
     ctx: SessionCtx,
+    queue: String,
     /// The lane consumed on; older ones are retired.
     lane: Lane,
-    /// Places for retired lanes; a permit travels with each retired lane
-    /// and comes back when it closes.
+    /// Places for retired lanes, shared by the session's shards; a permit
+    /// travels with each retired lane and comes back when it closes.
     retired: Arc<Semaphore>,
     last_rotation: Instant,
 }
@@ -98,7 +159,7 @@ enum Rotation {
     Failed(Error),
 }
 
-impl Session<'_> {
+impl ShardConsumer<'_> {
     /// Starts a task for every delivery until shutdown or a failure.
     async fn consume(&mut self) -> SessionEnd {
         loop {
@@ -139,7 +200,7 @@ impl Session<'_> {
             return Rotation::Continue;
         };
         let fresh = match self.conn.create_channel().await {
-            Ok(channel) => Lane::open(self.shared, channel).await,
+            Ok(channel) => Lane::open(self.shared, channel, &self.queue).await,
             Err(e) => Err(e.into()),
         };
         match fresh {
@@ -156,22 +217,5 @@ impl Session<'_> {
             }
             Err(e) => Rotation::Failed(e),
         }
-    }
-
-    /// Stops consuming, lets in-flight deliveries finish within the grace,
-    /// flushes the acks and closes the channels.
-    async fn shut_down(self) {
-        let drain = self.drain;
-        tracing::info!(grace = ?drain.grace(), in_flight = self.shared.metrics.in_flight.get(), "shutting down: draining");
-        self.lane.cancel().await;
-        if let DrainEnd::Abandoned(left) = drain.finish().await {
-            tracing::warn!(left, "grace ran out; leaving the rest to the broker");
-        }
-        // Lingers like a retired lane: acks sent just before the close
-        // may be dropped by a quorum queue, and every message they
-        // settled would be delivered again after the restart.
-        self.lane.close("shutdown").await;
-        self.ctx.publisher.close().await;
-        tracing::info!("drained");
     }
 }

@@ -34,6 +34,9 @@ pub(super) struct SessionCtx {
     /// Copies lost with the publisher channel, logged once.
     lost: Arc<LostPublishes>,
     drain: Drain,
+    /// The work queue consumed (`P.deliveries` or one shard): a retry
+    /// returns there.
+    pub(super) shard: Arc<str>,
 }
 
 impl SessionCtx {
@@ -46,6 +49,15 @@ impl SessionCtx {
             broken: CancellationToken::new(),
             lost: Arc::default(),
             drain,
+            shard: Arc::from(""),
+        }
+    }
+
+    /// The same context for the deliveries of work queue `shard`.
+    pub(super) fn for_shard(&self, shard: &str) -> Self {
+        Self {
+            shard: Arc::from(shard),
+            ..self.clone()
         }
     }
 }
@@ -72,6 +84,8 @@ pub(super) struct DeliveryTask {
     broken: CancellationToken,
     /// Where such failures are counted, for one line per session.
     lost: Arc<LostPublishes>,
+    /// The work queue it came from.
+    shard: Arc<str>,
 }
 
 impl DeliveryTask {
@@ -96,6 +110,7 @@ impl DeliveryTask {
             settler: settler.clone(),
             slot,
             broken: ctx.broken.clone(),
+            shard: ctx.shard.clone(),
             lost: ctx.lost.clone(),
         };
         ctx.drain.spawn(task.run(shared.clone()));
@@ -118,6 +133,7 @@ impl DeliveryTask {
         let to = Publishing {
             publisher: &self.publisher,
             sink: self.sink.as_ref(),
+            shard: &self.shard,
         };
         match deliver(&shared, &body, &props, to).await {
             Ok(()) => self.settler.settle(tag, Settlement::Ack),

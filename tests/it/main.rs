@@ -31,6 +31,7 @@ mod proxy;
 mod proxy_faults;
 mod receivers;
 mod rotation;
+mod shards;
 mod tls;
 mod tools;
 mod topology;

@@ -1,6 +1,7 @@
 //! `dead replay` and `dead purge`: taking the selected messages out of
 //! `P.dead`, each only after what replaces it (a confirmed copy in
-//! `P.deliveries`, or nothing for a purge) is done.
+//! `P.deliveries` — in a sharded topology, in the shard of the event's
+//! `site_id` through `P.shards` — or nothing for a purge) is done.
 //!
 //! A long paced replay holds every unselected message it has looked at
 //! unacked for as long as its scan runs, and RabbitMQ closes a channel
@@ -23,6 +24,7 @@ use crate::{
     broker::{
         publisher::{PublishError, Publisher},
         retry_headers::without_retry_headers,
+        shards,
         topology::Topology,
     },
     domain::selection::Selection,
@@ -84,6 +86,8 @@ enum Action<'a> {
     Replay {
         publisher: Publisher,
         deliveries: &'a str,
+        /// `P.shards` when sharded: a message goes back by its site.
+        shards: Option<String>,
         pacer: Pacer,
     },
     Purge,
@@ -101,10 +105,17 @@ pub async fn replay(
     cutoff_ms: i64,
     progress: &mut dyn FnMut(ReplayProgress),
 ) -> Result<ReplayReport, PublishError> {
+    // The broker's own shard count decides where replayed messages go, so
+    // the `dead` commands need no shard setting.
+    let sharded = matches!(
+        shards::broker_shards(conn, topology).await?,
+        shards::BrokerShards::Sharded(_)
+    );
     let publisher = Publisher::open(conn).await?;
     let mut action = Action::Replay {
         publisher: publisher.clone(),
         deliveries: topology.deliveries(),
+        shards: sharded.then(|| shards::hash_exchange(topology)),
         pacer: Pacer::new(pacing.rate),
     };
     let result = drive(
@@ -226,13 +237,27 @@ impl Action<'_> {
             Action::Replay {
                 publisher,
                 deliveries,
+                shards,
                 pacer,
             } => {
                 pacer.wait().await;
                 let headers = without_retry_headers(delivery.properties.headers().as_ref());
+                let site;
+                // Unsharded: the default exchange to `P.deliveries`;
+                // sharded: `P.shards` by the event's site, as its
+                // producer routed it (never `P`, whose other queues would
+                // see it twice).
+                let (exchange, key) = match shards {
+                    None => ("", *deliveries),
+                    Some(hash) => {
+                        site = shards::site_key(&delivery.data);
+                        (hash.as_str(), site.as_str())
+                    }
+                };
                 publisher
-                    .publish(
-                        deliveries,
+                    .publish_to(
+                        exchange,
+                        key,
                         &delivery.data,
                         delivery.properties.clone().with_headers(headers),
                     )

@@ -63,11 +63,17 @@ impl Broker {
 
     /// Publishes with properties (e.g. headers), confirmed.
     pub(crate) async fn publish_with(&self, body: &[u8], props: BasicProperties) {
+        self.publish_keyed("", body, props).await;
+    }
+
+    /// Publishes with a routing key (the site: a sharded topology's shard
+    /// key), confirmed.
+    pub(crate) async fn publish_keyed(&self, key: &str, body: &[u8], props: BasicProperties) {
         let confirm = self
             .channel
             .basic_publish(
                 self.prefix.as_str().into(),
-                "".into(),
+                key.into(),
                 BasicPublishOptions::default(),
                 body,
                 props,
@@ -131,13 +137,22 @@ impl Broker {
 
     /// Publishes many bodies, pipelining confirms.
     pub(crate) async fn publish_many(&self, bodies: impl IntoIterator<Item = Vec<u8>>) {
+        self.publish_many_keyed(bodies.into_iter().map(|b| (String::new(), b)))
+            .await;
+    }
+
+    /// Publishes many (routing key, body) pairs, pipelining confirms.
+    pub(crate) async fn publish_many_keyed(
+        &self,
+        messages: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) {
         let mut pending = Vec::new();
-        for body in bodies {
+        for (key, body) in messages {
             pending.push(
                 self.channel
                     .basic_publish(
                         self.prefix.as_str().into(),
-                        "".into(),
+                        key.as_str().into(),
                         BasicPublishOptions::default(),
                         &body,
                         BasicProperties::default(),
@@ -271,11 +286,10 @@ impl Drop for Broker {
 
 async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
     let ch = conn.create_channel().await.unwrap();
-    let mut queues = vec![
-        topology.deliveries().to_string(),
-        topology.dead().to_string(),
-        topology.log().to_string(),
-    ];
+    let mut queues = topology.work_queues();
+    queues.push(topology.deliveries().to_string());
+    queues.push(topology.dead().to_string());
+    queues.push(topology.log().to_string());
     queues.extend(
         topology
             .tiers()
@@ -287,10 +301,21 @@ async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
             .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
             .await;
     }
-    let _ = ch.exchange_delete(prefix.into(), Default::default()).await;
-    let _ = ch
-        .exchange_delete(topology.outcomes().into(), Default::default())
-        .await;
+    let mut exchanges = vec![prefix.to_string(), topology.outcomes().to_string()];
+    if topology.is_sharded() {
+        exchanges.push(webhook_worker::broker::shards::hash_exchange(topology));
+        exchanges.extend(
+            topology
+                .tiers()
+                .iter()
+                .map(|(t, _)| topology.retry_queue(t)),
+        );
+    }
+    for e in exchanges {
+        let _ = ch
+            .exchange_delete(e.as_str().into(), Default::default())
+            .await;
+    }
 }
 
 /// A header of a message as text or integer, for assertions.
