@@ -149,8 +149,8 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
     assert_eq!(json["config"]["WEBHOOK_SIGNING_SECRET"], "<unset>");
     assert_eq!(
         json["topology"].as_array().unwrap().len(),
-        7,
-        "two exchanges, four queues and the log stream"
+        8,
+        "two exchanges, four queues, the log stream and the shard count"
     );
     assert_eq!(json["config"]["WEBHOOK_LOG_RETENTION"], "7d");
     assert_eq!(json["config"]["WEBHOOK_OUTCOMES"], "all");
