@@ -68,7 +68,7 @@ cmd_start() {
     booting+=("$v")
   done
   rmq_await "${booting[@]}"
-  for v in "${booting[@]}"; do rmq_status_line "$v"; done
+  for v in "${booting[@]}"; do rmq_plugins_enable "$v"; rmq_status_line "$v"; done
   log "start took $((SECONDS - t0))s"
 }
 

@@ -118,7 +118,10 @@ cmd_start() {
   [[ -z $fresh || $fresh == --fresh ]] || usage
   [[ -r /var/lib/rabbitmq/.erlang.cookie ]] || die "no Erlang cookie at /var/lib/rabbitmq/.erlang.cookie (is the rabbitmq-server package installed?)"
   mkdir -p "$CLUSTER_DIR"
-  if all_clustered 2>/dev/null; then one_line_status; return 0; fi
+  if all_clustered 2>/dev/null; then
+    for n in "${NODES[@]}"; do rmq_plugins_enable "$n"; done
+    one_line_status; return 0
+  fi
   if [[ $fresh == --fresh ]]; then
     # The tests want a cluster, not the one they left: fresh nodes boot
     # alone (nothing to sync) and join one at a time, which is the most
@@ -138,6 +141,7 @@ cmd_start() {
     if ! is_member_of_a "$n"; then join_to_a "$n"; fi
   done
   for n in "${NODES[@]}"; do rmq_app_running "$n" || ctl "$n" start_app; done
+  for n in "${NODES[@]}"; do rmq_plugins_enable "$n"; done
   all_clustered || { for n in "${NODES[@]}"; do rmq_log_tail "$n"; done; die "nodes are up but not all clustered: $(membership a || true)"; }
   one_line_status
   log "start took $((SECONDS - t0))s"

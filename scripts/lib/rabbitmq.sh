@@ -81,6 +81,30 @@ rmq_env() {
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
+# The plugins a node runs (call after rmq_spec): the management API when it
+# has a port, and the consistent-hash exchange of sharded work queues
+# (WEBHOOK_SHARDS above 1).
+rmq_plugins() {
+  if [[ -n $RMQ_MGMT_PORT ]]; then echo rabbitmq_management rabbitmq_consistent_hash_exchange
+  else echo rabbitmq_consistent_hash_exchange; fi
+}
+
+# Enables rmq_plugins on a running node (one booted before the list grew).
+# Names them all: `rabbitmq-plugins enable` makes the node run exactly what
+# its enabled_plugins file lists.
+rmq_plugins_enable() {
+  local "${RMQ_VARS[@]}"; rmq_spec "$1"
+  # The CLI refuses a plugins path with a missing entry (the node's default
+  # names /usr/lib/rabbitmq/plugins, absent here): name the server's own.
+  local dirs=("$RMQ_ROOT"/usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins)
+  (
+    rmq_env "$1"
+    export RABBITMQ_PLUGINS_DIR=${dirs[-1]#"$RMQ_ROOT"}
+    # shellcheck disable=SC2046 # one word per plugin
+    rmq_tool rabbitmq-plugins "$1" enable $(rmq_plugins) >/dev/null
+  )
+}
+
 # Writes the node's rabbitmq.conf and enabled_plugins.
 rmq_write_config() {
   local "${RMQ_VARS[@]}"; rmq_spec "$1"
@@ -97,7 +121,7 @@ rmq_write_config() {
     echo "log.console = false"
     [[ -z $RMQ_CONF_EXTRA ]] || echo "$RMQ_CONF_EXTRA"
   } >"$d/rabbitmq.conf"
-  if [[ -n $RMQ_MGMT_PORT ]]; then echo '[rabbitmq_management].'; else echo '[].'; fi >"$d/enabled_plugins"
+  echo "[$(rmq_plugins | tr ' ' ',')]." >"$d/enabled_plugins"
   chown -R "$(rmq_ids "$RMQ_ROOT")" "$d"
 }
 
