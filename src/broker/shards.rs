@@ -149,7 +149,7 @@ pub(super) async fn compare_count(
         name,
         argument: "shard count".into(),
         detail: format!(
-            "the broker has {}, configured WEBHOOK_SHARDS={}; see 'Changing the shard count' in docs/operations.md",
+            "the broker has {}, configured WEBHOOK_SHARDS={}",
             found.describe(topology.prefix()),
             topology.shards()
         ),
