@@ -29,6 +29,7 @@ mod operator;
 mod outcomes;
 mod proxy;
 mod proxy_faults;
+mod readme;
 mod receivers;
 mod rotation;
 mod shards;
