@@ -120,14 +120,13 @@ pub(super) async fn deliver(
                 first_attempt_ms: now,
             };
             let subject = Subject::of_body(body, trace.as_ref());
-            let why = why.to_string();
             return Box::pin(park_unattempted(
                 shared,
                 to,
                 copy,
                 &subject,
                 DropReason::Malformed,
-                &why,
+                &why.to_string(),
             ))
             .await;
         }
