@@ -9,6 +9,7 @@
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
 //! | [`dead_reads`] | `P.dead`'s delivery limit: reads never drop a parked message |
+//! | [`reshard`] | changing the shard count, nothing lost |
 //! | [`shards`] | sharded work queues: the hash exchange, the shard count |
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
 //! | [`retry_headers`] | the retry state as AMQP headers |
@@ -24,6 +25,7 @@ pub mod dead_reads;
 pub mod delivery_log;
 pub mod outcomes;
 pub mod publisher;
+pub mod reshard;
 pub mod retry_headers;
 pub mod shards;
 pub mod tls;

@@ -157,7 +157,7 @@ pub(super) async fn compare_count(
 }
 
 /// Whether `queue` exists (a passive declare on a channel of its own).
-async fn queue_exists(conn: &Connection, queue: &str) -> Result<bool, lapin::Error> {
+pub(super) async fn queue_exists(conn: &Connection, queue: &str) -> Result<bool, lapin::Error> {
     let channel = conn.create_channel().await?;
     let options = QueueDeclareOptions {
         passive: true,

@@ -384,6 +384,15 @@ impl Topology {
     /// [`shards::compare_count`]).
     pub async fn declare(&self, conn: &Connection) -> Result<DeadReads, TopologyError> {
         shards::compare_count(conn, self).await?;
+        self.declare_beside(conn).await
+    }
+
+    /// Declares without comparing the shard count first: how `reshard`
+    /// declares a new count beside the old one.
+    pub(super) async fn declare_beside(
+        &self,
+        conn: &Connection,
+    ) -> Result<DeadReads, TopologyError> {
         let channel = conn.create_channel().await?;
         let reads = self.declare_on(conn, &channel).await;
         if channel.status().connected() {

@@ -9,6 +9,7 @@ mod declare;
 mod demo_receiver;
 mod log;
 mod publish;
+mod reshard;
 mod run;
 mod signals;
 
@@ -60,19 +61,23 @@ enum Command {
     /// Publish events: from a file of JSON lines, stdin (`--file -`), or
     /// generated samples of every catalog event.
     Publish(publish::Publish),
+    /// Change the number of work queues (WEBHOOK_SHARDS) with nothing
+    /// lost; stop the workers first.
+    Reshard(reshard::Reshard),
     /// Run a demo receiver that prints what it gets.
     DemoReceiver(demo_receiver::DemoReceiver),
 }
 
 /// Names that are not `run`'s flags: a first argument among them is a
 /// subcommand (or a top-level flag), anything else means `run`.
-const SUBCOMMANDS: [&str; 9] = [
+const SUBCOMMANDS: [&str; 10] = [
     "run",
     "declare",
     "check",
     "dead",
     "log",
     "publish",
+    "reshard",
     "demo-receiver",
     "help",
     "-h",
@@ -123,6 +128,7 @@ impl Command {
             Command::Dead(c) => c.execute().await,
             Command::Log(c) => c.execute().await,
             Command::Publish(c) => c.execute().await,
+            Command::Reshard(c) => c.execute().await,
             Command::DemoReceiver(c) => c.execute().await,
         }
     }

@@ -228,3 +228,150 @@ async fn dead_replay_puts_a_message_back_into_its_sites_shard() {
     rig.receiver().wait_requests(1, LONG).await;
     rig.finish().await;
 }
+
+/// `reshard` with the given count, the test's tiers and dead TTL.
+fn reshard(prefix: &str, shards: &str) -> String {
+    let out = cli(&[
+        "reshard",
+        "--prefix",
+        prefix,
+        "--retry-schedule",
+        "3s",
+        "--dead-ttl",
+        "10m",
+        "--shards",
+        shards,
+    ]);
+    let (stdout, stderr) = printed(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    stdout
+}
+
+#[tokio::test]
+async fn resharding_1_4_2_1_loses_nothing() {
+    let mut rig = Harness::new("reshard")
+        .config(|c| c.topology.retry_schedule = "3s".parse().unwrap())
+        .ok_receiver()
+        .declare()
+        .await;
+    let url = rig.receiver().url("/r");
+    let prefix = rig.prefix().to_string();
+    let tier = rig
+        .broker
+        .topology
+        .retry_queue(rig.broker.topology.tiers().iter().next().unwrap().0);
+    // A backlog in P.deliveries, and retries waiting in the tier.
+    rig.broker
+        .publish_many_keyed((0..200).map(|i| site_event(i % 30, i, &url)))
+        .await;
+    for i in 0..20 {
+        let (_, body) = site_event(i, 1000 + i, &url);
+        rig.broker
+            .publish_to(&tier, &body, BasicProperties::default())
+            .await;
+    }
+    let out = reshard(&prefix, "4");
+    assert!(
+        out.contains("deleted") && out.contains(".deliveries"),
+        "{out}"
+    );
+    let topology = rig.config.topology().with_shards(4);
+    let queued: u32 = {
+        let mut n = 0;
+        for q in topology.work_queues() {
+            n += rig.broker.depth(&q).await;
+        }
+        n
+    };
+    assert!(queued >= 200, "the backlog is in the shards ({queued})");
+    // Events published while there are four shards.
+    rig.broker
+        .publish_many_keyed((0..50).map(|i| site_event(i % 7, 2000 + i, &url)))
+        .await;
+    reshard(&prefix, "2");
+    reshard(&prefix, "1");
+    let out = cli(&[
+        "check",
+        "--prefix",
+        &prefix,
+        "--retry-schedule",
+        "3s",
+        "--dead-ttl",
+        "10m",
+    ]);
+    let (stdout, stderr) = printed(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+
+    rig.start_worker().await;
+    let total = 200 + 20 + 50;
+    let seen = wait_for("every event delivered", LONG, async || {
+        let mut ids = BTreeSet::new();
+        for r in rig.receiver().requests() {
+            ids.insert(r.header("x-comm100-delivery-id").to_string());
+        }
+        (ids.len() == total).then_some(ids)
+    })
+    .await;
+    assert_eq!(seen.len(), total);
+    assert_eq!(
+        rig.receiver().requests().len(),
+        total,
+        "nothing delivered twice (no producer published during a change)"
+    );
+    assert_eq!(rig.broker.depth(rig.broker.topology.dead()).await, 0);
+    rig.finish().await;
+}
+
+#[tokio::test]
+async fn a_burst_in_one_shard_does_not_hold_back_the_others() {
+    const BURST: u32 = 1000;
+    let mut rig = Harness::new("shard-fair")
+        .config(|c| {
+            c.topology.shards = 4;
+            c.delivery.concurrency = 8;
+        })
+        .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
+        .declare()
+        .await;
+    let url = rig.receiver().url("/f");
+    // The burst first: without shards, everything after it would wait for
+    // all of it (1000 × 20 ms ÷ 8 slots = 2.5 s).
+    rig.broker
+        .publish_many_keyed((0..BURST).map(|n| site_event(1, n, &url)))
+        .await;
+    rig.broker
+        .publish_many_keyed((2..10).map(|site| site_event(site, 0, &url)))
+        .await;
+    let at = shard_of_each_id(&rig.broker).await;
+    let burst_shard = at["s1-0"].clone();
+    let others: Vec<String> = (2..10)
+        .map(|site| format!("s{site}-0"))
+        .filter(|id| at[id] != burst_shard)
+        .collect();
+    assert!(!others.is_empty(), "every site hashed with the burst");
+
+    rig.start_worker().await;
+    let receiver = rig.receiver();
+    let burst_done = wait_for("the other shards' events", LONG, async || {
+        let requests = receiver.requests();
+        let seen: BTreeSet<&str> = requests
+            .iter()
+            .map(|r| r.header("x-comm100-delivery-id"))
+            .collect();
+        let burst = requests
+            .iter()
+            .filter(|r| r.header("x-comm100-delivery-id").starts_with("s1-"))
+            .count();
+        others
+            .iter()
+            .all(|id| seen.contains(id.as_str()))
+            .then_some(burst)
+    })
+    .await;
+    assert!(
+        burst_done < (BURST / 4) as usize,
+        "the other shards waited for {burst_done} of the burst's {BURST} events"
+    );
+    receiver.wait_requests(BURST as usize + 8, LONG).await;
+    rig.finish().await;
+}

@@ -1,0 +1,52 @@
+//! `webhook-worker reshard --shards N`: changes the broker's shard count
+//! to N with nothing lost (see [`crate::broker::reshard`]). Run it while
+//! no worker of the prefix runs, then start the workers with the new
+//! `WEBHOOK_SHARDS`.
+
+use clap::Args;
+
+use super::connect_once;
+use crate::{
+    Error,
+    broker::reshard::{ReshardError, reshard},
+    config::{self, BrokerArgs, NameArgs, TopologyArgs},
+};
+
+/// Change the number of work queues (stop the workers first).
+#[derive(Debug, Args)]
+pub(super) struct Reshard {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    names: NameArgs,
+    /// The new topology (`--shards` is the new count).
+    #[command(flatten)]
+    topology: TopologyArgs,
+}
+
+impl Reshard {
+    pub(super) async fn execute(self) -> Result<(), Error> {
+        let conn = connect_once(&self.broker, "reshard").await?;
+        let topology = config::topology(&self.names, &self.topology);
+        let report = reshard(&conn, &topology).await.map_err(|e| match e {
+            ReshardError::Topology(e) => Error::from(e),
+            ReshardError::Publish(e) => Error::from(e),
+            ReshardError::Broker(e) => Error::from(e),
+        });
+        let _ = conn.close(200, "resharded".into()).await;
+        let report = report?;
+        println!(
+            "prefix '{}' now has {} work queue(s): moved {} message(s) and {} waiting retr(ies); deleted {}",
+            self.names.prefix,
+            topology.shards(),
+            report.moved,
+            report.retries,
+            if report.deleted.is_empty() {
+                "nothing".to_string()
+            } else {
+                report.deleted.join(", ")
+            }
+        );
+        Ok(())
+    }
+}
