@@ -102,7 +102,7 @@ struct Opts {
     inflight: usize,
     /// Scenarios to run, comma separated (default: all): baselines, success,
     /// failure, latency, isolation, memory, slow, fleet, hang, turns-bad,
-    /// overloaded.
+    /// overloaded, burst, ten-hang.
     #[arg(long, alias = "scenarios", value_delimiter = ',')]
     only: Vec<String>,
     /// Queue types of the throughput and latency runs.
@@ -131,6 +131,12 @@ struct Opts {
     /// Skip the naive worker's latency reference.
     #[arg(long)]
     no_naive_latency: bool,
+    /// Backlogs of the burst scenario (one healthy 100 ms receiver).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 50_000])]
+    burst_sizes: Vec<usize>,
+    /// Rounds of the burst and ten-hang scenarios (a fresh consumer each).
+    #[arg(long, default_value_t = 5)]
+    burst_repeat: usize,
 }
 
 impl Opts {
@@ -181,6 +187,7 @@ fn main() {
             opts.repeat = opts.repeat.max(1);
             opts.iso_repeat = opts.iso_repeat.max(1);
             opts.receiver_repeat = opts.receiver_repeat.max(1);
+            opts.burst_repeat = opts.burst_repeat.max(1);
             rt.block_on(orchestrate(opts))
         }
         Mode::RawConsume(a) => rt.block_on(raw_consume(a)),

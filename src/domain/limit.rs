@@ -85,6 +85,8 @@ pub struct Controller {
     rtt: Option<Rtt>,
     window: Window,
     last_answer: Duration,
+    /// Whether any attempt was ever answered (with any status).
+    answered: bool,
     /// Back-pressure from attempts started before the last cut was caused by
     /// the load that cut already answered: it is not counted again.
     last_decrease: Option<Duration>,
@@ -130,6 +132,7 @@ impl Controller {
             rtt: None,
             window: Window::new(now, 0, false),
             last_answer: now,
+            answered: false,
             last_decrease: None,
             peak_since_decrease: 0,
             last_trouble: None,
@@ -216,6 +219,7 @@ impl Controller {
         }
         if feedback.answered() {
             self.last_answer = now;
+            self.answered = true;
             if self.stall.take().is_some() {
                 // Recovered: regrow from the floor by doubling, fresh window.
                 self.phase = Phase::SlowStart;
@@ -304,11 +308,16 @@ impl Controller {
     }
 
     /// What a delivery finding no slot should do (as of the last call's
-    /// time): defer when the receiver is stalled or all its slots hold
-    /// overdue attempts; wait its turn when it is healthy; else wait about
-    /// two of its round trips (bounded).
+    /// time): defer when the receiver is stalled, all its slots hold
+    /// overdue attempts, or it never answered an attempt made
+    /// `first_answer_wait` ago; wait its turn when it is healthy; else
+    /// wait about two of its round trips (bounded).
     pub fn should_wait(&self) -> WaitVerdict {
-        if self.stall.is_some() || self.young() == 0 {
+        let unanswered = !self.answered
+            && self.starts.first_key_value().is_some_and(|(&oldest, _)| {
+                self.now.saturating_sub(oldest) >= self.cfg.first_answer_wait
+            });
+        if self.stall.is_some() || self.young() == 0 || unanswered {
             return WaitVerdict::Defer;
         }
         let calm = self

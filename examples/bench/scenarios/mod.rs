@@ -2,9 +2,12 @@
 //! One file per scenario: `throughput` (baselines, success and failure
 //! paths), `latency`, `isolation`, `memory`, and the receiver scenarios
 //! `slow`, `fleet`, `hang`, `turns_bad`, `overloaded` (run by `receivers`
-//! through `vrun`, against the virtual receivers of `vhosts.rs`).
+//! through `vrun`, against the virtual receivers of `vhosts.rs`), and the
+//! drain scenarios `burst` and `ten-hang` (`bursts`, through `drain`).
 
 mod baseline_runs;
+mod bursts;
+mod drain;
 mod fleet;
 mod hang;
 mod isolation;
@@ -127,7 +130,7 @@ impl Bench {
 }
 
 /// Every name `--only` knows.
-const SCENARIOS: [&str; 11] = [
+const SCENARIOS: [&str; 13] = [
     "baselines",
     "success",
     "failure",
@@ -139,6 +142,8 @@ const SCENARIOS: [&str; 11] = [
     "hang",
     "turns-bad",
     "overloaded",
+    "burst",
+    "ten-hang",
 ];
 
 pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
@@ -216,6 +221,7 @@ pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
     if b.opts.wants("memory") {
         results.insert("memory".into(), b.memory().await?);
     }
+    b.drains(&mut results).await?;
     let charts = b.receivers(&mut results).await?;
 
     let machine = machine_info(&load_start).await;

@@ -236,7 +236,7 @@ impl Bench {
 /// Every 250 ms from the first request: the run time, the worker's open
 /// file descriptors (its connections, nearly all) and resident memory, and,
 /// per receiver in its `GET /receivers`, `[limit, in_flight, state]`.
-async fn sample_limits(
+pub(super) async fn sample_limits(
     http: reqwest::Client,
     base: String,
     pid: u32,

@@ -409,3 +409,34 @@ fn receiver_at_its_capacity_settles_near_the_knee_quickly() {
     assert!(top <= 2000, "limit ran away to {top}");
     assert!(throughput >= 7000, "{throughput}/s");
 }
+
+#[test]
+fn a_receiver_silent_since_its_first_attempts_is_not_waited_for() {
+    let mut ctl = Controller::new(LimitConfig::new(1, 1, 1), Duration::ZERO);
+    let Admission::Granted(_hangs) = ctl.try_acquire(ms(0)) else {
+        panic!("no slot")
+    };
+    // Too new to judge: a short wait...
+    assert!(matches!(
+        ctl.try_acquire(ms(499)),
+        Admission::Full(WaitVerdict::Wait { .. })
+    ));
+    // ...until its first attempt is 500 ms old without an answer.
+    assert_eq!(
+        ctl.try_acquire(ms(500)),
+        Admission::Full(WaitVerdict::Defer)
+    );
+    // A receiver that answered is judged by its latency instead.
+    let mut ctl = Controller::new(LimitConfig::new(1, 1, 1), Duration::ZERO);
+    let Admission::Granted(t) = ctl.try_acquire(ms(0)) else {
+        panic!("no slot")
+    };
+    ctl.finish(t, ms(300), Feedback::Success);
+    let Admission::Granted(_slow) = ctl.try_acquire(ms(300)) else {
+        panic!("no slot")
+    };
+    assert_eq!(
+        ctl.try_acquire(ms(900)),
+        Admission::Full(WaitVerdict::Queue)
+    );
+}

@@ -39,6 +39,11 @@ pub struct LimitConfig {
     /// The overdue age before the first answer gives an RTT: generous, since a
     /// new receiver may be healthy and slow.
     pub first_answer_grace: Duration,
+    /// A receiver that has never answered and whose oldest attempt is this
+    /// old is not waited for: its deliveries are deferred at once, so a
+    /// receiver that hangs from its first request holds no process slots
+    /// with waiters until `first_answer_grace` judges it stalled.
+    pub first_answer_wait: Duration,
     /// Window length before any RTT is known.
     pub rtt_guess: Duration,
     /// Windows last one mean RTT, but at least this (timer granularity)...
@@ -83,6 +88,7 @@ impl Default for LimitConfig {
             overdue_factor: 6.0,
             overdue_floor: Duration::from_millis(250),
             first_answer_grace: Duration::from_secs(2),
+            first_answer_wait: Duration::from_millis(500),
             rtt_guess: Duration::from_millis(100),
             window_floor: Duration::from_millis(10),
             window_ceiling: Duration::from_secs(2),
