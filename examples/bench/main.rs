@@ -102,7 +102,7 @@ struct Opts {
     inflight: usize,
     /// Scenarios to run, comma separated (default: all): baselines, success,
     /// failure, latency, isolation, memory, slow, fleet, hang, turns-bad,
-    /// overloaded, burst, ten-hang.
+    /// overloaded, burst, instant, ten-hang.
     #[arg(long, alias = "scenarios", value_delimiter = ',')]
     only: Vec<String>,
     /// Queue types of the throughput and latency runs.

@@ -4,6 +4,9 @@
 //! - `burst`: `--burst-sizes` events (10 000 and 50 000) to one healthy
 //!   100 ms receiver. Targets: 0 deferrals in every run, and the worker's
 //!   first → last rate ≥ 3 × the naive loop's (medians).
+//! - `instant`: 20 000 events to one receiver answering at once (the
+//!   same figures, to compare binaries; the throughput scenario's
+//!   `success` measures it with more baselines).
 //! - `ten-hang`: 30 000 events over ten 100 ms receivers, then the same
 //!   30 000 with one more receiver that hangs taking every eleventh event
 //!   (33 000 in all). Target: the ten keep ≥ 0.9 of their rate without it
@@ -18,10 +21,17 @@ const LATENCY_MS: u64 = 100;
 /// The ten's events in the ten-hang runs.
 const TEN_EVENTS: usize = 30_000;
 
-fn burst(n: usize) -> Drain {
+/// Events of the instant-receiver drain.
+const INSTANT_EVENTS: usize = 20_000;
+
+/// `n` events to one receiver answering after `ms`.
+fn burst(n: usize, ms: u64) -> Drain {
     Drain {
-        name: format!("burst{n}"),
-        hosts: vec![Behave::Ok(LATENCY_MS)],
+        name: match ms {
+            0 => format!("instant{n}"),
+            _ => format!("burst{n}"),
+        },
+        hosts: vec![Behave::Ok(ms)],
         route: |_| 0,
         events: n,
         measured: vec![0],
@@ -102,20 +112,23 @@ impl Bench {
     pub(super) async fn drains(&self, results: &mut Map<String, Value>) -> Res<()> {
         let mut out = Map::new();
         let repeat = self.opts.burst_repeat;
+        let mut drains: Vec<Drain> = Vec::new();
         if self.opts.wants("burst") {
-            for &n in &self.opts.burst_sizes {
-                let d = burst(n);
-                let (mut naive, mut workers) =
-                    (Vec::new(), vec![Vec::new(); self.worker_bins.len()]);
-                for r in 0..repeat {
-                    eprintln!("bench: ---- burst of {n}, round {} of {repeat}", r + 1);
-                    naive.push(self.drain_run(&d, Sut::Naive, "naive").await?);
-                    for (k, (label, sut)) in self.bins().into_iter().enumerate() {
-                        workers[k].push(self.drain_run(&d, sut, &label).await?);
-                    }
+            drains.extend(self.opts.burst_sizes.iter().map(|&n| burst(n, LATENCY_MS)));
+        }
+        if self.opts.wants("instant") {
+            drains.push(burst(INSTANT_EVENTS, 0));
+        }
+        for d in drains {
+            let (mut naive, mut workers) = (Vec::new(), vec![Vec::new(); self.worker_bins.len()]);
+            for r in 0..repeat {
+                eprintln!("bench: ---- {}, round {} of {repeat}", d.name, r + 1);
+                naive.push(self.drain_run(&d, Sut::Naive, "naive").await?);
+                for (k, (label, sut)) in self.bins().into_iter().enumerate() {
+                    workers[k].push(self.drain_run(&d, sut, &label).await?);
                 }
-                out.insert(d.name.clone(), self.drain_figures(&naive, &workers));
             }
+            out.insert(d.name.clone(), self.drain_figures(&naive, &workers));
         }
         if self.opts.wants("ten-hang") {
             let (alone, with) = (ten(), ten_and_hanging());

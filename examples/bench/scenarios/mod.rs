@@ -130,7 +130,7 @@ impl Bench {
 }
 
 /// Every name `--only` knows.
-const SCENARIOS: [&str; 13] = [
+const SCENARIOS: [&str; 14] = [
     "baselines",
     "success",
     "failure",
@@ -143,6 +143,7 @@ const SCENARIOS: [&str; 13] = [
     "turns-bad",
     "overloaded",
     "burst",
+    "instant",
     "ten-hang",
 ];
 
