@@ -290,6 +290,20 @@ impl Controller {
         self.forget(ticket.started);
     }
 
+    /// Restarts the clock of a slot handed to a waiter when the waiter
+    /// takes it up: the time its task took to run is the worker's, not the
+    /// receiver's, and must not count as latency. A ticket this controller
+    /// did not grant comes back unchanged.
+    pub fn restart(&mut self, ticket: AttemptTicket, now: Duration) -> AttemptTicket {
+        let now = self.advance(now);
+        if !self.forget(ticket.started) {
+            return ticket;
+        }
+        *self.starts.entry(now).or_insert(0) += 1;
+        self.in_flight += 1;
+        AttemptTicket { started: now }
+    }
+
     /// Takes an attempt started at `started` off the books; false when no
     /// such attempt is in flight.
     fn forget(&mut self, started: Duration) -> bool {

@@ -254,6 +254,13 @@ impl ReceiverLimits {
             let give_up = give_up_at(verdict, arrived, rtt);
             let look_again = give_up.unwrap_or_else(|| Instant::now() + WAIT_BUDGET);
             let handed = match tokio::time::timeout_at(look_again, &mut place.rx).await {
+                Ok(Ok(Handed::Slot(ticket))) => {
+                    place.in_line = false;
+                    // The attempt starts now, not when the slot was handed.
+                    let now = self.now();
+                    let ticket = receiver.books().controller.restart(ticket, now);
+                    Some(Handed::Slot(ticket))
+                }
                 Ok(handed) => {
                     place.in_line = false;
                     handed.ok()

@@ -440,3 +440,17 @@ fn a_receiver_silent_since_its_first_attempts_is_not_waited_for() {
         Admission::Full(WaitVerdict::Queue)
     );
 }
+
+#[test]
+fn a_restarted_slot_measures_from_its_restart() {
+    let mut ctl = Controller::new(LimitConfig::new(1, 1, 1), Duration::ZERO);
+    let Admission::Granted(t) = ctl.try_acquire(ms(0)) else {
+        panic!("no slot")
+    };
+    let t = ctl.restart(t, ms(60));
+    assert_eq!((t.started(), ctl.in_flight()), (ms(60), 1));
+    ctl.finish(t, ms(100), Feedback::Success);
+    ctl.tick(ms(200));
+    assert_eq!(ctl.rtt_estimate(), Some(ms(40)));
+    assert_eq!(ctl.in_flight(), 0);
+}
