@@ -92,7 +92,7 @@ impl Drop for LostPublishes {
         if let Some(error) = self.first_error.get().filter(|_| n > 0) {
             tracing::warn!(
                 messages = n, %error,
-                "could not park or retry {n} message(s): the publisher channel was lost; they go back to the queue"
+                "could not park, retry or report {n} message(s): the publisher channel was lost; they go back to the queue"
             );
         }
     }

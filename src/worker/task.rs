@@ -146,7 +146,7 @@ impl DeliveryTask {
                     self.lost.record(&e);
                     self.broken.cancel();
                 } else {
-                    tracing::warn!(error = %e, "could not park or retry a message; returning it to the queue");
+                    tracing::warn!(error = %e, "could not park, retry or report a message; returning it to the queue");
                 }
             }
         }
