@@ -148,16 +148,22 @@ impl Broker {
         let Ok(ch) = conn.create_channel().await else {
             return;
         };
-        let mut queues = vec![t.deliveries().to_string(), t.dead().to_string()];
+        let mut queues = vec![
+            t.deliveries().to_string(),
+            t.dead().to_string(),
+            t.log().to_string(),
+        ];
         queues.extend(t.retry_queues());
         for q in queues {
             let _ = ch
                 .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
                 .await;
         }
-        let _ = ch
-            .exchange_delete(t.exchange().into(), Default::default())
-            .await;
+        for exchange in [t.exchange(), t.outcomes()] {
+            let _ = ch
+                .exchange_delete(exchange.into(), Default::default())
+                .await;
+        }
         let _ = ch.close(200, "".into()).await;
     }
 

@@ -72,6 +72,16 @@ impl Topology {
         self.0.dead()
     }
 
+    /// The delivery log stream (`P.log`).
+    pub(crate) fn log(&self) -> &str {
+        self.0.log()
+    }
+
+    /// The outcome events' exchange (`P.outcomes`).
+    pub(crate) fn outcomes(&self) -> &str {
+        self.0.outcomes()
+    }
+
     /// `P.retry.<delay>` of every tier of the schedule.
     pub(crate) fn retry_queues(&self) -> Vec<String> {
         self.0

@@ -13,6 +13,7 @@ mod hang;
 mod isolation;
 mod latency;
 mod memory;
+mod outcomes;
 mod overloaded;
 mod receivers;
 mod receivers_report;
@@ -223,6 +224,9 @@ pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
         results.insert("memory".into(), b.memory().await?);
     }
     b.drains(&mut results).await?;
+    if b.opts.wants("outcomes") {
+        results.insert("outcomes".into(), b.outcomes().await?);
+    }
     let charts = b.receivers(&mut results).await?;
 
     let machine = machine_info(&load_start).await;

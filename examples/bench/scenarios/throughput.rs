@@ -13,7 +13,7 @@ use crate::{
     BoxError, Res,
     lib_api::{QueueType, qt_name},
     perf::Perf,
-    receiver::since_epoch_ns,
+    receiver::{Port, since_epoch_ns},
     sys::{Noise, cpu_secs, num_cpus, round, vm_bytes},
     worker_proc::{WorkerProc, metric_sum},
 };
@@ -156,11 +156,25 @@ impl Bench {
     /// attempt) never reaches the receiver; it counts as settled and is
     /// reported as `deferred`.
     pub(super) async fn worker_run(&self, qt: QueueType, failing: bool) -> Res<Value> {
+        self.worker_run_as(qt, failing, &[], None).await
+    }
+
+    /// [`Bench::worker_run`] with `extra` worker flags and, for the success
+    /// path, another receiver port than the instant one.
+    pub(super) async fn worker_run_as(
+        &self,
+        qt: QueueType,
+        failing: bool,
+        extra: &[&str],
+        to: Option<&Port>,
+    ) -> Res<Value> {
         let scenario = format!(
-            "{}-{}",
+            "{}-{}{}",
             qt_name(qt),
-            if failing { "failure" } else { "success" }
+            if failing { "failure" } else { "success" },
+            extra.join("").replace("--", "-")
         );
+        let ok_port: &Port = to.unwrap_or(&self.recv.ok);
         let prefix = self.prefix(&scenario);
         let schedule = failing.then_some("1h");
         let t = self.broker.declare(&prefix, qt, schedule).await?;
@@ -177,7 +191,7 @@ impl Bench {
         let url = if failing {
             self.recv.fail.url()
         } else {
-            self.recv.ok.url()
+            ok_port.url()
         };
         self.broker
             .publish_bulk(t.exchange(), self.opts.n, &|_| url.clone(), "b")
@@ -188,6 +202,7 @@ impl Bench {
         if failing {
             args.extend(["--retry-schedule", "1h"]);
         }
+        args.extend(extra);
         let mut w =
             WorkerProc::spawn(self.worker_bin(), &prefix, qt, &args, &self.log(&scenario)).await?;
         self.recv.reset(w.pid, n);
@@ -217,7 +232,7 @@ impl Bench {
                         let end = if failing {
                             since_epoch_ns()
                         } else {
-                            self.recv.ok.last_ns.load(Ordering::SeqCst)
+                            ok_port.last_ns.load(Ordering::SeqCst)
                         };
                         break (end as f64 / 1e9, cpu_secs(w.pid).unwrap_or(0.0), deferred, retried);
                     }
@@ -238,6 +253,7 @@ impl Bench {
                 v["profile"] = p.finish();
             }
             v["receipts"] = json!(self.recv.shared.total());
+            v["log_disk_bytes"] = json!(super::outcomes::stream_disk_bytes(t.log()));
             v["deferred"] = json!(deferred);
             v["consumer_rotations"] = json!(w.metric("webhook_consumer_rotations_total").await.unwrap_or(-1.0));
             if failing {
