@@ -5,6 +5,11 @@
 
 use webhook_worker::{broker::topology, config};
 
+/// Outcome events as the worker writes them to `P.outcomes`.
+pub(crate) use webhook_worker::domain::outcome_event::{
+    Next, OutcomeEvent, OutcomeKind, encode_batch,
+};
+
 use crate::Res;
 
 /// The worker's default `WEBHOOK_CONCURRENCY`, as compiled into the library

@@ -101,8 +101,8 @@ struct Opts {
     #[arg(long, default_value_t = 2000)]
     inflight: usize,
     /// Scenarios to run, comma separated (default: all): baselines, success,
-    /// failure, latency, isolation, memory, outcomes, slow, fleet, hang,
-    /// turns-bad, overloaded, burst, instant, ten-hang.
+    /// failure, latency, isolation, memory, outcomes, log-scan, slow,
+    /// fleet, hang, turns-bad, overloaded, burst, instant, ten-hang.
     #[arg(long, alias = "scenarios", value_delimiter = ',')]
     only: Vec<String>,
     /// Queue types of the throughput and latency runs.

@@ -34,7 +34,7 @@ use crate::{
 
 /// The read starts this much before `--since`: the broker seeks by whole
 /// seconds and chunks, and workers' clocks differ a little.
-const START_MARGIN_MS: i64 = 60_000;
+const START_MARGIN_MS: i64 = 10_000;
 
 /// Events later than the end of the window by this much mean the read has
 /// passed it (workers publish an event within milliseconds of its `at`).

@@ -12,6 +12,7 @@ mod fleet;
 mod hang;
 mod isolation;
 mod latency;
+mod log_scan;
 mod memory;
 mod outcomes;
 mod overloaded;
@@ -226,6 +227,9 @@ pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
     b.drains(&mut results).await?;
     if b.opts.wants("outcomes") {
         results.insert("outcomes".into(), b.outcomes().await?);
+    }
+    if b.opts.wants("log-scan") {
+        results.insert("log_scan".into(), b.log_scan().await?);
     }
     let charts = b.receivers(&mut results).await?;
 

@@ -39,13 +39,23 @@ impl Bench {
                         self.opts.repeat
                     );
                     let to = to.map(|p| p.as_ref());
-                    off.push(self.worker_run_as(qt, false, &["--outcomes", "off"], to).await?);
-                    all.push(self.worker_run_as(qt, false, &["--outcomes", "all"], to).await?);
+                    off.push(
+                        self.worker_run_as(qt, false, &["--outcomes", "off"], to)
+                            .await?,
+                    );
+                    all.push(
+                        self.worker_run_as(qt, false, &["--outcomes", "all"], to)
+                            .await?,
+                    );
                 }
                 if to.is_some() {
                     slow.set(Mode::Gate, 60_000);
                 }
-                let ratios: Vec<f64> = off.iter().zip(&all).map(|(o, a)| per_s(a) / per_s(o)).collect();
+                let ratios: Vec<f64> = off
+                    .iter()
+                    .zip(&all)
+                    .map(|(o, a)| per_s(a) / per_s(o))
+                    .collect();
                 let disk: Vec<f64> = all
                     .iter()
                     .filter_map(|a| Some(a["log_disk_bytes"].as_f64()? * 1e6 / a["n"].as_f64()?))
