@@ -51,6 +51,7 @@
 #   RETRY_SCHEDULE="1s*3,5s*3,30s*3" MAX_AGE=1h DELIVERY_LIMIT=10 (worker settings)
 #   PREFIX=soak<unix time> SEED=<pid> RECEIVER_PORT=18080 METRICS_PORT_BASE=19100
 #   BIN=target/release/webhook-worker CLUSTER=scripts/cluster.sh
+#   CLUSTER_VERSION=3.10 (4.3: the 4.3 cluster, `CLUSTER_VERSION=4.3 scripts/cluster.sh start`)
 #   OUT_DIR=target/soak/<UTC time> CLEANUP=0 (1: delete $PREFIX's queues at the end)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -82,8 +83,11 @@ OUT_DIR=${OUT_DIR:-target/soak/$(date -u +%Y-%m-%dT%H%M%SZ)}
 CLEANUP=${CLEANUP:-0}
 
 NODES=(a b c)
-AMQP_PORTS=(5681 5682 5683)
-MGMT_PORTS=(15681 15682 15683)
+# CLUSTER_VERSION=4.3: the RabbitMQ 4.3 cluster of scripts/cluster.sh
+case ${CLUSTER_VERSION:-3.10} in
+  4.3) AMQP_PORTS=(5745 5746 5747) MGMT_PORTS=(15745 15746 15747) ;;
+  *) AMQP_PORTS=(5681 5682 5683) MGMT_PORTS=(15681 15682 15683) ;;
+esac
 MGMT_AUTH=guest:guest
 RANDOM=$SEED
 read -r -a ACTION_LIST <<<"$ACTIONS"

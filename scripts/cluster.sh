@@ -17,44 +17,65 @@
 #   rabbit-c@localhost  AMQP 5683  management 15683  distribution 25683
 # so AMQP_URL=amqp://guest:guest@127.0.0.1:5681/%2f,amqp://guest:guest@127.0.0.1:5682/%2f,amqp://guest:guest@127.0.0.1:5683/%2f
 #
-# Made for the Debian/Ubuntu packages of RabbitMQ 3.10+ and run as root (or as
-# the rabbitmq user): the nodes run as the rabbitmq user and share the default
-# node's Erlang cookie (/var/lib/rabbitmq/.erlang.cookie). State lives under
-# $CLUSTER_DIR (default /var/tmp/webhook-worker-cluster), owned by rabbitmq.
-# A node that was killed and restarted rejoins the cluster by itself (its
-# membership is in its own Mnesia directory); nothing has to be re-joined.
+# CLUSTER_VERSION=4.3 drives a second cluster, of RabbitMQ 4.3 (Debian sid's
+# package, in the chroot of scripts/brokers.sh, made when missing), beside
+# the first one (every command as above):
+#   rabbit-a43@localhost AMQP 5745  management 15745  distribution 25745
+#   rabbit-b43@localhost AMQP 5746  management 15746  distribution 25746
+#   rabbit-c43@localhost AMQP 5747  management 15747  distribution 25747
+# with its own epmd on 4745 and its state under /var/lib/rabbitmq/cluster
+# inside the chroot.
 #
-# Environment: CLUSTER_DIR, BOOT_TIMEOUT (seconds per wait, default 120),
-# BOOT_ATTEMPTS (launches of a node that exits during boot, default 3).
+# Made for the Debian/Ubuntu packages of RabbitMQ 3.10+ and run as root (or as
+# the rabbitmq user, 3.10 only): the nodes run as the rabbitmq user and share
+# the Erlang cookie of their root's /var/lib/rabbitmq/.erlang.cookie. 3.10
+# state lives under $CLUSTER_DIR (default /var/tmp/webhook-worker-cluster),
+# owned by rabbitmq.
+# A node that was killed and restarted rejoins the cluster by itself (its
+# membership is in its own metadata directory); nothing has to be re-joined.
+#
+# Environment: CLUSTER_VERSION (3.10 or 4.3, default 3.10), CLUSTER_DIR,
+# BROKERS_DIR, BOOT_TIMEOUT (seconds per wait, default 120), BOOT_ATTEMPTS
+# (launches of a node that exits during boot, default 3).
 set -euo pipefail
 
 CLUSTER_DIR=${CLUSTER_DIR:-/var/tmp/webhook-worker-cluster}
+CLUSTER_VERSION=${CLUSTER_VERSION:-3.10}
+BROKERS_DIR=${BROKERS_DIR:-/var/tmp/webhook-worker-brokers}
 NODES=(a b c)
 RMQ_LOG_TAG=cluster.sh
 # shellcheck source=scripts/lib/rabbitmq.sh
 source "$(dirname "$0")/lib/rabbitmq.sh"
 
+case $CLUSTER_VERSION in
+  3.10) SUFFIX='' PORT0=5680 ROOT='' STATE=$CLUSTER_DIR EPMD='' ;;
+  4.3) SUFFIX=43 PORT0=5744 ROOT=$BROKERS_DIR/sid STATE=/var/lib/rabbitmq/cluster EPMD=4745 ;;
+  *) die "CLUSTER_VERSION is '$CLUSTER_VERSION': 3.10 or 4.3" ;;
+esac
+
 idx() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; *) die "unknown node '$1' (a, b or c)" ;; esac; }
-nodename() { echo "rabbit-$1@localhost"; }
+nodename() { echo "rabbit-$1$SUFFIX@localhost"; }
 
 rmq_spec() {
-  local i; i=$(idx "$1")
-  RMQ_NAME=rabbit-$1@localhost
-  RMQ_ROOT=
-  RMQ_DIR=$CLUSTER_DIR/$1
-  RMQ_AMQP_PORT=568$i
-  RMQ_MGMT_PORT=1568$i
-  RMQ_DIST_PORT=2568$i
-  RMQ_EPMD_PORT=
-  # a minority side of a partition pauses instead of diverging
+  local port; port=$((PORT0 + $(idx "$1")))
+  RMQ_NAME=$(nodename "$1")
+  RMQ_ROOT=$ROOT
+  RMQ_DIR=$STATE/$1
+  RMQ_AMQP_PORT=$port
+  RMQ_MGMT_PORT=$((port + 10000))
+  RMQ_DIST_PORT=$((port + 20000))
+  RMQ_EPMD_PORT=$EPMD
+  # a minority side of a partition pauses instead of diverging (4.3: Raft
+  # decides, the key is accepted and ignored)
   RMQ_CONF_EXTRA="cluster_partition_handling = pause_minority"
 }
 
-# NODE argument: a | b | c | rabbit-a | rabbit-a@localhost
+# NODE argument: a | b | c | rabbit-a | rabbit-a@localhost (rabbit-a43@localhost)
 short() {
   local n=${1:-}
   n=${n%@localhost}
   n=${n#rabbit-}
+  n=${n%"$SUFFIX"}
   idx "$n" >/dev/null
   echo "$n"
 }
@@ -90,13 +111,13 @@ sys.exit(0 if sys.argv[2] in s.get("disk_nodes", []) + s.get("ram_nodes", []) el
 
 join_to_a() {
   local n=$1 t0=$SECONDS
-  log "joining $(nodename "$n") to rabbit-a@localhost"
+  log "joining $(nodename "$n") to $(nodename a)"
   ctl "$n" stop_app
-  if ! ctl "$n" join_cluster rabbit-a@localhost 2>"$CLUSTER_DIR/$n/log/join.err"; then
+  if ! ctl "$n" join_cluster "$(nodename a)" 2>"$ROOT$STATE/$n/log/join.err"; then
     # stale state from an earlier cluster: wipe the node and try again
-    log "join failed ($(tr '\n' ' ' <"$CLUSTER_DIR/$n/log/join.err")); resetting $(nodename "$n")"
+    log "join failed ($(tr '\n' ' ' <"$ROOT$STATE/$n/log/join.err")); resetting $(nodename "$n")"
     ctl "$n" reset
-    ctl "$n" join_cluster rabbit-a@localhost || { ctl "$n" start_app || true; rmq_log_tail "$n"; die "join_cluster failed for $(nodename "$n")"; }
+    ctl "$n" join_cluster "$(nodename a)" || { ctl "$n" start_app || true; rmq_log_tail "$n"; die "join_cluster failed for $(nodename "$n")"; }
   fi
   ctl "$n" start_app || { rmq_log_tail "$n"; die "start_app failed for $(nodename "$n")"; }
   log "$(nodename "$n") joined in $((SECONDS - t0))s"
@@ -110,14 +131,17 @@ all_clustered() {
 }
 
 one_line_status() {
-  echo "cluster up: rabbit-a@localhost:5681 rabbit-b@localhost:5682 rabbit-c@localhost:5683 ($(membership a))"
+  local n line=
+  for n in "${NODES[@]}"; do line+="$(nodename "$n"):$((PORT0 + $(idx "$n"))) "; done
+  echo "cluster up: $line($(membership a))"
 }
 
 cmd_start() {
   local fresh=${1:-} t0=$SECONDS n
   [[ -z $fresh || $fresh == --fresh ]] || usage
-  [[ -r /var/lib/rabbitmq/.erlang.cookie ]] || die "no Erlang cookie at /var/lib/rabbitmq/.erlang.cookie (is the rabbitmq-server package installed?)"
-  mkdir -p "$CLUSTER_DIR"
+  [[ -z $ROOT ]] || rmq_chroot_ensure "$ROOT" sid
+  [[ -r $ROOT/var/lib/rabbitmq/.erlang.cookie ]] || die "no Erlang cookie at $ROOT/var/lib/rabbitmq/.erlang.cookie (is the rabbitmq-server package installed?)"
+  mkdir -p "$ROOT$STATE"
   if all_clustered 2>/dev/null; then
     for n in "${NODES[@]}"; do rmq_plugins_enable "$n"; done
     one_line_status; return 0
@@ -128,7 +152,7 @@ cmd_start() {
     # dependable start there is.
     log "the cluster is not all up: wiping it and booting fresh nodes"
     cmd_stop --clean
-    mkdir -p "$CLUSTER_DIR"
+    mkdir -p "$ROOT$STATE"
   fi
   # Boot every node that is down at once: a node that restarts from a
   # cluster waits for its peers' tables, so they must come up together.
@@ -151,8 +175,8 @@ cmd_stop() {
   local clean=${1:-} n
   for n in "${NODES[@]}"; do rmq_stop "$n"; done
   if [[ $clean == --clean ]]; then
-    rm -rf "$CLUSTER_DIR"
-    log "deleted $CLUSTER_DIR"
+    rm -rf "$ROOT${STATE:?}"
+    log "deleted $ROOT$STATE"
   fi
 }
 

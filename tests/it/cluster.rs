@@ -1,5 +1,6 @@
 //! The worker on a three-node RabbitMQ cluster (`scripts/cluster.sh start`:
-//! rabbit-a/b/c@localhost on 5681–5683, management on 15681–15683), with
+//! rabbit-a/b/c@localhost on 5681–5683, management on 15681–15683; with
+//! `CLUSTER_VERSION=4.3`, RabbitMQ 4.3's rabbit-a43/b43/c43 on 5745–5747), with
 //! events flowing to a receiver while nodes die: the node the worker is
 //! connected to (kill -9 and stop_app), the queue's leader while the worker
 //! is on a follower, and every node at once. Every event is counted: each
@@ -29,8 +30,19 @@ const MAX_GAP: Duration = Duration::from_secs(5);
 /// The tests stop nodes of one cluster: one at a time.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The cluster under test: `scripts/cluster.sh`'s RabbitMQ 3.10 nodes, or
+/// with `CLUSTER_VERSION=4.3` its 4.3 nodes (the script, run by the tests,
+/// reads the same variable): AMQP port of node `i`; management is 10 000
+/// above.
+fn amqp_port(i: usize) -> usize {
+    match std::env::var("CLUSTER_VERSION").as_deref() {
+        Ok("4.3") => 5745 + i,
+        _ => 5681 + i,
+    }
+}
+
 fn node_url(i: usize) -> String {
-    format!("amqp://guest:guest@127.0.0.1:{}/%2f", 5681 + i)
+    format!("amqp://guest:guest@127.0.0.1:{}/%2f", amqp_port(i))
 }
 
 fn urls(nodes: &[usize]) -> String {
@@ -43,11 +55,11 @@ fn node_letter(i: usize) -> &'static str {
 }
 
 fn node_index(name: &str) -> usize {
-    match name {
-        "rabbit-a@localhost" => 0,
-        "rabbit-b@localhost" => 1,
-        "rabbit-c@localhost" => 2,
-        other => panic!("not a node of the test cluster: {other}"),
+    match name.trim_end_matches("@localhost").trim_end_matches("43") {
+        "rabbit-a" => 0,
+        "rabbit-b" => 1,
+        "rabbit-c" => 2,
+        _ => panic!("not a node of the test cluster: {name}"),
     }
 }
 
@@ -161,7 +173,7 @@ impl Drop for Cluster {
 /// One call to the management API of node `i` (None while it is down).
 async fn node_api(i: usize, path: &str) -> Option<reqwest::Response> {
     let resp = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/api/{path}", 15681 + i))
+        .get(format!("http://127.0.0.1:{}/api/{path}", amqp_port(i) + 10_000))
         .basic_auth("guest", Some("guest"))
         .timeout(Duration::from_secs(5))
         .send()
