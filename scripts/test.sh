@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command. Starts what the tests need when it is not up (the
 # default RabbitMQ 3.10 node, the 4.0 and 4.3 nodes of scripts/brokers.sh,
-# the local three-node cluster), builds every test binary once, runs the
+# the local three-node clusters of 3.10 and 4.3), builds every test binary once, runs the
 # unit and property tests once, then the integration tests against each
 # broker version, one pass after another (never two at once: their
 # timing-sensitive tests would starve each other), then the cluster tests.
@@ -10,8 +10,9 @@
 #
 #   scripts/test.sh [FILTER...]     # FILTER: passed to every integration pass
 #
-# Environment: TEST_VERSIONS (default "3.10 4.0 4.3"), TEST_CLUSTER
-# (default 1; 0 skips the cluster pass, as a FILTER does).
+# Environment: TEST_VERSIONS (default "3.10 4.0 4.3"), TEST_CLUSTER_VERSIONS
+# (the clusters of scripts/cluster.sh the cluster tests run on, default
+# "3.10 4.3"; "" skips them, as a FILTER does).
 #
 # Tests that do not depend on the broker's version (the layering test, the
 # deployment artifacts, the tools, the TLS node of scripts/tls-broker.sh,
@@ -41,16 +42,32 @@ pass() {
 scripts/ensure-rabbitmq.sh
 # Proxies and the Standard Webhooks reference library of the egress tests.
 scripts/egress.sh deps
-for v in $VERSIONS; do
-  [[ $v == 3.10 ]] || scripts/brokers.sh start "$v"
-done
-# tests/it/cluster.rs needs the local three-node cluster: kept when it is all
-# up (a few seconds), else wiped and booted from fresh nodes (25-50 s).
-cluster=${TEST_CLUSTER:-1}
-[[ $# == 0 ]] || cluster=0
-[[ $cluster == 0 ]] || scripts/cluster.sh start --fresh
+clusters=${TEST_CLUSTER_VERSIONS-3.10 4.3}
+[[ $# == 0 ]] || clusters=
+
+# The other brokers start while the tests build (a fresh machine builds the
+# chroots with debootstrap, mostly waiting on the network): the 4.x nodes,
+# and the clusters the cluster tests need, each kept when it is all up, else
+# wiped and booted from fresh nodes (1-2 min).
+mkdir -p target
+brokers_log=target/test-brokers.log
+(
+  for v in $VERSIONS; do
+    [[ $v == 3.10 ]] || scripts/brokers.sh start "$v"
+  done
+  for v in $clusters; do CLUSTER_VERSION=$v scripts/cluster.sh start --fresh; done
+) >"$brokers_log" 2>&1 &
+brokers=$!
 
 pass "build" cargo test --locked --no-run
+t0=$SECONDS
+if ! wait "$brokers"; then
+  cat "$brokers_log" >&2
+  echo "test.sh: starting the brokers failed (log: $brokers_log)" >&2
+  exit 1
+fi
+grep -E '^(rabbit|cluster up|brokers.sh: start took|cluster.sh: start took)' "$brokers_log" || true
+echo "==== brokers ready $((SECONDS - t0)) s after the build"
 pass "unit + property + doc" cargo test --locked --lib --bins --test properties
 pass "doc tests" cargo test --locked --doc
 
@@ -63,9 +80,9 @@ for v in $VERSIONS; do
   skips=(--skip cluster::)
   for m in "${VERSION_INDEPENDENT[@]}"; do skips+=(--skip "$m"); done
 done
-if [[ $cluster != 0 ]]; then
-  pass "cluster, RabbitMQ 3.10" cargo test --locked --test it -- cluster::
-fi
+for v in $clusters; do
+  pass "cluster, RabbitMQ $v" env CLUSTER_VERSION="$v" cargo test --locked --test it -- cluster::
+done
 
 printf '\n==== test passes (%d s in all)\n' $((SECONDS - started))
 printf '  %s\n' "${summary[@]}"
