@@ -173,7 +173,10 @@ impl Drop for Cluster {
 /// One call to the management API of node `i` (None while it is down).
 async fn node_api(i: usize, path: &str) -> Option<reqwest::Response> {
     let resp = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{}/api/{path}", amqp_port(i) + 10_000))
+        .get(format!(
+            "http://127.0.0.1:{}/api/{path}",
+            amqp_port(i) + 10_000
+        ))
         .basic_auth("guest", Some("guest"))
         .timeout(Duration::from_secs(5))
         .send()
