@@ -11,13 +11,16 @@
 # tinyproxy, through microsocks (each a wrapper that sets WEBHOOK_PROXY_URL
 # and execs the binary, so the bench samples the worker's own process).
 # Writes bench/results/<UTC date>-proxy.json (and .md) like bench/run.sh.
+# BENCH_SKIP_BUILD=1 measures the release binaries already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 target="${CARGO_TARGET_DIR:-target}"
 export CARGO_TARGET_DIR="$target"
 scripts/egress.sh deps
-cargo build --release --quiet --bin webhook-worker --example bench
+if [[ -z "${BENCH_SKIP_BUILD:-}" ]]; then
+    cargo build --release --quiet --bin webhook-worker --example bench
+fi
 bin="$(realpath "$target/release/webhook-worker")"
 
 work="$(mktemp -d)"
