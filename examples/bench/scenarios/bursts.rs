@@ -94,7 +94,6 @@ fn summarise(runs: &[Value]) -> Value {
         "latency_ms_p50": field(runs, &["latency_ms", "p50"]),
         "latency_ms_p99": field(runs, &["latency_ms", "p99"]),
         "latency_ms_max": field(runs, &["latency_ms", "max"]),
-        "broker_cpu_s": field(runs, &["broker_cpu_s"]),
         "cpu_s": field(runs, &["cpu_s"]),
     })
 }
