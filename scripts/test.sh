@@ -15,13 +15,14 @@
 # "3.10 4.3"; "" skips them, as a FILTER does).
 #
 # Tests that do not depend on the broker's version (the layering test, the
-# deployment artifacts, the tools, the TLS node of scripts/tls-broker.sh,
-# receiver mTLS and signing) run in the 3.10 pass only.
+# deployment artifacts, the tools, the docs' commands, CLI mistakes, the TLS
+# node of scripts/tls-broker.sh, receiver mTLS, signing, the forward proxy,
+# the receivers' adaptive limits) run in the first pass only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VERSIONS=${TEST_VERSIONS:-3.10 4.0 4.3}
-VERSION_INDEPENDENT=(layers:: deploy:: tools:: tls:: rotation::)
+VERSION_INDEPENDENT=(layers:: deploy:: tools:: readme:: first_hour:: tls:: rotation:: proxy:: proxy_faults:: receivers::)
 started=$SECONDS
 summary=()
 failed=0
