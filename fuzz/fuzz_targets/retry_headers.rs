@@ -9,6 +9,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use arbitrary::{Arbitrary, Unstructured};
+use contract_model::amqp;
 use lapin::types::{
     AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, LongString, ShortString,
 };
@@ -118,40 +119,13 @@ fn table(u: &mut Unstructured<'_>, depth: u8) -> arbitrary::Result<FieldTable> {
     Ok(FieldTable::from(map))
 }
 
-/// The model: any AMQP integer, widened to i128.
-fn widen(v: &AMQPValue) -> Option<i128> {
-    Some(match v {
-        AMQPValue::ShortShortInt(n) => (*n).into(),
-        AMQPValue::ShortShortUInt(n) => (*n).into(),
-        AMQPValue::ShortInt(n) => (*n).into(),
-        AMQPValue::ShortUInt(n) => (*n).into(),
-        AMQPValue::LongInt(n) => (*n).into(),
-        AMQPValue::LongUInt(n) => (*n).into(),
-        AMQPValue::LongLongInt(n) => (*n).into(),
-        AMQPValue::Timestamp(n) => (*n).into(),
-        _ => return None,
-    })
-}
-
 /// What the headers should read as, by the model: attempts a u32,
 /// first-attempt a non-negative i64, absent ones defaulted.
 fn model(table: &FieldTable) -> Result<RetryState, ()> {
-    let attempts = match table.inner().get(HEADER_ATTEMPTS) {
-        None => 0,
-        Some(v) => widen(v).and_then(|n| u32::try_from(n).ok()).ok_or(())?,
-    };
-    let first_attempt_ms = match table.inner().get(HEADER_FIRST_ATTEMPT_MS) {
-        None => None,
-        Some(v) => Some(
-            widen(v)
-                .and_then(|n| i64::try_from(n).ok())
-                .filter(|n| *n >= 0)
-                .ok_or(())?,
-        ),
-    };
     Ok(RetryState {
-        attempts,
-        first_attempt_ms,
+        attempts: amqp::attempts(table.inner().get(HEADER_ATTEMPTS)).ok_or(())?,
+        first_attempt_ms: amqp::first_attempt_ms(table.inner().get(HEADER_FIRST_ATTEMPT_MS))
+            .ok_or(())?,
     })
 }
 

@@ -1,10 +1,11 @@
-//! What the fuzz targets share: the properties every parsed envelope must
-//! have, restated from contract section 3 independently of `src/`, and the
-//! re-parse check. A failed property panics, which libFuzzer reports as a
+//! What the fuzz targets share: the contract model (the `contract-model`
+//! crate, also the property tests' model, independent of `src/`), the
+//! checks of every outcome of `parse` against it, and the re-parse check. A failed property panics, which libFuzzer reports as a
 //! crash with the input that caused it.
 
 use std::fmt::Write as _;
 
+use contract_model::envelope::{Refused, check_accepted as check_accepted_by_model, check_refused};
 use webhook_worker::domain::{
     envelope::{self, Envelope, Rejection},
     policy::DropReason,
@@ -13,75 +14,11 @@ use webhook_worker::domain::{
 /// `WEBHOOK_MAX_MESSAGE_BYTES` where the size limit is not under test.
 pub const MAX: usize = 1 << 20;
 
-/// The catalog of contract section 3.
-pub const CATALOG: [(u16, &str); 12] = [
-    (101, "Chat.Request.start"),
-    (102, "Chat.beforeAssigning"),
-    (103, "Chat.afterAssigning"),
-    (104, "Chat.started"),
-    (105, "Chat.Message.received"),
-    (106, "Chat.Message.sent"),
-    (107, "Chat.Agent.joinChat"),
-    (108, "Chat.Visitor.banned"),
-    (109, "Chat.ended"),
-    (110, "Chat.wrapup"),
-    (201, "OfflineMessage.submitted"),
-    (301, "App.installed"),
-];
-
-/// The catalog's event name of a webhook number.
-pub fn catalog(n: i64) -> Option<&'static str> {
-    CATALOG
-        .iter()
-        .find(|(k, _)| i64::from(*k) == n)
-        .map(|(_, e)| *e)
-}
-
-/// Valid webhook numbers: 101-199, 201-299, 301-399.
-pub fn valid_number(n: i64) -> bool {
-    matches!(n, 101..=199 | 201..=299 | 301..=399)
-}
-
-/// Headers `headers` may not set: section 4's, `Host`, `Content-Length` and
-/// the hop-by-hop ones (RFC 7230 6.1, plus `Proxy-Connection`).
-pub const RESERVED: [&str; 21] = [
-    "content-type",
-    "user-agent",
-    "x-comm100-webhook-no",
-    "x-comm100-event",
-    "x-comm100-delivery-id",
-    "x-comm100-attempt",
-    "x-comm100-site-id",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "host",
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Whether `headers` may not set this name (case-insensitively).
-pub fn is_reserved(name: &str) -> bool {
-    RESERVED.contains(&name.to_ascii_lowercase().as_str())
-}
-
-/// RFC 7230 `tchar`.
-pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// A header value an HTTP client can send: no control bytes but tab.
-pub fn is_header_value(v: &str) -> bool {
-    v.bytes().all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
-}
+pub use contract_model::{
+    catalog::{CATALOG, catalog, valid_number},
+    envelope::{KNOWN, id_ok, secret_ok, uncatalogued_event_ok, url_ok},
+    headers::{RESERVED, check_headers, is_header_value, is_reserved, is_tchar},
+};
 
 /// Parses `body` with limit `max` and checks every property that holds for
 /// any input; returns whether it was accepted.
@@ -101,93 +38,32 @@ pub fn check_parse(body: &[u8], max: usize) -> bool {
     }
 }
 
-/// A rejection always says why, and its reason is malformed or too_large.
+/// A rejection always says why (contract model), and parks as
+/// `too_large` or `malformed` accordingly.
 pub fn check_rejection(rejection: &Rejection, body: &[u8], max: usize) {
-    let text = rejection.to_string();
-    assert!(
-        !text.trim().is_empty(),
-        "rejection without text: {rejection:?}"
-    );
-    match (rejection, rejection.reason()) {
-        (Rejection::TooLarge { size, limit }, DropReason::TooLarge) => {
-            assert_eq!(*size, body.len());
-            assert_eq!(*limit, max);
-            assert!(size > limit, "TooLarge but {size} <= {limit}");
-        }
-        (Rejection::Malformed(_), DropReason::Malformed) => {
-            assert!(
-                body.len() <= max,
-                "an oversized body must be TooLarge, got {rejection:?}"
-            );
-        }
-        (r, reason) => panic!("rejection {r:?} parks as {reason:?}"),
+    let refused = match rejection {
+        Rejection::TooLarge { size, limit } => Refused::TooLarge {
+            size: *size,
+            limit: *limit,
+        },
+        Rejection::Malformed(m) => Refused::Malformed(m),
+    };
+    if let Err(why) = check_refused(refused, body.len(), max) {
+        panic!("{why}: {rejection:?}");
+    }
+    let reason = rejection.reason();
+    match rejection {
+        Rejection::TooLarge { .. } => assert_eq!(reason, DropReason::TooLarge),
+        Rejection::Malformed(_) => assert_eq!(reason, DropReason::Malformed),
     }
 }
 
-/// An accepted envelope obeys section 3, and its `data` is the producer's
-/// bytes: a slice of the body, not a copy.
+/// An accepted envelope obeys section 3 (contract model), and its `data`
+/// is the producer's bytes: a slice of the body, not a copy.
 pub fn check_accepted(env: &Envelope<'_>, body: &[u8]) {
-    assert!(std::str::from_utf8(body).is_ok(), "accepted non-UTF-8");
-    let webhook = i64::from(env.webhook);
-    assert!(valid_number(webhook), "accepted webhook {webhook}");
-    let id_chars = env.id.chars().count();
-    assert!(
-        (1..=200).contains(&id_chars),
-        "accepted id of {id_chars} chars"
-    );
-    assert!(
-        env.id.bytes().all(|b| (0x20..=0x7e).contains(&b)),
-        "accepted id {:?}",
-        env.id
-    );
-    match catalog(webhook) {
-        Some(known) => assert_eq!(env.event.as_ref(), known),
-        None => {
-            let n = env.event.chars().count();
-            assert!(
-                (1..=200).contains(&n) && env.event.bytes().all(|b| b.is_ascii_graphic()),
-                "accepted event {:?}",
-                env.event
-            );
-        }
-    }
-    assert!(
-        matches!(env.url.scheme(), "http" | "https"),
-        "accepted url {}",
-        env.url
-    );
-    assert!(
-        env.url.host_str().is_some_and(|h| !h.is_empty()),
-        "accepted url without host {}",
-        env.url
-    );
-
-    let data = env.data.get();
-    assert!(
-        data.starts_with('{') && data.ends_with('}'),
-        "data {data:?}"
-    );
-    let body_range = body.as_ptr_range();
-    let data_range = data.as_bytes().as_ptr_range();
-    assert!(
-        body_range.start <= data_range.start && data_range.end <= body_range.end,
-        "data is not a slice of the body"
-    );
-
-    let mut seen: Vec<String> = Vec::new();
-    for (name, value) in &env.headers {
-        assert!(
-            !name.is_empty() && name.bytes().all(is_tchar),
-            "header name {name:?}"
-        );
-        assert!(!is_reserved(name), "reserved header {name:?} accepted");
-        assert!(is_header_value(value), "header value {value:?}");
-        let lower = name.to_ascii_lowercase();
-        assert!(!seen.contains(&lower), "header {name:?} twice");
-        seen.push(lower);
-    }
-    if let Some(secret) = &env.secret {
-        assert!(!secret.is_empty(), "accepted an empty secret");
+    let accepted = contract_model::accepted!(env, body);
+    if let Err(why) = check_accepted_by_model(&accepted) {
+        panic!("{why}: {accepted:?}");
     }
 }
 

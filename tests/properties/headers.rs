@@ -12,7 +12,7 @@ use webhook_worker::{
     domain::policy::RetryState,
 };
 
-use crate::{cfg, json::*};
+use crate::{cfg, contract::amqp, json::*};
 
 fn amqp_int() -> impl Strategy<Value = AMQPValue> {
     prop_oneof![
@@ -76,21 +76,6 @@ fn amqp_value() -> impl Strategy<Value = AMQPValue> {
     })
 }
 
-/// The model: any AMQP integer, widened to i128.
-fn widen(v: &AMQPValue) -> Option<i128> {
-    Some(match v {
-        AMQPValue::ShortShortInt(n) => (*n).into(),
-        AMQPValue::ShortShortUInt(n) => (*n).into(),
-        AMQPValue::ShortInt(n) => (*n).into(),
-        AMQPValue::ShortUInt(n) => (*n).into(),
-        AMQPValue::LongInt(n) => (*n).into(),
-        AMQPValue::LongUInt(n) => (*n).into(),
-        AMQPValue::LongLongInt(n) => (*n).into(),
-        AMQPValue::Timestamp(n) => (*n).into(),
-        _ => return None,
-    })
-}
-
 proptest! {
     #![proptest_config(cfg(10_000))]
 
@@ -118,14 +103,8 @@ proptest! {
             prop_assert_eq!(got, Ok(RetryState::default()));
             return Ok(());
         }
-        let want_attempts = match &attempts {
-            None => Some(0u32),
-            Some(v) => widen(v).and_then(|n| u32::try_from(n).ok()),
-        };
-        let want_first = match &first {
-            None => Some(None),
-            Some(v) => widen(v).filter(|n| (0..=i128::from(i64::MAX)).contains(n)).map(|n| Some(n as i64)),
-        };
+        let want_attempts = amqp::attempts(attempts.as_ref());
+        let want_first = amqp::first_attempt_ms(first.as_ref());
         match (want_attempts, want_first) {
             (Some(a), Some(f)) => {
                 let state = got.map_err(|e| TestCaseError::fail(format!("refused in-range headers: {e}")))?;

@@ -22,7 +22,8 @@
 //! | `schedule` | the schedule and duration grammar |
 //! | `headers` | retry state from AMQP headers |
 //! | `policy` | the retry decision |
-//! | `contract`, `json`, `valid`, `mutation`, `refusal` | shared generators and models |
+//! | `contract` | the contract model (the `contract-model` crate, shared with `fuzz/`) |
+//! | `json`, `valid`, `mutation`, `refusal` | shared generators and models |
 
 mod contract;
 mod envelope;

@@ -4,26 +4,14 @@ use crate::{contract::*, json::*, mutation::*, valid::*};
 
 /// Whether a headers object built from `entries` is acceptable.
 pub(crate) fn headers_ok(entries: &[HeaderEntry]) -> bool {
-    let mut seen: Vec<String> = Vec::new();
+    let mut pairs = Vec::with_capacity(entries.len());
     for e in entries {
-        let value = match e.value.1 {
-            Kind::Str(true) => decoded(&e.value.0).unwrap(),
+        match e.value.1 {
+            Kind::Str(true) => pairs.push((e.name.as_str(), decoded(&e.value.0).unwrap())),
             _ => return false,
-        };
-        if e.name.is_empty()
-            || !e.name.bytes().all(is_tchar)
-            || is_reserved(&e.name)
-            || !is_header_value(&value)
-        {
-            return false;
         }
-        let lower = e.name.to_ascii_lowercase();
-        if seen.contains(&lower) {
-            return false;
-        }
-        seen.push(lower);
     }
-    true
+    check_headers(pairs.iter().map(|(n, v)| (*n, v.as_str()))).is_ok()
 }
 
 /// What the model says `parse` must do with a mutated envelope.

@@ -181,7 +181,7 @@ pub(crate) fn valid_headers() -> impl Strategy<Value = Vec<(String, String)>> {
 pub(crate) fn valid_secret() -> impl Strategy<Value = String> {
     use base64::Engine as _;
     prop_oneof![
-        any_string(40).prop_filter("non-empty, not whsec_", |s| !s.is_empty()
+        any_string(40).prop_filter("a valid secret, not whsec_", |s| secret_ok(s)
             && !s.starts_with("whsec_")),
         vec(any::<u8>(), 1..48).prop_map(|k| format!(
             "whsec_{}",
