@@ -285,46 +285,12 @@ impl Topology {
     /// Every queue with its arguments, in declaration order.
     pub fn queues(&self) -> Vec<QueueSpec> {
         let quorum = self.queue_type == QueueType::Quorum;
-        let base = || {
-            let mut t = FieldTable::default();
-            if quorum {
-                t.insert(
-                    "x-queue-type".into(),
-                    AMQPValue::LongString("quorum".into()),
-                );
-            }
-            t
-        };
-        // `None`: the message's own routing key (a sharded tier returns
-        // each retry to the shard named by its routing key).
-        let dead_letter_to = |t: &mut FieldTable, key: Option<&str>| {
-            t.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString("".into()),
-            );
-            if let Some(key) = key {
-                t.insert(
-                    "x-dead-letter-routing-key".into(),
-                    AMQPValue::LongString(key.into()),
-                );
-            }
-            if quorum {
-                t.insert(
-                    "x-dead-letter-strategy".into(),
-                    AMQPValue::LongString("at-least-once".into()),
-                );
-                t.insert(
-                    "x-overflow".into(),
-                    AMQPValue::LongString("reject-publish".into()),
-                );
-            }
-        };
 
         let mut queues = Vec::with_capacity(self.tiers.len() + 2 + usize::from(self.shards));
 
-        let mut deliveries = base();
+        let mut deliveries = self.base_arguments();
         if quorum {
-            dead_letter_to(&mut deliveries, Some(&self.dead));
+            self.dead_letter_to(&mut deliveries, Some(&self.dead));
             deliveries.insert(
                 "x-delivery-limit".into(),
                 AMQPValue::LongLongInt(self.delivery_limit.into()),
@@ -339,19 +305,19 @@ impl Topology {
         let tier_return = (!self.is_sharded()).then_some(self.deliveries.as_str());
 
         for (tier, delay) in self.tiers.iter() {
-            let mut retry = base();
+            let mut retry = self.base_arguments();
             retry.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(delay.as_millis() as i64),
             );
-            dead_letter_to(&mut retry, tier_return);
+            self.dead_letter_to(&mut retry, tier_return);
             queues.push(QueueSpec {
                 name: self.retry_queue(tier),
                 arguments: retry,
             });
         }
 
-        let mut dead = base();
+        let mut dead = self.base_arguments();
         dead.insert(
             "x-message-ttl".into(),
             AMQPValue::LongLongInt(self.dead_ttl.as_millis() as i64),
@@ -369,6 +335,44 @@ impl Topology {
         });
         queues.extend(self.log_spec());
         queues
+    }
+
+    /// The arguments every queue has: its type.
+    fn base_arguments(&self) -> FieldTable {
+        let mut t = FieldTable::default();
+        if self.queue_type == QueueType::Quorum {
+            t.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString("quorum".into()),
+            );
+        }
+        t
+    }
+
+    /// Dead-letters expired or rejected messages to `key` through the
+    /// default exchange; `None`: the message's own routing key (a sharded
+    /// tier returns each retry to the shard named by its routing key).
+    fn dead_letter_to(&self, t: &mut FieldTable, key: Option<&str>) {
+        t.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        if let Some(key) = key {
+            t.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(key.into()),
+            );
+        }
+        if self.queue_type == QueueType::Quorum {
+            t.insert(
+                "x-dead-letter-strategy".into(),
+                AMQPValue::LongString("at-least-once".into()),
+            );
+            t.insert(
+                "x-overflow".into(),
+                AMQPValue::LongString("reject-publish".into()),
+            );
+        }
     }
 
     /// Declares the exchange, every queue and the binding, on a channel of

@@ -158,36 +158,37 @@ pub(super) async fn deliver(
     // delivery, and the WARN lines carry id, webhook and attempt
     // themselves.
     let span = tracing::debug_span!("delivery", id = %parsed.env.id, webhook = parsed.env.webhook, attempt = parsed.attempt);
-    async {
-        let attempt = attempt(shared, &parsed).await;
-        let disposal = match &attempt {
-            Attempt::Made(attempted) => {
-                let disposal = decide(shared, &parsed, attempted);
-                report(shared, &parsed, attempted, &disposal);
-                disposal
-            }
-            Attempt::NoSlot | Attempt::ProxyFailed => Disposal::Defer,
-        };
-        let attempted = match &attempt {
-            Attempt::Made(attempted) => Some(attempted),
-            Attempt::NoSlot | Attempt::ProxyFailed => None,
-        };
-        if let Some(a) = attempted {
-            let error =
-                (!a.outcome.is_success()).then(|| a.outcome.describe(shared.deliverer.timeout()));
+    attempt_and_dispose(shared, to, &parsed)
+        .instrument(span)
+        .await
+}
+
+/// The attempt, what it means for the message, and carrying that out.
+async fn attempt_and_dispose(
+    shared: &Shared,
+    to: Publishing<'_>,
+    parsed: &Parsed<'_>,
+) -> Result<(), PublishError> {
+    let attempt = attempt(shared, parsed).await;
+    let (disposal, attempted) = match &attempt {
+        Attempt::Made(attempted) => {
+            let disposal = decide(shared, parsed, attempted);
+            report(shared, parsed, attempted, &disposal);
+            let error = (!attempted.outcome.is_success())
+                .then(|| attempted.outcome.describe(shared.deliverer.timeout()));
             observe_health(
                 &shared.outcomes,
                 &shared.receiver_health,
                 to.sink,
                 &parsed.subject,
-                &a.outcome,
+                &attempted.outcome,
                 error,
             );
+            (disposal, Some(attempted))
         }
-        dispose(shared, to, &parsed, attempted, disposal).await
-    }
-    .instrument(span)
-    .await
+        Attempt::NoSlot | Attempt::ProxyFailed => (Disposal::Defer, None),
+    };
+    dispose(shared, to, parsed, attempted, disposal).await
 }
 
 /// Admits the delivery at its receiver and makes the attempt, unless the
