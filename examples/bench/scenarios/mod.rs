@@ -132,13 +132,15 @@ impl Bench {
 }
 
 /// Every name `--only` knows.
-const SCENARIOS: [&str; 14] = [
+const SCENARIOS: [&str; 16] = [
     "baselines",
     "success",
     "failure",
     "latency",
     "isolation",
     "memory",
+    "outcomes",
+    "log-scan",
     "slow",
     "fleet",
     "hang",
