@@ -16,6 +16,10 @@
 //! ```text
 //! cargo run --release --example fairness -- --out bench/results/<stamp>-fairness.json
 //! ```
+//!
+//! Options: `--shards 1,16`, `--burst 200000`, `--sites 20`, `--rate 50`,
+//! `--backlog 100000`, `--only burst|throughput`, `--out FILE.json` (the
+//! chart goes beside it as `FILE.svg`).
 
 use std::{
     sync::{
@@ -524,8 +528,9 @@ async fn main() -> Res<()> {
         others,
     };
     let urls = vec![String::new(); sites + 1];
+    let only = arg("--only", "both");
     let mut bursts = Vec::new();
-    for &n in &counts {
+    for &n in counts.iter().filter(|_| only != "throughput") {
         eprintln!("fairness: burst run, {n} shard(s)");
         let r = burst_run(&conn, &plan, n, &urls).await?;
         eprintln!(
@@ -535,7 +540,7 @@ async fn main() -> Res<()> {
         bursts.push(r);
     }
     let mut tps = Vec::new();
-    for &n in &counts {
+    for &n in counts.iter().filter(|_| only != "burst") {
         eprintln!("fairness: throughput run, {n} shard(s)");
         let r = throughput_run(&conn, &plan, n).await?;
         eprintln!("fairness:   {r}");
