@@ -117,9 +117,13 @@ async fn depth(conn: &Connection, q: &str) -> Res<u32> {
         passive: true,
         ..Default::default()
     };
-    let d = ch
+    // A quorum queue just declared on a busy broker may not answer yet.
+    let Ok(d) = ch
         .queue_declare(q.into(), passive, FieldTable::default())
-        .await?;
+        .await
+    else {
+        return Ok(0);
+    };
     let _ = ch.close(200, "".into()).await;
     Ok(d.message_count())
 }
