@@ -161,7 +161,7 @@ async fn publish(
 
 /// The burst's site and `n` others outside its shard at `shards`.
 async fn choose_sites(conn: &Connection, shards: u16, n: usize) -> Res<(u32, Vec<u32>)> {
-    let prefix = format!("bench-fair-probe-{}", std::process::id());
+    let prefix = format!("fairness-probe-{}", std::process::id());
     let t = topology(&prefix, shards);
     t.declare(conn).await?;
     let queues = t.work_queues();
@@ -289,7 +289,7 @@ struct Plan {
 async fn burst_run(conn: &Connection, plan: &Plan, shards: u16, urls: &[String]) -> Res<Value> {
     let seen = Arc::new(Seen::default());
     let app_urls = receivers(urls.len(), &seen).await?;
-    let prefix = format!("bench-fair-{shards}-{}", std::process::id());
+    let prefix = format!("fairness-{shards}-{}", std::process::id());
     let t = topology(&prefix, shards);
     t.declare(conn).await?;
     let w = worker(&prefix, shards)?;
@@ -415,7 +415,7 @@ async fn burst_run(conn: &Connection, plan: &Plan, shards: u16, urls: &[String])
 async fn throughput_run(conn: &Connection, plan: &Plan, shards: u16) -> Res<Value> {
     let seen = Arc::new(Seen::default());
     let url = receivers(1, &seen).await?.remove(0);
-    let prefix = format!("bench-fair-tp-{shards}-{}", std::process::id());
+    let prefix = format!("fairness-tp-{shards}-{}", std::process::id());
     let t = topology(&prefix, shards);
     t.declare(conn).await?;
     let sites = plan.others.len().max(1) as u32;
