@@ -14,7 +14,6 @@ use super::Bench;
 use crate::{
     Res, amqp_url,
     lib_api::{Next, OutcomeEvent, OutcomeKind, QueueType, encode_batch},
-    receiver::since_epoch_ns,
     sys::round,
 };
 
@@ -38,7 +37,7 @@ impl Bench {
         let target = format!("scan-{}", EVENTS / 2);
         let mut target_at = 0;
         for m in 0..EVENTS / PER_MESSAGE {
-            let now_ms = (since_epoch_ns() / 1_000_000) as i64;
+            let now_ms = wall_ms();
             let events: Vec<OutcomeEvent> = (0..PER_MESSAGE)
                 .map(|i| event(m * PER_MESSAGE + i, now_ms))
                 .collect();
@@ -111,6 +110,14 @@ impl Bench {
             json!({ "wall_s": round(secs, 2), "found": found, "exit": out.status.code(), "summary": summary }),
         )
     }
+}
+
+/// Unix milliseconds now (the events' `at` and the broker's chunk
+/// timestamps must be on the same clock).
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// One event with every field a real `attempt.succeeded` has.
