@@ -252,3 +252,18 @@ async fn replay_and_purge_report_in_json_and_purge_dry_runs() {
     .await;
     broker.cleanup().await;
 }
+
+#[test]
+fn a_shard_count_out_of_range_names_the_flag_and_exits_2() {
+    let prefix = unique_prefix("badshards");
+    for bad in ["0", "1025", "four"] {
+        let out = cli(&["declare", "--prefix", &prefix, "--shards", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {:?}", printed(&out));
+        let (_, stderr) = printed(&out);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error: ") && first.contains("--shards") && first.contains(bad),
+            "{bad}: {stderr}"
+        );
+    }
+}
