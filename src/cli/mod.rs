@@ -15,11 +15,12 @@ mod signals;
 
 use std::{ffi::OsString, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::{
     Error,
-    config::BrokerArgs,
+    broker::topology::Topology,
+    config::{self, BrokerArgs, NameArgs, TopologyArgs},
     telemetry::logging::{LogFormat, init_logging},
 };
 
@@ -142,6 +143,31 @@ async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connecti
     match connector.connect_once().await {
         Ok(connected) => Ok(connected.conn),
         Err(e) => Err(Error::connect(nodes, &e)),
+    }
+}
+
+/// What a command that declares or changes a prefix's topology takes
+/// (`declare`, `reshard`, `publish`): the broker, the prefix, the queue
+/// settings (declared when the exchange does not exist yet).
+#[derive(Debug, Args)]
+struct PrefixTopology {
+    #[command(flatten)]
+    broker: BrokerArgs,
+    #[command(flatten)]
+    names: NameArgs,
+    #[command(flatten)]
+    topology: TopologyArgs,
+}
+
+impl PrefixTopology {
+    /// One connection ([`connect_once`]) and the configured topology.
+    async fn connect(&self, command: &str) -> Result<(lapin::Connection, Topology), Error> {
+        let conn = connect_once(&self.broker, command).await?;
+        Ok((conn, config::topology(&self.names, &self.topology)))
+    }
+
+    fn prefix(&self) -> &str {
+        &self.names.prefix
     }
 }
 

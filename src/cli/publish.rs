@@ -17,11 +17,10 @@ use lapin::{
     types::FieldTable,
 };
 
-use super::connect_once;
+use super::PrefixTopology;
 use crate::{
     Error,
     broker::{shards, topology::Topology},
-    config::{self, BrokerArgs, NameArgs, TopologyArgs},
     domain::catalog::CATALOG,
 };
 
@@ -48,29 +47,26 @@ pub(super) struct Publish {
     #[arg(long)]
     site: Option<u64>,
     #[command(flatten)]
-    broker: BrokerArgs,
-    #[command(flatten)]
-    names: NameArgs,
-    /// Declared when the exchange does not exist yet.
-    #[command(flatten)]
-    topology: TopologyArgs,
+    target: PrefixTopology,
 }
 
 impl Publish {
     pub(super) async fn execute(self) -> Result<(), Error> {
-        let conn = connect_once(&self.broker, "publish").await?;
+        let (conn, topology) = self.target.connect("publish").await?;
         let source = match self.file {
             Some(path) => Source::Lines(path),
             None => Source::Samples { url: self.url },
         };
-        let topology = config::topology(&self.names, &self.topology);
         let pace = Pace {
             count: self.count,
             rate: self.rate,
         };
         let n = publish(&conn, &topology, source, pace, self.site).await?;
         let _ = conn.close(200, "published".into()).await;
-        println!("published {n} event(s) to exchange '{}'", self.names.prefix);
+        println!(
+            "published {n} event(s) to exchange '{}'",
+            self.target.prefix()
+        );
         Ok(())
     }
 }

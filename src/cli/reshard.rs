@@ -5,29 +5,23 @@
 
 use clap::Args;
 
-use super::connect_once;
+use super::PrefixTopology;
 use crate::{
     Error,
     broker::reshard::{ReshardError, reshard},
-    config::{self, BrokerArgs, NameArgs, TopologyArgs},
 };
 
 /// Change the number of work queues (stop the workers first).
 #[derive(Debug, Args)]
 pub(super) struct Reshard {
-    #[command(flatten)]
-    broker: BrokerArgs,
-    #[command(flatten)]
-    names: NameArgs,
     /// The new topology (`--shards` is the new count).
     #[command(flatten)]
-    topology: TopologyArgs,
+    target: PrefixTopology,
 }
 
 impl Reshard {
     pub(super) async fn execute(self) -> Result<(), Error> {
-        let conn = connect_once(&self.broker, "reshard").await?;
-        let topology = config::topology(&self.names, &self.topology);
+        let (conn, topology) = self.target.connect("reshard").await?;
         let report = reshard(&conn, &topology).await.map_err(|e| match e {
             ReshardError::Topology(e) => Error::from(e),
             ReshardError::Publish(e) => Error::from(e),
@@ -37,7 +31,7 @@ impl Reshard {
         let report = report?;
         println!(
             "prefix '{}' now has {} work queue(s): moved {} message(s) and {} waiting retr(ies); deleted {}",
-            self.names.prefix,
+            self.target.prefix(),
             topology.shards(),
             report.moved,
             report.retries,
