@@ -5,7 +5,7 @@
 //! refused address refused before the proxy is asked; `WEBHOOK_NO_PROXY`
 //! going direct; a hanging receiver behind the proxy held to its own slots.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use webhook_worker::config::Config;
 
@@ -179,57 +179,20 @@ async fn receivers_matching_no_proxy_go_direct() {
 #[tokio::test]
 async fn a_hanging_receiver_behind_the_proxy_cannot_take_the_others_slots() {
     let proxy = ForwardProxy::start(ProxyKind::Microsocks, None).await;
-    let set_proxy = through(&proxy);
-    let rig = Harness::new("proxy-hang")
-        .alone()
-        .config(move |c| {
-            set_proxy(c);
-            c.delivery.concurrency = 256;
-            c.delivery.timeout = Duration::from_secs(8);
-            c.topology.retry_schedule = "30s".parse().unwrap();
-        })
-        .receiver(|_, _| Reply::ok().after(Duration::from_secs(30)))
-        .receiver(|_, _| Reply::ok().after(Duration::from_millis(20)))
+    let rig = hanging_and_healthy(Harness::new("proxy-hang"))
+        .config(through(&proxy))
         .start()
         .await;
-    let (broker, worker) = (&rig.broker, rig.worker());
-    let (hanging, healthy) = (&rig.receivers[0], &rig.receivers[1]);
     // The healthy receiver answers once first: a receiver that has never
     // answered gets 500 ms before its deliveries are deferred, and its
     // first connections, through the proxy on a loaded machine, may take
     // longer; from then on it is judged by its latency.
-    broker
+    let healthy = &rig.receivers[1];
+    rig.broker
         .publish(&event("warm", 104, &healthy.url("/warm"), "{}"))
         .await;
     healthy.wait_requests(1, LONG).await;
-    let bodies = (0..500).map(|i| {
-        let (tag, url) = if i % 5 == 0 {
-            ("hang", hanging.url("/h"))
-        } else {
-            ("ok", healthy.url("/ok"))
-        };
-        event(&format!("{tag}-{i}"), 104, &url, "{}")
-    });
-    let started = Instant::now();
-    broker.publish_many(bodies).await;
-    healthy.wait_requests(401, LONG).await;
-    let healthy_done = started.elapsed();
-    assert!(
-        hanging.peak_in_flight() <= 18,
-        "{} in flight at the hanging receiver",
-        hanging.peak_in_flight()
-    );
-    assert!(
-        healthy_done < Duration::from_secs(8),
-        "the healthy receiver's 400 took {healthy_done:?}, longer than one timeout"
-    );
-    let row = wait_for("the hanging receiver stalled", LONG, async || {
-        let row = worker.receiver(hanging).await?;
-        (row["state"] == "stalled").then_some(row)
-    })
-    .await;
-    assert!(row["limit"].as_u64().unwrap() <= 2, "{row}");
-    let text = worker.scrape().await;
+    let text = publish_hang_mix(&rig, 500).await;
     assert_eq!(sample(&text, "webhook_proxy_errors_total"), 0.0);
     rig.finish().await;
 }

@@ -12,9 +12,11 @@
 //! | `process` | [`WorkerProcess`]: `webhook-worker run` as a child process; [`cli`]: a one-shot command |
 //! | `management` | the RabbitMQ management API |
 //! | `proxy` | [`ForwardProxy`]: tinyproxy or microsocks on loopback |
+//! | `hang_mix` | [`hanging_and_healthy`], [`publish_hang_mix`]: a hanging receiver beside a healthy one |
 //! | `tls` | [`Pki`] (certificates made by the test), [`TlsReceiver`], [`TempDir`] |
 
 mod broker;
+mod hang_mix;
 mod management;
 mod process;
 mod proxy;
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 use webhook_worker::{broker::topology::QueueType, config::Config};
 
 pub(crate) use broker::*;
+pub(crate) use hang_mix::*;
 pub(crate) use management::*;
 pub(crate) use process::*;
 pub(crate) use proxy::*;
