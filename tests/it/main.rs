@@ -13,6 +13,7 @@ mod harness;
 mod bad_input;
 mod cluster;
 mod dead;
+mod dead_kill;
 mod dead_ops;
 mod dead_reads;
 mod dead_replay;
