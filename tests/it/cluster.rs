@@ -230,7 +230,7 @@ struct Flow {
     /// The node published through, up again at the end.
     via: usize,
     /// Deletes the topology when the test fails before `check_complete`.
-    _publisher: Broker,
+    publisher: Broker,
     receiver: Receiver,
     events: usize,
 }
@@ -247,10 +247,49 @@ impl Flow {
         Self {
             prefix: prefix.to_string(),
             via,
-            _publisher: broker,
+            publisher: broker,
             receiver,
             events,
         }
+    }
+
+    /// Publishes `n` more events (numbered on from the last) through the
+    /// node `via`; returns their ids.
+    async fn publish_more(&mut self, n: usize) -> Vec<String> {
+        let url = self.receiver.url("/hook");
+        let ids: Vec<String> = (self.events..self.events + n)
+            .map(|i| format!("ev-{i}"))
+            .collect();
+        self.publisher
+            .publish_many(ids.iter().map(|id| event(id, 101, &url, "{}")))
+            .await;
+        self.events += n;
+        ids
+    }
+
+    /// Waits until every one of `ids` arrived.
+    async fn wait_ids(&self, ids: &[String]) {
+        wait_for(
+            &format!("{} given ids delivered", ids.len()),
+            LONG,
+            async || {
+                let got = self.delivered();
+                ids.iter().all(|id| got.contains(id)).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// The longest pause between `from` and `to`: between two arrivals, or
+    /// from `from` to the first arrival after it.
+    fn longest_pause(&self, from: Instant, to: Instant) -> Duration {
+        let mut at: Vec<Instant> = self.receiver.requests().iter().map(|r| r.at).collect();
+        at.retain(|&t| t >= from && t <= to);
+        at.sort();
+        let first = at.first().map_or(to - from, |&t| t - from);
+        at.windows(2)
+            .map(|w| w[1] - w[0])
+            .fold(first, Duration::max)
     }
 
     fn delivered(&self) -> HashSet<String> {
@@ -280,13 +319,33 @@ impl Flow {
         let fresh = Broker::on(&node_url(self.via), &test_config(&self.prefix)).await;
         let dead = fresh.depth(fresh.topology.dead()).await;
         assert_eq!(dead, 0, "nothing may be parked");
-        let mut at: Vec<Instant> = self.receiver.requests().iter().map(|r| r.at).collect();
+        let mut at: Vec<(Instant, String)> = self
+            .receiver
+            .requests()
+            .iter()
+            .map(|r| (r.at, r.header("x-comm100-delivery-id").to_string()))
+            .collect();
         at.sort();
-        let gap = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        let (after, gap) = at
+            .windows(2)
+            .enumerate()
+            .map(|(i, w)| (i + 1, w[1].0 - w[0].0))
+            .max_by_key(|&(_, gap)| gap)
+            .unwrap_or_default();
         let duplicates = at.len() - got.len();
+        let seen_before: HashSet<&str> = at[..after].iter().map(|(_, id)| id.as_str()).collect();
+        let late_repeats = at[after..]
+            .iter()
+            .filter(|(_, id)| seen_before.contains(id.as_str()))
+            .count();
         eprintln!(
-            "{}: {} events, {} duplicates, longest gap {gap:?}",
-            self.prefix, self.events, duplicates
+            "{}: {} events, {} duplicates, longest gap {gap:?} after arrival {after} of {} \
+             ({late_repeats} of the {} arrivals after it had arrived before)",
+            self.prefix,
+            self.events,
+            duplicates,
+            at.len(),
+            at.len() - after
         );
         fresh.cleanup().await;
         (gap, duplicates)
@@ -302,17 +361,32 @@ async fn start_worker(prefix: &str, nodes: &[usize]) -> WorkerProcess {
     .await
 }
 
-/// kill -9 of the node the worker is connected to.
+/// kill -9 of the node the worker is connected to. Deliveries resume on
+/// another node within seconds: measured from the kill until a batch
+/// published after it has arrived. The messages the dead connection held
+/// (in flight or prefetched) come back when the broker returns them: at
+/// once on 3.10 and 4.0; on 4.3 only after `consumer_disconnected_timeout`
+/// (60 s by default), as the node might just be partitioned away. So they
+/// are counted (every id arrives) but not timed.
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
     let cluster = Cluster::take_turn().await;
     let prefix = unique_prefix("cl-kill");
     let worker = start_worker(&prefix, &[0, 1, 2]).await;
     let on = worker_node(&prefix, None).await;
-    let flow = Flow::publish(&prefix, (on + 1) % NODES, 3000).await;
+    let mut flow = Flow::publish(&prefix, (on + 1) % NODES, 3000).await;
     flow.wait_delivered(500).await;
 
+    let killed_at = Instant::now();
     cluster.kill(on).await;
+    let after = flow.publish_more(300).await;
+    flow.wait_ids(&after).await;
+    let pause = flow.longest_pause(killed_at, Instant::now());
+    let log = worker.log_text();
+    assert!(
+        pause < MAX_GAP,
+        "deliveries paused {pause:?}; worker log:\n{log}"
+    );
     let moved = worker_node(&prefix, Some(on)).await;
     assert_ne!(moved, on);
     let metrics = worker.scrape().await;
@@ -324,9 +398,8 @@ async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
         1.0,
         "{metrics}"
     );
-    let (gap, _) = flow.check_complete().await;
-    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
-    assert!(worker.log_text().contains("connected to the broker"));
+    flow.check_complete().await;
+    assert!(log.contains("connected to the broker"));
     cluster.restore(on).await;
 }
 
