@@ -13,8 +13,9 @@ use crate::{
         publisher::{PublishError, Publisher},
         retry_headers::{Parking, last_error, with_retry_headers},
         topology::Topology,
+        trace_headers::trace_context,
     },
-    domain::{envelope, policy::DropReason, schedule::Tier},
+    domain::{envelope, policy::DropReason, schedule::Tier, trace::TraceContext},
     telemetry::metrics::Metrics,
 };
 
@@ -149,9 +150,13 @@ impl Republisher {
         now_ms: i64,
     ) -> Result<(), PublishError> {
         let (id, webhook) = envelope::identify(copy.body);
+        // `-` when the message carried no (valid) `traceparent`, as on the
+        // attempt lines.
+        let trace = trace_context(copy.props.headers().as_ref());
+        let trace_id = trace.as_ref().map_or("-", TraceContext::trace_id);
         tracing::warn!(
             id = id.as_deref().unwrap_or("?"), webhook = webhook.unwrap_or(0), attempt = copy.attempts,
-            reason = reason.as_str(), error = %why, "dropped: parked in the dead queue"
+            reason = reason.as_str(), error = %why, trace_id, "dropped: parked in the dead queue"
         );
         publisher
             .publish(

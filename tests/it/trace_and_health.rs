@@ -153,3 +153,37 @@ async fn a_failing_receiver_is_reported_once_then_recovered() {
     assert_eq!(row["health"], "healthy", "{row}");
     rig.finish().await;
 }
+
+/// The trace id is on the worker's log lines of a traced message, also
+/// where it is parked without an attempt (a malformed envelope) or after
+/// one (a 410), so `grep <trace id>` over the logs finds its whole story.
+#[tokio::test]
+async fn the_trace_id_is_on_the_park_lines_with_and_without_an_attempt() {
+    let prefix = unique_prefix("trace-log");
+    let broker = Broker::new(&test_config(&prefix)).await;
+    let receiver = Receiver::start(|_, _| Reply::status(410)).await;
+    let worker = WorkerProcess::start(&prefix, &[], &[]).await;
+    let gone = event("t-gone", 104, &receiver.url("/gone"), "{}");
+    broker.publish_with(&gone, traced(PARENT, "")).await;
+    broker
+        .publish_with(b"{not json", traced(PARENT, "congo=x"))
+        .await;
+    let dead = broker.topology.dead().to_string();
+    wait_for("both parked", LONG, async || {
+        (broker.depth(&dead).await == 2).then_some(())
+    })
+    .await;
+    let log = worker.log_text();
+    let parks: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("parked in the dead queue"))
+        .collect();
+    assert_eq!(parks.len(), 2, "{log}");
+    for line in parks {
+        assert!(
+            line.contains("trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\""),
+            "{line}"
+        );
+    }
+    broker.cleanup().await;
+}
