@@ -112,7 +112,7 @@ fn topology(prefix: &str, shards: u16) -> Topology {
 }
 
 async fn depth(conn: &Connection, q: &str) -> Res<u32> {
-    let ch = conn.create_channel().await?;
+    let ch = webhook_worker::broker::channel::open(conn).await?;
     let passive = QueueDeclareOptions {
         passive: true,
         ..Default::default()
@@ -134,7 +134,7 @@ async fn publish(
     exchange: &str,
     msgs: impl Iterator<Item = (String, Vec<u8>)>,
 ) -> Res<()> {
-    let ch = conn.create_channel().await?;
+    let ch = webhook_worker::broker::channel::open(conn).await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     let mut pending = std::collections::VecDeque::new();
     for (key, body) in msgs {
@@ -177,7 +177,7 @@ async fn choose_sites(conn: &Connection, shards: u16, n: usize) -> Res<(u32, Vec
         for (k, q) in queues.iter().enumerate() {
             if depth(conn, q).await? > 0 {
                 found = Some(k);
-                let ch = conn.create_channel().await?;
+                let ch = webhook_worker::broker::channel::open(conn).await?;
                 ch.queue_purge(q.as_str().into(), QueuePurgeOptions::default())
                     .await?;
                 let _ = ch.close(200, "".into()).await;
@@ -197,7 +197,7 @@ async fn choose_sites(conn: &Connection, shards: u16, n: usize) -> Res<(u32, Vec
 }
 
 async fn delete(conn: &Connection, t: &Topology) {
-    let Ok(ch) = conn.create_channel().await else {
+    let Ok(ch) = webhook_worker::broker::channel::open(conn).await else {
         return;
     };
     let mut queues = t.work_queues();
@@ -294,7 +294,7 @@ async fn burst_run(conn: &Connection, plan: &Plan, shards: u16, urls: &[String])
     t.declare(conn).await?;
     let w = worker(&prefix, shards)?;
     let first = t.work_queues()[0].clone();
-    let ch = conn.create_channel().await?;
+    let ch = webhook_worker::broker::channel::open(conn).await?;
     wait_until("the worker consumes", Duration::from_secs(30), || true).await?;
     for _ in 0..300 {
         let passive = QueueDeclareOptions {

@@ -35,7 +35,7 @@ pub(crate) struct Broker {
 impl Broker {
     pub(crate) async fn connect() -> Res<Self> {
         let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-        let channel = conn.create_channel().await?;
+        let channel = webhook_worker::broker::channel::open(&conn).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -133,7 +133,7 @@ impl Broker {
             "bench: note: the broker closed the harness's channel ({:?}); opening a new one",
             current.status()
         );
-        let channel = self.conn().await?.create_channel().await?;
+        let channel = webhook_worker::broker::channel::open(&*self.conn().await?).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
@@ -145,7 +145,7 @@ impl Broker {
         let Ok(conn) = self.conn().await else {
             return;
         };
-        let Ok(ch) = conn.create_channel().await else {
+        let Ok(ch) = webhook_worker::broker::channel::open(&conn).await else {
             return;
         };
         let mut queues = vec![
@@ -169,7 +169,9 @@ impl Broker {
 
     /// Messages ready in `queue` (passive declare), if it exists.
     pub(crate) async fn ready(&self, queue: &str) -> Option<u64> {
-        let ch = self.conn().await.ok()?.create_channel().await.ok()?;
+        let ch = webhook_worker::broker::channel::open(&*self.conn().await.ok()?)
+            .await
+            .ok()?;
         let opts = QueueDeclareOptions {
             passive: true,
             ..Default::default()
@@ -196,7 +198,7 @@ impl Broker {
             let expect = self.ready(&q).await.unwrap_or(0);
             let mut ids = Vec::with_capacity(expect as usize);
             if expect > 0 {
-                let ch = self.conn().await?.create_channel().await?;
+                let ch = webhook_worker::broker::channel::open(&*self.conn().await?).await?;
                 ch.basic_qos(2000, BasicQosOptions::default()).await?;
                 let mut consumer = ch
                     .basic_consume(

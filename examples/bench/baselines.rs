@@ -37,7 +37,7 @@ fn report_line(n: u64, elapsed: f64, cpu: f64, extra: Value) {
 /// alive by the caller).
 async fn consume(queue: &str, prefetch: u16) -> Res<(Connection, Consumer)> {
     let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-    let ch = conn.create_channel().await?;
+    let ch = webhook_worker::broker::channel::open(&conn).await?;
     ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let consumer = ch
         .basic_consume(

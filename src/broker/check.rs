@@ -232,7 +232,7 @@ async fn compare(
     conn: &Connection,
     declare: impl AsyncFn(&Channel, bool) -> Result<(), lapin::Error>,
 ) -> Result<Finding, lapin::Error> {
-    let channel = conn.create_channel().await?;
+    let channel = crate::broker::channel::open(conn).await?;
     match declare(&channel, true).await {
         Ok(()) => {}
         Err(e) if shards::is_not_found(&e) => return Ok(Finding::Missing),

@@ -51,7 +51,7 @@ impl LogReader {
         stream: &str,
         start_ms: i64,
     ) -> Result<Self, lapin::Error> {
-        let channel = conn.create_channel().await?;
+        let channel = crate::broker::channel::open(conn).await?;
         channel
             .basic_qos(PREFETCH, BasicQosOptions { global: false })
             .await?;

@@ -6,6 +6,7 @@
 //! | [`url`] | `AMQP_URL`: the list of nodes, defaults and redaction |
 //! | [`tls`] | `amqps://`: private CA and client certificate |
 //! | [`connect`] | connecting over the nodes, with backoff, forever |
+//! | [`channel`] | the one way to open a channel (past stale channel errors) |
 //! | [`publisher`] | the one way to publish: `mandatory`, confirmed |
 //! | [`topology`] | names, arguments and the idempotent declaration |
 //! | [`dead_reads`] | `P.dead`'s delivery limit: reads never drop a parked message |
@@ -18,6 +19,7 @@
 //! | [`outcomes`] | outcome events to `P.outcomes`, batched and confirmed |
 //! | [`trace_headers`] | the W3C trace context of a message's headers |
 
+pub mod channel;
 pub mod check;
 pub mod connect;
 pub mod dead_letters;

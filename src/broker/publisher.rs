@@ -44,7 +44,7 @@ pub struct Publisher {
 impl Publisher {
     /// Opens a channel on `conn` and puts it in confirm mode.
     pub async fn open(conn: &Connection) -> Result<Self, lapin::Error> {
-        let channel = conn.create_channel().await?;
+        let channel = crate::broker::channel::open(conn).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;

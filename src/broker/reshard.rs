@@ -65,7 +65,7 @@ pub enum ReshardError {
 pub async fn reshard(conn: &Connection, new: &Topology) -> Result<ReshardReport, ReshardError> {
     let mut report = ReshardReport::default();
     let old = old_work_queues(conn, new).await?;
-    let ch = conn.create_channel().await?;
+    let ch = crate::broker::channel::open(conn).await?;
     let publisher = Publisher::open(conn).await?;
     let tiers: Vec<String> = new
         .tiers()
@@ -164,7 +164,7 @@ async fn tiers_changed(conn: &Connection, new: &Topology) -> Result<bool, lapin:
     if !queue_exists(conn, &spec.name).await? {
         return Ok(false);
     }
-    let ch = conn.create_channel().await?;
+    let ch = crate::broker::channel::open(conn).await?;
     let same = ch
         .queue_declare(
             spec.name.as_str().into(),

@@ -158,7 +158,7 @@ pub(super) async fn compare_count(
 
 /// Whether `queue` exists (a passive declare on a channel of its own).
 pub(super) async fn queue_exists(conn: &Connection, queue: &str) -> Result<bool, lapin::Error> {
-    let channel = conn.create_channel().await?;
+    let channel = crate::broker::channel::open(conn).await?;
     let options = QueueDeclareOptions {
         passive: true,
         ..Default::default()
@@ -296,7 +296,7 @@ pub async fn hash_plugin_enabled(
     conn: &Connection,
     topology: &Topology,
 ) -> Result<bool, lapin::Error> {
-    let channel = conn.create_channel().await?;
+    let channel = crate::broker::channel::open(conn).await?;
     let probe = format!("{}.plugin-check", hash_exchange(topology));
     match declare_hash_exchange(&channel, &probe, false).await {
         Ok(()) => {

@@ -397,7 +397,7 @@ impl Topology {
         &self,
         conn: &Connection,
     ) -> Result<DeadReads, TopologyError> {
-        let channel = conn.create_channel().await?;
+        let channel = crate::broker::channel::open(conn).await?;
         let reads = self.declare_on(conn, &channel).await;
         if channel.status().connected() {
             let _ = channel.close(200, "declared".into()).await;
@@ -454,7 +454,12 @@ impl Topology {
         }
         self.declare_outcomes(channel).await?;
         let dead = dead.first().expect("P.dead is a queue of the topology");
-        declare_dead(channel, async || conn.create_channel().await, dead).await
+        declare_dead(
+            channel,
+            async || crate::broker::channel::open(conn).await,
+            dead,
+        )
+        .await
     }
 
     /// Declares `P.outcomes` (topic) and binds `P.log` to it with `#`.

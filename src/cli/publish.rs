@@ -137,7 +137,7 @@ async fn publish(
 ) -> Result<u64, Error> {
     let Pace { count, rate } = pace;
     ensure_topology(conn, topology).await?;
-    let channel = conn.create_channel().await?;
+    let channel = crate::broker::channel::open(conn).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -211,7 +211,7 @@ async fn publish(
 /// first `publish` before any worker ran loses nothing, while a publisher
 /// started with other retry settings than the workers never conflicts.
 async fn ensure_topology(conn: &Connection, topology: &Topology) -> Result<(), Error> {
-    let probe = conn.create_channel().await?;
+    let probe = crate::broker::channel::open(conn).await?;
     let passive = ExchangeDeclareOptions {
         passive: true,
         ..Default::default()

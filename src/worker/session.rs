@@ -66,7 +66,7 @@ pub(super) async fn run(
     let retired = Arc::new(Semaphore::new(MAX_RETIRED));
     let mut shards = Vec::new();
     for queue in shared.topology.work_queues() {
-        let lane = Lane::open(shared, conn.create_channel().await?, &queue).await?;
+        let lane = Lane::open(shared, crate::broker::channel::open(conn).await?, &queue).await?;
         shards.push(ShardConsumer {
             shared,
             conn,
@@ -199,7 +199,7 @@ impl ShardConsumer<'_> {
         let Ok(place) = self.retired.clone().try_acquire_owned() else {
             return Rotation::Continue;
         };
-        let fresh = match self.conn.create_channel().await {
+        let fresh = match crate::broker::channel::open(self.conn).await {
             Ok(channel) => Lane::open(self.shared, channel, &self.queue).await,
             Err(e) => Err(e.into()),
         };

@@ -7,6 +7,7 @@ use lapin::{
     types::{AMQPValue, FieldTable},
 };
 use serde_json::json;
+use webhook_worker::broker::channel;
 
 use crate::harness::*;
 
@@ -244,4 +245,39 @@ fn bad_settings_are_one_error_line_and_exit_2() {
         !String::from_utf8_lossy(&out.stderr).contains("***"),
         "the secret is not echoed"
     );
+}
+
+/// The probe of a sharded declaration closes channels at the broker (a
+/// passive declare's `NOT_FOUND`), and lapin keeps that error under the
+/// channel's id. Once the connection has opened `channel_max` channels the
+/// ids wrap, and `broker::channel::open` must still open working channels
+/// (the fairness benchmark's probe failed here with a stale `NOT_FOUND`).
+#[tokio::test]
+async fn channels_open_after_the_ids_wrap_past_ones_the_broker_closed() {
+    let rig = Harness::new("chan-wrap")
+        .config(|c| c.topology.shards = 4)
+        .declare()
+        .await;
+    let conn = &rig.broker.conn;
+    let max = conn.configuration().channel_max();
+    assert!(max > 0, "the broker bounds channel ids");
+    let shard = rig.broker.topology.work_queues()[0].clone();
+    let mut ids = Vec::new();
+    for _ in 0..=max {
+        let ch = channel::open(conn).await.expect("a channel opens");
+        ids.push(ch.id());
+        ch.close(200, "".into()).await.unwrap();
+    }
+    let wrapped = ids.windows(2).any(|w| w[1] < w[0]);
+    assert!(wrapped, "channel ids wrapped: {:?}", &ids[ids.len() - 3..]);
+    // a channel after the wrap works
+    let ch = channel::open(conn).await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.queue_declare(shard.as_str().into(), passive, FieldTable::default())
+        .await
+        .expect("a passive declare on a fresh channel");
+    rig.finish().await;
 }

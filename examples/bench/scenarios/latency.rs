@@ -107,7 +107,7 @@ impl Bench {
             let sampler = {
                 let sampling = sampling.clone();
                 let queue = t.deliveries().to_string();
-                let ch = self.broker.conn().await?.create_channel().await?;
+                let ch = webhook_worker::broker::channel::open(&*self.broker.conn().await?).await?;
                 let metrics = worker.as_ref().map(|w| (w.http.clone(), format!("{}/metrics", w.metrics)));
                 tokio::spawn(async move {
                     let (mut ready, mut in_flight) = (Vec::new(), Vec::new());

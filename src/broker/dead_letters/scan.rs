@@ -54,8 +54,8 @@ impl Scan {
         queue: &str,
         bound: Option<u64>,
     ) -> Result<Self, lapin::Error> {
-        let channel = conn.create_channel().await?;
-        let probe = conn.create_channel().await?;
+        let channel = crate::broker::channel::open(conn).await?;
+        let probe = crate::broker::channel::open(conn).await?;
         let depth = u64::from(depth(&channel, queue).await?);
         Ok(Self {
             channel,
