@@ -19,6 +19,11 @@ pub const HEADER_DROP_REASON: &str = "webhook-drop-reason";
 /// `x-death` instead).
 pub const HEADER_PARKED_AT_MS: &str = "webhook-parked-at-ms";
 
+/// Header: how often the worker returned this message to a classic work
+/// queue because its retry or dead copy could not be settled (an AMQP
+/// integer; see `worker::unsettled`).
+pub const HEADER_UNSETTLED: &str = "webhook-unsettled";
+
 /// Why and when a dead copy is parked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parking {
@@ -78,8 +83,35 @@ pub fn broker_redeliveries(headers: Option<&FieldTable>) -> u64 {
         .unwrap_or(0)
 }
 
-/// The broker's delivery counters, which a copy must not carry over.
+/// The broker's delivery counters.
 const BROKER_COUNTS: [&str; 2] = ["x-delivery-count", "x-acquired-count"];
+
+/// The counters a copy must not carry over: the broker's, and the
+/// worker's own count of unsettled returns.
+const COPY_DROPS: [&str; 3] = ["x-delivery-count", "x-acquired-count", HEADER_UNSETTLED];
+
+/// How often the worker returned this message because a copy of it could
+/// not be settled (`webhook-unsettled`; 0 when absent or unusable).
+pub fn unsettled(headers: Option<&FieldTable>) -> u64 {
+    headers
+        .and_then(|h| h.inner().get(HEADER_UNSETTLED))
+        .and_then(as_integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// The headers of a message returned to its work queue by a copy: as
+/// they were, the broker's counters dropped, `webhook-unsettled` = `n`.
+pub fn with_unsettled(headers: Option<&FieldTable>, n: u64) -> FieldTable {
+    let mut map = headers.map(|h| h.inner().clone()).unwrap_or_default();
+    for name in COPY_DROPS {
+        map.remove(&ShortString::from(name));
+    }
+    let mut table: FieldTable = map.into();
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    table.insert(HEADER_UNSETTLED.into(), AMQPValue::LongLongInt(n));
+    table
+}
 
 /// A text header's value (long or short string), lossily decoded.
 pub fn text(v: &AMQPValue) -> Option<String> {
@@ -122,7 +154,7 @@ pub fn with_retry_headers(
     // a copy is a new message to the broker: the original's delivery
     // counters would count against it
     let mut map = headers.map(|h| h.inner().clone()).unwrap_or_default();
-    for name in BROKER_COUNTS {
+    for name in COPY_DROPS {
         map.remove(&ShortString::from(name));
     }
     let mut table: FieldTable = map.into();
@@ -162,6 +194,7 @@ pub fn without_retry_headers(headers: Option<&FieldTable>) -> FieldTable {
         HEADER_LAST_ERROR,
         HEADER_DROP_REASON,
         HEADER_PARKED_AT_MS,
+        HEADER_UNSETTLED,
         "x-death",
         "x-delivery-count",
         "x-acquired-count",
@@ -185,6 +218,16 @@ mod tests {
         assert_eq!(broker_redeliveries(Some(&h)), 7);
         let copy = with_retry_headers(Some(&h), 1, Some(5), None, None);
         assert_eq!(broker_redeliveries(Some(&copy)), 0);
+        let returned = with_unsettled(Some(&h), 3);
+        assert_eq!(
+            (
+                broker_redeliveries(Some(&returned)),
+                unsettled(Some(&returned))
+            ),
+            (0, 3)
+        );
+        let retried = with_retry_headers(Some(&returned), 1, Some(5), None, None);
+        assert_eq!(unsettled(Some(&retried)), 0, "a settled copy starts over");
         assert!(copy.inner().get("x-acquired-count").is_none());
     }
 

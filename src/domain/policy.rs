@@ -27,16 +27,22 @@ pub enum DropReason {
     TooLarge,
     /// The URL resolves to a private address while those are not allowed.
     ForbiddenTarget,
+    /// Delivered more often than `WEBHOOK_DELIVERY_LIMIT` allows because
+    /// its copies could not be settled: parked by the worker where the
+    /// broker does not (a classic work queue). The broker's own parking
+    /// carries the same name in `x-death`.
+    DeliveryLimit,
 }
 
 impl DropReason {
     /// Every reason, for pre-registering metric labels.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::Expired,
         DropReason::Gone,
         DropReason::Malformed,
         DropReason::TooLarge,
         DropReason::ForbiddenTarget,
+        DropReason::DeliveryLimit,
     ];
 
     /// Its place in [`Self::ALL`], for arrays indexed by reason.
@@ -52,6 +58,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::TooLarge => "too_large",
             DropReason::ForbiddenTarget => "forbidden_target",
+            DropReason::DeliveryLimit => "delivery_limit",
         }
     }
 }

@@ -35,14 +35,10 @@ pub enum SelectionError {
     MalformedHost(String),
 }
 
-/// Every reason a parked message can carry: the worker's drop reasons,
-/// then the broker's `delivery_limit`.
+/// Every reason a parked message can carry: the worker's drop reasons
+/// (`delivery_limit` among them, the broker's name too).
 pub fn known_reasons() -> Vec<&'static str> {
-    DropReason::ALL
-        .iter()
-        .map(|r| r.as_str())
-        .chain([BROKER_DELIVERY_LIMIT])
-        .collect()
+    DropReason::ALL.iter().map(|r| r.as_str()).collect()
 }
 
 /// Parses `--reason`: one of [`known_reasons`], exactly.

@@ -72,7 +72,7 @@ pub struct Metrics {
     attempt_duration: HistogramVec,
     per_webhook: Box<[OnceLock<WebhookMetrics>]>,
     retried_total: IntCounterVec,
-    dropped: [IntCounter; 5],
+    dropped: [IntCounter; DropReason::ALL.len()],
     /// `webhook_delivery_latency_seconds`.
     pub delivery_latency: Histogram,
     /// `webhook_in_flight`.

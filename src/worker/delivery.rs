@@ -20,6 +20,7 @@ use super::{
     outcomes::{After, Subject, observe_health, settle_reported},
     republish::MessageCopy,
     shared::Shared,
+    unsettled,
 };
 use crate::{
     broker::{
@@ -139,6 +140,13 @@ pub(super) async fn deliver(
         first_attempt_ms: state.first_attempt_ms.unwrap_or(now),
         trace,
     };
+    if let Some(returned) = unsettled::past_limit(shared, props) {
+        let why = format!("returned {returned} times: its copies could not be settled");
+        let copy = received.copy(received.state.attempts);
+        let subject = Subject::of_body(body, received.trace.as_ref());
+        let reason = DropReason::DeliveryLimit;
+        return Box::pin(park_unattempted(shared, to, copy, &subject, reason, &why)).await;
+    }
     let parsed = match envelope::parse(body, shared.max_message_bytes) {
         Ok(env) => Parsed {
             attempt: received.state.this_attempt(),

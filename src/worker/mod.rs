@@ -7,6 +7,7 @@
 //! | [`lane`] | one consumer channel and its settler |
 //! | [`task`] | one delivery's task: its slot, then its settlement |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
+//! | [`unsettled`] | the bound on unsettleable messages of classic queues |
 //! | [`shared`] | what every stage shares, built once |
 //! | [`outcomes`] | outcome events, confirmed with the copies |
 //! | [`republish`] | retry, park and defer copies, confirmed |
@@ -22,8 +23,11 @@
 //! What happens on each failure:
 //! - receiver fails: the retry copy is published and confirmed, then the
 //!   original is acked; or it is parked in `P.dead` the same way;
-//! - that publish fails: the original is nacked back to the queue (quorum
-//!   `x-delivery-limit` bounds the loop) and the session restarts;
+//! - that publish fails: the original is rejected back to the queue (quorum
+//!   `x-delivery-limit` and the worker's own check bound the loop), or
+//!   with classic queues returned by a copy counting it, parked past
+//!   `WEBHOOK_DELIVERY_LIMIT` ([`unsettled`]); when the channel is gone
+//!   the session restarts;
 //! - the connection drops: the session ends, unacked messages go back to
 //!   the queue by the broker's own rule, and the worker reconnects;
 //! - the process dies: the same, from the broker's side.
@@ -40,6 +44,7 @@ mod session;
 mod settle;
 mod shared;
 mod task;
+mod unsettled;
 
 use std::{sync::Arc, time::Instant};
 

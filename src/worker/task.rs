@@ -15,6 +15,7 @@ use super::{
     drain::Drain,
     settle::{Settlement, SettlerHandle},
     shared::Shared,
+    unsettled,
 };
 use crate::broker::{
     outcomes::OutcomeSink,
@@ -139,14 +140,17 @@ impl DeliveryTask {
             Ok(()) => self.settler.settle(tag, Settlement::Ack),
             Err(e) => {
                 shared.metrics.publish_failures.inc();
-                self.settler.settle(tag, Settlement::Requeue);
                 if matches!(e, PublishError::Broker(_)) {
+                    self.settler.settle(tag, Settlement::Requeue);
                     // The publisher channel is gone: every task of the
                     // session fails the same way; one line says how many.
                     self.lost.record(&e);
                     self.broken.cancel();
                 } else {
                     tracing::warn!(error = %e, "could not park, retry or report a message; returning it to the queue");
+                    let to = &self.shard;
+                    let back = unsettled::give_back(&shared, &self.publisher, to, &body, &props);
+                    self.settler.settle(tag, Box::pin(back).await);
                 }
             }
         }
@@ -160,7 +164,8 @@ impl DeliveryTask {
 /// 4.3 some returns do not count toward it (a `basic.nack`, a consumer
 /// timeout), so the worker keeps the bound of contract section 6 itself,
 /// with the broker's `x-acquired-count`. Quorum queues only: a classic
-/// `P.deliveries` has no dead-letter target (a reject would drop it).
+/// `P.deliveries` has no dead-letter target (a reject would drop it) and
+/// counts nothing; there the worker counts itself ([`super::unsettled`]).
 fn past_delivery_limit(shared: &Shared, props: &lapin::BasicProperties) -> bool {
     let topology = &shared.topology;
     let before = broker_redeliveries(props.headers().as_ref());

@@ -58,3 +58,56 @@ async fn a_message_returned_past_the_delivery_limit_is_parked_without_an_attempt
     assert_eq!(rig.receiver().requests().len(), 0, "never attempted");
     rig.finish().await;
 }
+
+/// The same bound on a classic work queue, which counts no redelivery on
+/// any version and has no dead-letter target: a message whose retry copy
+/// comes back unroutable (its tier deleted under the running worker) is
+/// tried `WEBHOOK_DELIVERY_LIMIT` + 1 times, each time returned to the
+/// queue by a copy counting it (`webhook-unsettled`), then parked by the
+/// worker with reason `delivery_limit`. (Before, it looped against its
+/// receiver for as long as the tier was missing.)
+#[tokio::test]
+async fn an_unroutable_retry_copy_from_a_classic_queue_is_tried_at_most_limit_plus_one_times() {
+    let rig = Harness::new("unroutablec")
+        .config(|c| {
+            classic(c);
+            c.topology.delivery_limit = 2;
+        })
+        .receiver(|_, _| Reply::status(500))
+        .start()
+        .await;
+    let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
+    let tiers = broker.topology.tiers();
+    let tier = broker
+        .topology
+        .retry_queue(tiers.of(Duration::from_millis(200)).unwrap());
+    broker
+        .channel
+        .queue_delete(tier.as_str().into(), Default::default())
+        .await
+        .unwrap();
+
+    let body = event("uc-1", 104, &receiver.url("/u"), "{}");
+    broker.publish(&body).await;
+    let dead = broker.dead_messages(1, LONG).await;
+    assert_eq!(dead[0].data, body);
+    let reason =
+        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
+    assert_eq!(reason, "delivery_limit");
+    // 3: the first delivery and 2 returns; fewer when a delivery was
+    // deferred without an attempt (a receiver slow to answer on a loaded
+    // machine), whose copy to the missing tier fails the same way.
+    let attempts = receiver.requests().len();
+    assert!(
+        (1..=3).contains(&attempts),
+        "{attempts} attempts, at most 3"
+    );
+    let text = worker.scrape().await;
+    assert_eq!(
+        sample(&text, r#"webhook_dropped_total{reason="delivery_limit"}"#),
+        1.0
+    );
+    let deliveries = broker.topology.deliveries().to_string();
+    assert_eq!(broker.depth(&deliveries).await, 0, "nothing left behind");
+    rig.finish().await;
+}

@@ -59,7 +59,7 @@ const ALLOWED: [(&str, &[&str]); 10] = [
 
 /// The stages of `worker/`, bottom first: each imports only the stages
 /// before it (`mod` is `worker/mod.rs`, the reconnect loop on top).
-const WORKER_STAGES: [&str; 13] = [
+const WORKER_STAGES: [&str; 14] = [
     "drain",
     "burst",
     "limits",
@@ -68,6 +68,7 @@ const WORKER_STAGES: [&str; 13] = [
     "republish",
     "outcomes",
     "shared",
+    "unsettled",
     "delivery",
     "task",
     "lane",

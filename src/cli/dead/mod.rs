@@ -79,7 +79,7 @@ impl DeadQueue {
 #[command(next_help_heading = "Selection")]
 pub(super) struct SelectionArgs {
     /// Only messages parked for this reason: expired, gone, malformed,
-    /// too_large, forbidden_target, or the broker's delivery_limit.
+    /// too_large, forbidden_target, delivery_limit.
     #[arg(long, value_name = "REASON", value_parser = parse_reason)]
     reason: Option<String>,
     /// Only messages of this webhook number.
