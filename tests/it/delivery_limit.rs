@@ -2,7 +2,7 @@
 //! that cannot be settled is tried at most `WEBHOOK_DELIVERY_LIMIT` + 1
 //! times, whatever the broker counts as a redelivery. (The unroutable retry
 //! copy, returned by `basic.reject`, which every version counts, is
-//! `faults::an_unroutable_retry_copy_returns_the_original_to_the_broker`.)
+//! `broker_faults::an_unroutable_retry_copy_returns_the_original_to_the_broker`.)
 
 use std::time::Duration;
 

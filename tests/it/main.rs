@@ -11,6 +11,8 @@
 mod harness;
 
 mod bad_input;
+mod broker_faults;
+mod channel_rotation;
 mod cluster;
 mod dead;
 mod dead_kill;
@@ -32,6 +34,7 @@ mod proxy;
 mod proxy_faults;
 mod readme;
 mod receivers;
+mod reporting;
 mod rotation;
 mod shards;
 mod tls;

@@ -172,15 +172,7 @@ async fn kill_9_with_four_shards_loses_nothing() {
     assert!(before < N as usize, "killed mid-flight ({before} of {N})");
 
     let second = WorkerProcess::start(prefix, &args, &[]).await;
-    let seen = wait_for("every id delivered", LONG, async || {
-        let mut m: HashMap<String, usize> = HashMap::new();
-        for r in receiver.requests() {
-            *m.entry(r.header("x-comm100-delivery-id").to_string())
-                .or_default() += 1;
-        }
-        (m.len() == N as usize).then_some(m)
-    })
-    .await;
+    let seen = receiver.wait_ids(N as usize, LONG).await;
     let duplicates: usize = seen.values().map(|c| c - 1).sum();
     // Each shard's channel may hold up to the prefetch unacked; the slots
     // bound what was in flight at the kill.

@@ -2,6 +2,7 @@
 //! as the test decides (status, headers, body, delay), knowing their load.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -191,6 +192,26 @@ impl Receiver {
             .into_iter()
             .filter(|r| r.path == path)
             .collect()
+    }
+
+    /// How many requests each delivery id (`x-comm100-delivery-id`) got.
+    pub(crate) fn delivery_counts(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for r in self.log.lock().unwrap().iter() {
+            *m.entry(r.header("x-comm100-delivery-id").to_string())
+                .or_default() += 1;
+        }
+        m
+    }
+
+    /// Waits until `n` different delivery ids arrived; returns how many
+    /// requests each got ([`Receiver::delivery_counts`]).
+    pub(crate) async fn wait_ids(&self, n: usize, deadline: Duration) -> HashMap<String, usize> {
+        wait_for(&format!("{n} delivery ids"), deadline, async || {
+            let m = self.delivery_counts();
+            (m.len() >= n).then_some(m)
+        })
+        .await
     }
 
     /// Waits until `n` requests arrived in all.
