@@ -15,9 +15,11 @@
 //! every call, never read from a clock, so simulations are exact. Calls must
 //! come with non-decreasing times; an earlier time is treated as the latest.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
+mod growth;
+mod in_flight;
+mod probe;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -25,46 +27,14 @@ mod tests;
 mod vocabulary;
 mod window;
 
+use growth::{Phase, Step};
+use in_flight::InFlight;
+use probe::Probe;
 pub use vocabulary::{
     Admission, AttemptTicket, Change, DecreaseCause, Feedback, LimitConfig, ReceiverSnapshot,
     ReceiverState, WaitVerdict,
 };
-use window::{Anchor, Band, Rtt, Verdict, Window};
-
-/// The growth per round trip once slow start is over: √limit, but at least
-/// an eighth of it. √limit alone (TCP-like) takes seconds to climb from a
-/// few hundred to the thousand in flight a 100 ms receiver can use, and
-/// every increase must still pay for itself in the next window.
-fn avoidance_step(limit: u32) -> u32 {
-    let root = f64::from(limit).sqrt().round() as u32;
-    root.max(limit / 8).max(1)
-}
-
-/// The rise of the round trip that ends slow start, as a fraction of the
-/// long-run mean: TCP HyStart's RTT/8. Each doubling adds as many attempts
-/// as were in flight, and on a shared machine that alone lifts a 100 ms
-/// receiver's latency by a few percent (the worker's own CPU load, not the
-/// receiver), so at the 5 % noise floor slow start ended far below what a
-/// 100 ms receiver could use (measured: bench/README.md, "Slow start ends
-/// at a rise of RTT/8").
-/// A receiver near its knee is still caught by the increase that does not
-/// pay for itself (judged at the noise floor), which cuts.
-const SLOW_START_DRIFT: f64 = 0.125;
-
-/// Doubling until the first cut (or after a stall), then steps of
-/// [`avoidance_step`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    SlowStart,
-    Avoidance,
-}
-
-/// Pacing of the single attempts sent to a stalled receiver.
-#[derive(Debug)]
-struct Probe {
-    next_at: Duration,
-    interval: Duration,
-}
+use window::{Anchor, Rtt, Window};
 
 /// The adaptive limit of one receiver.
 #[derive(Debug)]
@@ -74,14 +44,7 @@ pub struct Controller {
     phase: Phase,
     stall: Option<Probe>,
     backing_off: bool,
-    /// Start times of attempts in flight (a multiset): the oldest in O(log n).
-    starts: BTreeMap<Duration, u32>,
-    in_flight: u32,
-    /// Attempts in flight that started before `overdue_cutoff`. They hold a
-    /// slot of the hard ceiling but not of the limit: a stuck outlier must not
-    /// eat the window, nor hung attempts block a receiver that recovered.
-    overdue: u32,
-    overdue_cutoff: Duration,
+    in_flight: InFlight,
     rtt: Option<Rtt>,
     window: Window,
     last_answer: Duration,
@@ -125,10 +88,7 @@ impl Controller {
             phase: Phase::SlowStart,
             stall: None,
             backing_off: false,
-            starts: BTreeMap::new(),
-            in_flight: 0,
-            overdue: 0,
-            overdue_cutoff: Duration::ZERO,
+            in_flight: InFlight::default(),
             rtt: None,
             window: Window::new(now, 0, false),
             last_answer: now,
@@ -149,12 +109,12 @@ impl Controller {
 
     /// Attempts granted and not yet finished, overdue ones included.
     pub fn in_flight(&self) -> u32 {
-        self.in_flight
+        self.in_flight.count()
     }
 
     /// Attempts in flight older than the overdue age (as of the last `tick`).
     pub fn overdue(&self) -> u32 {
-        self.overdue
+        self.in_flight.overdue()
     }
 
     /// The long-run mean RTT, once the receiver has answered.
@@ -176,8 +136,8 @@ impl Controller {
     pub fn snapshot(&self) -> ReceiverSnapshot {
         ReceiverSnapshot {
             limit: self.limit,
-            in_flight: self.in_flight,
-            overdue: self.overdue,
+            in_flight: self.in_flight(),
+            overdue: self.overdue(),
             rtt_estimate: self.rtt_estimate(),
             state: self.state(),
         }
@@ -187,20 +147,17 @@ impl Controller {
     /// does both under one lock) so overdue attempts and stalls are current.
     pub fn try_acquire(&mut self, now: Duration) -> Admission {
         let now = self.advance(now);
-        if self.in_flight >= self.cfg.max {
+        if self.in_flight.count() >= self.cfg.max {
             return Admission::Full(self.should_wait());
         }
         if let Some(probe) = &mut self.stall {
-            if now < probe.next_at {
+            if !probe.take_turn(now, self.cfg.probe_interval_max) {
                 return Admission::Full(WaitVerdict::Defer);
             }
-            probe.next_at = now + probe.interval;
-            probe.interval = (probe.interval * 2).min(self.cfg.probe_interval_max);
         } else if self.young() >= self.limit {
             return Admission::Full(self.should_wait());
         }
-        *self.starts.entry(now).or_insert(0) += 1;
-        self.in_flight += 1;
+        self.in_flight.add(now);
         self.peak_since_decrease = self.peak_since_decrease.max(self.young());
         self.window.peak = self.window.peak.max(self.young());
         if self.young() >= self.limit {
@@ -214,7 +171,7 @@ impl Controller {
     pub fn finish(&mut self, ticket: AttemptTicket, now: Duration, feedback: Feedback) -> Change {
         let now = self.advance(now);
         let started = ticket.started;
-        if !self.forget(started) {
+        if !self.in_flight.forget(started) {
             return Change::Unchanged;
         }
         if feedback.answered() {
@@ -251,26 +208,16 @@ impl Controller {
         let now = self.advance(now);
         let threshold = self.overdue_age();
         let mut change = Change::Unchanged;
-        let cutoff = now.saturating_sub(threshold);
-        if cutoff > self.overdue_cutoff {
-            let newly = self.starts.range(self.overdue_cutoff..cutoff);
-            let (count, newest) = newly.fold((0, None), |(n, _), (&s, &c)| (n + c, Some(s)));
-            self.overdue += count;
-            self.overdue_cutoff = cutoff;
-            if let Some(started) = newest {
-                change = self.back_pressure(started, DecreaseCause::Overdue, now);
-            }
+        if let Some(started) = self.in_flight.mark_overdue(now.saturating_sub(threshold)) {
+            change = self.back_pressure(started, DecreaseCause::Overdue, now);
         }
         // Overdue attempts while nothing answered for half that age: the
         // receiver hangs. Hold it to the floor, probe it, wait for an answer.
         if self.stall.is_none()
-            && self.overdue > 0
+            && self.in_flight.overdue() > 0
             && now.saturating_sub(self.last_answer) >= threshold / 2
         {
-            self.stall = Some(Probe {
-                next_at: now,
-                interval: threshold,
-            });
+            self.stall = Some(Probe::new(now, threshold));
             self.set_limit(self.cfg.min, now);
             self.phase = Phase::Avoidance;
             self.backing_off = false;
@@ -287,7 +234,7 @@ impl Controller {
     /// waiting as the slot was handed to it): nothing is learnt. A ticket
     /// this controller did not grant is ignored.
     pub fn release(&mut self, ticket: AttemptTicket) {
-        self.forget(ticket.started);
+        self.in_flight.forget(ticket.started);
     }
 
     /// Restarts the clock of a slot handed to a waiter when the waiter
@@ -296,29 +243,11 @@ impl Controller {
     /// did not grant comes back unchanged.
     pub fn restart(&mut self, ticket: AttemptTicket, now: Duration) -> AttemptTicket {
         let now = self.advance(now);
-        if !self.forget(ticket.started) {
+        if !self.in_flight.forget(ticket.started) {
             return ticket;
         }
-        *self.starts.entry(now).or_insert(0) += 1;
-        self.in_flight += 1;
+        self.in_flight.add(now);
         AttemptTicket { started: now }
-    }
-
-    /// Takes an attempt started at `started` off the books; false when no
-    /// such attempt is in flight.
-    fn forget(&mut self, started: Duration) -> bool {
-        match self.starts.get_mut(&started) {
-            Some(1) => {
-                self.starts.remove(&started);
-            }
-            Some(n) => *n -= 1,
-            None => return false,
-        }
-        self.in_flight -= 1;
-        if started < self.overdue_cutoff {
-            self.overdue -= 1;
-        }
-        true
     }
 
     /// What a delivery finding no slot should do (as of the last call's
@@ -328,7 +257,7 @@ impl Controller {
     /// wait about two of its round trips (bounded).
     pub fn should_wait(&self) -> WaitVerdict {
         let unanswered = !self.answered
-            && self.starts.first_key_value().is_some_and(|(&oldest, _)| {
+            && self.in_flight.oldest().is_some_and(|oldest| {
                 self.now.saturating_sub(oldest) >= self.cfg.first_answer_wait
             });
         if self.stall.is_some() || self.young() == 0 || unanswered {
@@ -357,7 +286,7 @@ impl Controller {
     }
 
     fn young(&self) -> u32 {
-        self.in_flight - self.overdue
+        self.in_flight.young()
     }
 
     fn overdue_age(&self) -> Duration {
@@ -431,37 +360,24 @@ impl Controller {
         let fresh = window.fresh.mean();
         if let (None, false, true, Some(c)) = (&self.stall, window.back_pressure, enough, fresh) {
             self.backing_off = false;
-            let noise = self.cfg.rtt_noise_floor;
-            let band = Band {
-                noise,
-                drift: match self.phase {
-                    Phase::SlowStart => noise.max(SLOW_START_DRIFT),
-                    Phase::Avoidance => noise,
-                },
-                scale: self.cfg.rtt_deviation_scale,
-            };
-            match (band.judge(c, &window, self.rtt, self.anchor), self.phase) {
-                (Verdict::Unpaid, _) | (Verdict::Drifted, Phase::Avoidance) => {
+            let verdict = self
+                .phase
+                .band(&self.cfg)
+                .judge(c, &window, self.rtt, self.anchor);
+            let room = window.reached_limit && self.limit < self.cfg.max;
+            match self.phase.step(verdict, room, self.limit) {
+                Step::Cut => {
                     change = self.decrease(
                         self.cfg.latency_backoff_ratio,
                         DecreaseCause::LatencyRise,
                         now,
                     );
                 }
-                // Doubling, latency rose past the band, yet the last increase
-                // paid for itself: the knee is near (or this machine is
-                // getting busy). Stop doubling and keep the limit, as TCP's
-                // HyStart does; a cut here would throw away a limit that
-                // still buys throughput, and regrow it slowly.
-                (Verdict::Drifted, Phase::SlowStart) => {
+                Step::EndSlowStart => {
                     self.phase = Phase::Avoidance;
                     self.anchor = None;
                 }
-                (Verdict::Held, phase) if window.reached_limit && self.limit < self.cfg.max => {
-                    let step = match phase {
-                        Phase::SlowStart => self.limit,
-                        Phase::Avoidance => avoidance_step(self.limit),
-                    };
+                Step::Grow(step) => {
                     self.anchor = Some(Anchor {
                         rtt: c,
                         std_error: window.fresh.std_error(),
@@ -471,7 +387,7 @@ impl Controller {
                     self.set_limit(self.limit.saturating_add(step).min(self.cfg.max), now);
                     change = Change::Increased;
                 }
-                (Verdict::Held | Verdict::Within, _) => self.anchor = None,
+                Step::Keep => self.anchor = None,
             }
         }
         if let Some(c) = window.all.mean() {
