@@ -125,23 +125,14 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
     // Someone deletes the retry tier after the worker declared it: the
     // retry copy comes back unroutable (mandatory).
-    let tiers = broker.topology.tiers();
-    let tier = broker
-        .topology
-        .retry_queue(tiers.of(Duration::from_millis(200)).unwrap());
-    broker
-        .channel
-        .queue_delete(tier.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    broker.delete_retry_tier(Duration::from_millis(200)).await;
 
     let body = event("u-1", 104, &receiver.url("/u"), "{}");
     broker.publish(&body).await;
     // Never acked: nacked back each time, until the delivery limit parks it.
     let dead = broker.dead_messages(1, LONG).await;
     assert_eq!(dead[0].data, body);
-    let reason =
-        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
+    let reason = parked_reason(&dead[0]);
     assert_eq!(
         reason, "delivery_limit",
         "parked by the broker, not acked by the worker"

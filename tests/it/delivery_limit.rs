@@ -52,8 +52,7 @@ async fn a_message_returned_past_the_delivery_limit_is_parked_without_an_attempt
 
     let dead = rig.broker.dead_messages(1, LONG).await;
     assert_eq!(dead[0].data, body);
-    let reason =
-        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
+    let reason = parked_reason(&dead[0]);
     assert_eq!(reason, "delivery_limit");
     assert_eq!(rig.receiver().requests().len(), 0, "never attempted");
     rig.finish().await;
@@ -77,22 +76,13 @@ async fn an_unroutable_retry_copy_from_a_classic_queue_is_tried_at_most_limit_pl
         .start()
         .await;
     let (broker, receiver, worker) = (&rig.broker, rig.receiver(), rig.worker());
-    let tiers = broker.topology.tiers();
-    let tier = broker
-        .topology
-        .retry_queue(tiers.of(Duration::from_millis(200)).unwrap());
-    broker
-        .channel
-        .queue_delete(tier.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    broker.delete_retry_tier(Duration::from_millis(200)).await;
 
     let body = event("uc-1", 104, &receiver.url("/u"), "{}");
     broker.publish(&body).await;
     let dead = broker.dead_messages(1, LONG).await;
     assert_eq!(dead[0].data, body);
-    let reason =
-        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
+    let reason = parked_reason(&dead[0]);
     assert_eq!(reason, "delivery_limit");
     // 3: the first delivery and 2 returns; fewer when a delivery was
     // deferred without an attempt (a receiver slow to answer on a loaded

@@ -183,8 +183,7 @@ async fn a_message_that_keeps_killing_workers_is_parked_by_the_broker() {
         None,
         "parked by the broker, not the worker"
     );
-    let reason =
-        webhook_worker::broker::dead_letters::parked_reason(dead[0].properties.headers().as_ref());
+    let reason = parked_reason(&dead[0]);
     assert_eq!(reason, "delivery_limit", "the broker's x-death says why");
     assert_eq!(broker.depth(broker.topology.deliveries()).await, 0);
     rig.finish().await;

@@ -198,6 +198,18 @@ impl Broker {
         q.message_count()
     }
 
+    /// Deletes the retry tier that holds `delay` under the running worker
+    /// (as someone might): its retry copies then come back unroutable.
+    pub(crate) async fn delete_retry_tier(&self, delay: Duration) {
+        let tier = self
+            .topology
+            .retry_queue(self.topology.tiers().of(delay).unwrap());
+        self.channel
+            .queue_delete(tier.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+
     /// Waits until `P.dead` holds `n` messages, then takes them all.
     pub(crate) async fn dead_messages(
         &self,
@@ -319,6 +331,12 @@ async fn delete_topology(conn: &Connection, prefix: &str, topology: &Topology) {
 }
 
 /// A header of a message as text or integer, for assertions.
+/// Why a parked message was parked (the worker's reason header or the
+/// broker's `x-death`), as `dead list` shows it.
+pub(crate) fn parked_reason(d: &lapin::message::Delivery) -> String {
+    webhook_worker::broker::dead_letters::parked_reason(d.properties.headers().as_ref())
+}
+
 pub(crate) fn header(d: &lapin::message::Delivery, name: &str) -> Option<AMQPValue> {
     d.properties.headers().as_ref()?.inner().get(name).cloned()
 }
