@@ -20,10 +20,17 @@
 //! and a queue's arguments cannot be changed by declaring it again. Such a
 //! queue is still used ([`DeadReads::Exposed`]): `run` and `declare` log a
 //! warning naming the policy that protects it, and `check` reports it.
+//! AMQP cannot see policies, so `check` asks the management API when
+//! `RABBITMQ_MANAGEMENT_URL` is set ([`assess`]): an old `P.dead` under
+//! such a policy is then reported protected, and a new one that a policy
+//! with a lower `delivery-limit` overrides is reported exposed.
 
 use lapin::{Channel, options::QueueDeclareOptions};
 
-use super::topology::{QueueSpec, TopologyError, conflict_or_broker};
+use super::{
+    management::QueuePolicies,
+    topology::{QueueSpec, TopologyError, conflict_or_broker},
+};
 
 /// `x-delivery-limit` of a quorum `P.dead`: reads never reach it.
 pub const DEAD_DELIVERY_LIMIT: i64 = i32::MAX as i64;
@@ -52,6 +59,40 @@ pub fn exposed_advice(dead: &str) -> String {
          which drops the message; protect it with a policy: rabbitmqctl set_policy --apply-to \
          queues {dead}-reads '{pattern}' '{{\"delivery-limit\":{DEAD_DELIVERY_LIMIT}}}'"
     )
+}
+
+/// Whether reads of `P.dead` are safe given the delivery limit in effect
+/// on it (its argument and its policies, as the management API shows
+/// them) on a broker of `major` version: `Err` says why not, and what to
+/// do. A quorum queue's limit is the lower of argument and policy; from
+/// 4.0 a negative one means none, and none at all means 20. (On 3.x no
+/// limit means none, but the queue is reported all the same: an upgrade
+/// to 4.0 exposes it.)
+pub fn assess(dead: &str, q: &QueuePolicies, major: u32) -> Result<(), String> {
+    if q.queue_type != "quorum" {
+        return Ok(());
+    }
+    let source = |from_policy: bool| match from_policy {
+        true => format!("policy {}", q.policy_names.join(", ")),
+        false => "its x-delivery-limit argument".to_string(),
+    };
+    let (limit, from_policy) = match (q.argument, q.policy) {
+        (Some(a), Some(p)) if p >= 0 && (a < 0 || p < a) => (p, true),
+        (Some(a), _) => (a, false),
+        (None, Some(p)) => (p, true),
+        (None, None) => return Err(exposed_advice(dead)),
+    };
+    if limit >= DEAD_DELIVERY_LIMIT || (limit < 0 && major >= 4) {
+        return Ok(());
+    }
+    Err(format!(
+        "{dead} has delivery-limit {limit} (from {}): each read by the dead commands may count \
+         toward it, which drops the message; {}",
+        source(from_policy),
+        exposed_advice(dead)
+            .split_once("protect it with ")
+            .map_or("", |(_, fix)| fix)
+    ))
 }
 
 /// `P.dead` as an earlier release declared it: `spec` without
@@ -134,6 +175,35 @@ mod tests {
             arguments: args,
         };
         assert_eq!(legacy(&protected), Some(plain));
+    }
+
+    #[test]
+    fn a_policy_protects_an_old_dead_queue_and_a_lower_one_exposes_a_new_one() {
+        let q = |argument, policy| QueuePolicies {
+            queue_type: "quorum".into(),
+            argument,
+            policy,
+            policy_names: vec!["p".into()],
+        };
+        let max = Some(DEAD_DELIVERY_LIMIT);
+        assert!(assess("d", &q(None, None), 4).is_err(), "old, no policy");
+        assert!(assess("d", &q(None, None), 3).is_err(), "old on 3.x too");
+        assert_eq!(assess("d", &q(None, max), 4), Ok(()), "old, protected");
+        assert_eq!(
+            assess("d", &q(None, Some(-1)), 4),
+            Ok(()),
+            "4.x: -1 is none"
+        );
+        assert!(assess("d", &q(None, Some(-1)), 3).is_err(), "3.x: -1 drops");
+        assert_eq!(assess("d", &q(max, None), 4), Ok(()), "new");
+        let lowered = assess("d", &q(max, Some(20)), 4).unwrap_err();
+        assert!(
+            lowered.contains("delivery-limit 20 (from policy p)"),
+            "{lowered}"
+        );
+        assert!(lowered.contains("rabbitmqctl set_policy"), "{lowered}");
+        let classic = QueuePolicies::default();
+        assert_eq!(assess("d", &classic, 4), Ok(()));
     }
 
     #[test]

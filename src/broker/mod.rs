@@ -13,6 +13,7 @@
 //! | [`reshard`] | changing the shard count, nothing lost |
 //! | [`shards`] | sharded work queues: the hash exchange, the shard count |
 //! | [`check`] | comparing the broker's topology with it, changing nothing |
+//! | [`management`] | the management API, for `check`: policies in effect on a queue |
 //! | [`retry_headers`] | the retry state as AMQP headers |
 //! | [`dead_letters`] | inspecting, replaying and purging parked messages |
 //! | [`delivery_log`] | reading `P.log` from a point in time, unchanged |
@@ -25,6 +26,7 @@ pub mod connect;
 pub mod dead_letters;
 pub mod dead_reads;
 pub mod delivery_log;
+pub mod management;
 pub mod outcomes;
 pub mod publisher;
 pub mod reshard;

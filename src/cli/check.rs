@@ -15,7 +15,8 @@ use crate::{
     broker::topology::Topology,
     broker::{
         check::{Checked, Finding, check},
-        dead_reads::DELIVERY_LIMIT_ARG,
+        dead_reads::{DELIVERY_LIMIT_ARG, assess},
+        management::{Management, ManagementError},
         tls::{RECEIVER_IDENTITY, load_identity},
         topology::LogRetention,
         url::parse_urls,
@@ -32,6 +33,11 @@ pub(super) struct Check {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// The RabbitMQ management API (e.g. http://127.0.0.1:15672), so that
+    /// check sees the policies in effect on P.dead (AMQP cannot); its
+    /// credentials are the URL's, else AMQP_URL's.
+    #[arg(long, env = "RABBITMQ_MANAGEMENT_URL", hide_env_values = true)]
+    management_url: Option<String>,
     #[command(flatten)]
     config: Config,
 }
@@ -113,10 +119,56 @@ impl Check {
 impl Check {
     /// Connects and compares, changing nothing.
     async fn compare(&self, topology: &Topology) -> Result<Vec<Checked>, Error> {
+        let management = match &self.management_url {
+            Some(url) => {
+                let urls = parse_urls(&self.config.broker.amqp_url)?;
+                let m = Management::new(url, urls.node(0).uri());
+                Some(m.map_err(|e| Error::Usage(e.to_string()))?)
+            }
+            None => None,
+        };
         let conn = connect_once(&self.config.broker, "check").await?;
         let found = check(&conn, topology).await;
         let _ = conn.close(200, "checked".into()).await;
-        Ok(found?)
+        let mut found = found?;
+        if let Some(dead) = found
+            .iter_mut()
+            .find(|c| c.kind == "queue" && c.name == topology.dead())
+        {
+            assess_dead(management.as_ref(), dead).await;
+        }
+        Ok(found)
+    }
+}
+
+/// `P.dead`'s protection as the policies in effect show it, when the
+/// management API is known; else an exposed one says how to let check see
+/// a policy already set.
+async fn assess_dead(management: Option<&Management>, dead: &mut Checked) {
+    if !matches!(dead.finding, Finding::Matches | Finding::Exposed { .. }) {
+        return;
+    }
+    let Some(m) = management else {
+        if let Finding::Exposed { advice } = &mut dead.finding {
+            advice.push_str(" (set RABBITMQ_MANAGEMENT_URL to let check see a policy already set)");
+        }
+        return;
+    };
+    let seen = async {
+        Ok((
+            m.queue_policies(&dead.name).await?,
+            m.major_version().await?,
+        ))
+    };
+    let seen: Result<_, ManagementError> = seen.await;
+    match seen {
+        Ok((policies, major)) => {
+            dead.finding = match assess(&dead.name, &policies, major) {
+                Ok(()) => Finding::Matches,
+                Err(advice) => Finding::Exposed { advice },
+            }
+        }
+        Err(e) => eprintln!("warning: {} not assessed: {e}", dead.name),
     }
 }
 

@@ -11,7 +11,10 @@ use lapin::{
     types::AMQPValue,
 };
 use webhook_worker::{
-    broker::retry_headers::{Parking, with_retry_headers},
+    broker::{
+        retry_headers::{Parking, with_retry_headers},
+        topology::QueueSpec,
+    },
     domain::policy::DropReason,
 };
 
@@ -83,12 +86,10 @@ async fn thirty_dead_reads_keep_every_parked_message_in_place_and_in_order() {
     broker.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_dead_queue_declared_the_old_way_is_used_and_reported_as_exposed() {
-    let prefix = unique_prefix("deadold");
-    let config = test_config(&prefix);
-    let dead = format!("{prefix}.dead");
-    // P.dead as releases before the unlimited x-delivery-limit declared it.
+/// Declares `P.dead` as releases before the unlimited `x-delivery-limit`
+/// did, on a connection of its own (returned, to close at the end).
+async fn declare_legacy_dead(config: &webhook_worker::config::Config) -> (Connection, QueueSpec) {
+    let dead = format!("{}.dead", config.names.prefix);
     let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
         .await
         .unwrap();
@@ -108,6 +109,91 @@ async fn a_dead_queue_declared_the_old_way_is_used_and_reported_as_exposed() {
     )
     .await
     .unwrap();
+    (conn, old)
+}
+
+/// `check` with the management API, as the test's P.dead line and its
+/// exit code.
+fn check_dead(prefix: &str) -> (Option<i32>, String) {
+    let url = management_url();
+    let args = ["--dead-ttl=600s", "--retry-schedule", "200ms*2,500ms"];
+    let out = cli(&[
+        &["check", "--prefix", prefix, "--management-url", &url],
+        &args[..],
+    ]
+    .concat());
+    let (stdout, stderr) = printed(&out);
+    let dead = format!("{prefix}.dead");
+    let line = stdout.lines().find(|l| l.contains(&dead));
+    let line = line.unwrap_or_else(|| panic!("no {dead} line: {stdout}{stderr}"));
+    (out.status.code(), line.trim().to_string())
+}
+
+/// The delivery limit a policy puts on `queue`, once in effect.
+async fn policy_in_effect(queue: &str, limit: i64) {
+    wait_for("the policy in effect", LONG, async || {
+        let q = management_queue(queue).await;
+        (q["effective_policy_definition"]["delivery-limit"] == limit).then_some(())
+    })
+    .await;
+}
+
+const LONG: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// AMQP cannot see policies; with `RABBITMQ_MANAGEMENT_URL` `check` does:
+/// an old `P.dead` is reported exposed until a policy gives it an
+/// unlimited `delivery-limit`, then ok; a new one is ok until a policy
+/// lowers its limit (the lower of argument and policy counts), then exposed.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_sees_the_policies_that_protect_or_expose_the_dead_queue() {
+    let prefix = unique_prefix("deadpol");
+    let config = test_config(&prefix);
+    let (conn, _) = declare_legacy_dead(&config).await;
+    let broker = Broker::new(&config).await;
+    let dead = broker.topology.dead().to_string();
+    let pattern = format!("^{}$", dead.replace('.', "\\."));
+    let (code, line) = check_dead(&prefix);
+    assert_eq!(code, Some(1), "{line}");
+    assert!(
+        line.starts_with("exposed") && line.contains("set_policy"),
+        "{line}"
+    );
+    {
+        let limit = serde_json::json!({"delivery-limit": i32::MAX});
+        let _policy = Policy::set(&format!("{prefix}-reads"), &pattern, limit).await;
+        policy_in_effect(&dead, i32::MAX.into()).await;
+        let (code, line) = check_dead(&prefix);
+        assert_eq!((code, line.starts_with("ok")), (Some(0), true), "{line}");
+    }
+    broker.cleanup().await;
+    let _ = conn.close(200, "done".into()).await;
+
+    let prefix = unique_prefix("deadpol");
+    let broker = Broker::new(&test_config(&prefix)).await;
+    assert_eq!(check_dead(&prefix).0, Some(0), "declared by this release");
+    let dead = broker.topology.dead().to_string();
+    let pattern = format!("^{}$", dead.replace('.', "\\."));
+    let limit = serde_json::json!({"delivery-limit": 20});
+    let policy = Policy::set(&format!("{prefix}-low"), &pattern, limit).await;
+    policy_in_effect(&dead, 20).await;
+    let (code, line) = check_dead(&prefix);
+    assert_eq!(code, Some(1), "{line}");
+    let name = format!("delivery-limit 20 (from policy {prefix}-low)");
+    assert!(
+        line.starts_with("exposed") && line.contains(&name),
+        "{line}"
+    );
+    drop(policy);
+    broker.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_queue_declared_the_old_way_is_used_and_reported_as_exposed() {
+    let prefix = unique_prefix("deadold");
+    let config = test_config(&prefix);
+    let dead = format!("{prefix}.dead");
+    // P.dead as releases before the unlimited x-delivery-limit declared it.
+    let (conn, old) = declare_legacy_dead(&config).await;
 
     // The worker's declaration accepts it (the harness declares as the
     // worker does), so nothing parked in it is stranded.

@@ -95,3 +95,64 @@ pub(crate) fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A policy of the test's own (its name and pattern carry the test's
+/// prefix), deleted when dropped, also when the test panicked.
+pub(crate) struct Policy {
+    name: String,
+}
+
+impl Policy {
+    /// Sets policy `name` on the queues matching `pattern`, with priority
+    /// 10 (above a default one an operator may have).
+    pub(crate) async fn set(name: &str, pattern: &str, definition: serde_json::Value) -> Self {
+        let body = serde_json::json!({
+            "pattern": pattern, "definition": definition, "apply-to": "queues", "priority": 10,
+        });
+        let resp = reqwest::Client::new()
+            .put(format!(
+                "{}/api/policies/%2f/{}",
+                management_url(),
+                urlencode(name)
+            ))
+            .basic_auth("guest", Some("guest"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status().is_success(),
+            "set policy {name}: {}",
+            resp.status()
+        );
+        Self {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let url = format!(
+            "{}/api/policies/%2f/{}",
+            management_url(),
+            urlencode(&self.name)
+        );
+        // A thread of its own: the drop may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let _ = reqwest::Client::new()
+                    .delete(url)
+                    .basic_auth("guest", Some("guest"))
+                    .send()
+                    .await;
+            });
+        })
+        .join();
+    }
+}
