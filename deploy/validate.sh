@@ -126,7 +126,7 @@ check "python3 -m json.tool deploy/grafana/dashboards/webhook-worker.json" \
 check "grafana provisioning: datasource uid and dashboard path" \
   run_py deploy/validate_helpers.py grafana deploy/grafana/provisioning/datasources/prometheus.yml \
   deploy/grafana/provisioning/dashboards/dashboards.yml deploy/grafana/dashboards/webhook-worker.json
-for dir in deploy/kubernetes/base deploy/kubernetes/overlays/example; do
+for dir in deploy/kubernetes/base deploy/kubernetes/overlays/example deploy/kubernetes/overlays/sharded; do
   rendered=$WORK/$(basename "$dir").yaml
   rm -f "$rendered"
   check "kubectl kustomize $dir" render "$dir" "$rendered"

@@ -8,7 +8,8 @@
 
   validate_helpers.py k8s RENDERED.yaml
       Cross-references in `kubectl kustomize` output that no schema covers:
-      KEDA targets and credentials, probes, grace periods, PodMonitor.
+      KEDA targets and credentials (the shards' sum with WEBHOOK_SHARDS),
+      probes, grace periods, PodMonitor.
 
   validate_helpers.py grafana DATASOURCES.yml PROVIDERS.yml DASHBOARD.json
       The dashboard refers only to the provisioned Prometheus datasource uid,
@@ -235,21 +236,61 @@ def cmd_k8s(rendered):
           "ScaledObject does not target the Deployment")
     check(1 <= spec.get("minReplicaCount", 0) <= spec.get("maxReplicaCount", 0),
           "ScaledObject replica bounds are inconsistent")
+    data = cm.get("data", {})
+    shards = int(data.get("WEBHOOK_SHARDS", "1"))
+    prefix = data.get("WEBHOOK_PREFIX", "webhooks")
     for trig in spec["triggers"]:
         md = trig.get("metadata", {})
         check(trig["type"] == "rabbitmq", "trigger is not rabbitmq")
         check(md.get("mode") == "QueueLength", "trigger mode is not QueueLength")
-        check(re.fullmatch(r"[^.]+\.deliveries", md.get("queueName", "")) is not None,
-              f"trigger queue {md.get('queueName')!r} is not the work queue (never a retry queue)")
+        if shards > 1:
+            errors.extend(sharded_trigger_errors(md, prefix, shards))
+        else:
+            check(md.get("queueName") == f"{prefix}.deliveries",
+                  f"trigger queue {md.get('queueName')!r} is not the work queue {prefix}.deliveries"
+                  " (never a retry queue)")
         check(trig.get("authenticationRef", {}).get("name") == ta["metadata"]["name"],
               "trigger does not reference the TriggerAuthentication")
     refs = {(r["parameter"], r["name"], r["key"]) for r in ta["spec"].get("secretTargetRef", [])}
-    if amqp:
+    if amqp and shards > 1:
+        check(any(p == "host" and n == amqp["name"] and k != amqp["key"] for p, n, k in refs),
+              "with shards, TriggerAuthentication `host` must be the management URL: another key"
+              " of AMQP_URL's Secret (KEDA matches queues by regex only over HTTP)")
+    elif amqp:
         check(("host", amqp["name"], amqp["key"]) in refs,
               "TriggerAuthentication `host` must use the Secret key that AMQP_URL uses")
 
     print(f"{len(docs)} objects: " + ", ".join(
         f'{d["kind"]}/{d["metadata"]["name"]}' for d in docs))
+    return errors
+
+
+def sharded_trigger_errors(md, prefix, shards):
+    """KEDA's rabbitmq trigger over WEBHOOK_SHARDS work queues: the sum of
+    ready messages of the queues its expression matches, which must be every
+    shard and nothing else of the topology (section 2 and 9 names)."""
+    errors = []
+    want = {"protocol": "http", "useRegex": "true", "excludeUnacknowledged": "true"}
+    for key, value in want.items():
+        if md.get(key) != value:
+            errors.append(f"sharded trigger needs {key}: {value!r}, has {md.get(key)!r}")
+    if md.get("operation", "sum") != "sum":
+        errors.append(f"sharded trigger must sum over the shards, has operation {md.get('operation')!r}")
+    try:
+        # The management API filters names with an unanchored match.
+        rx = re.compile(md.get("queueName", ""))
+    except re.error as e:
+        return errors + [f"trigger queueName is not a regular expression: {e}"]
+    shard_names = [f"{prefix}.deliveries.{k}" for k in range(shards)]
+    missed = [q for q in shard_names if not rx.search(q)]
+    if missed:
+        errors.append(f"trigger expression misses shards {missed[:3]}")
+    others = [f"{prefix}.deliveries", f"{prefix}.retry.60s", f"{prefix}.retry.24h",
+              f"{prefix}.dead", f"{prefix}.log", f"{prefix}.deliveries.0.old",
+              f"other{prefix}.deliveries.0", f"{prefix}xdeliveries.0"]
+    counted = [q for q in others if rx.search(q)]
+    if counted:
+        errors.append(f"trigger expression also counts {counted}")
     return errors
 
 

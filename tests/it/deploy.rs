@@ -244,3 +244,73 @@ fn the_name_extractor_finds_metrics_not_functions_or_labels() {
         ]
     );
 }
+
+/// The sharded overlay's KEDA trigger, asked of the management API the way
+/// KEDA's rabbitmq scaler asks with `useRegex` (`/api/queues/<vhost>?page=1&
+/// use_regex=true&name=<expression>&page_size=100`, then the sum of
+/// `messages_ready` with `excludeUnacknowledged`), counts every shard's
+/// ready messages and not the parked ones.
+#[tokio::test]
+async fn the_sharded_keda_trigger_sums_the_ready_messages_of_every_shard() {
+    let overlay =
+        std::fs::read_to_string("deploy/kubernetes/overlays/sharded/kustomization.yaml").unwrap();
+    let expression = overlay
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("queueName: "))
+        .expect("the trigger's queueName")
+        .trim_matches('\'');
+    assert!(expression.starts_with(r"^webhooks\."), "{expression}");
+    let rig = Harness::new("keda-sum")
+        .config(|c| c.topology.shards = 4)
+        .declare()
+        .await;
+    // The test's prefix has no character special in an expression.
+    let expression = expression.replacen("webhooks", rig.prefix(), 1);
+    let events = (0..40u32).map(|i| {
+        let body = event_with(
+            &format!("k{i}"),
+            104,
+            "http://x/",
+            "{}",
+            &format!(r#""site_id":{}"#, i % 13),
+        );
+        ((i % 13).to_string(), body)
+    });
+    rig.broker.publish_many_keyed(events).await;
+    let parked = event("parked", 104, "http://x/", "{}");
+    for _ in 0..3 {
+        rig.broker
+            .publish_to(rig.broker.topology.dead(), &parked, Default::default())
+            .await;
+    }
+    let path = format!(
+        "queues/%2F?page=1&use_regex=true&pagination=false&name={}&page_size=100",
+        urlencode(&expression)
+    );
+    let (names, ready) = wait_for(
+        "the shards' ready messages in the management API",
+        std::time::Duration::from_secs(60),
+        async || {
+            let page: serde_json::Value = management_json(&path).await;
+            let items = page["items"].as_array()?;
+            let ready: u64 = items
+                .iter()
+                .filter_map(|q| q["messages_ready"].as_u64())
+                .sum();
+            let mut names: Vec<String> = items
+                .iter()
+                .filter_map(|q| q["name"].as_str().map(str::to_string))
+                .collect();
+            names.sort();
+            (ready == 40).then_some((names, ready))
+        },
+    )
+    .await;
+    assert_eq!(ready, 40);
+    assert_eq!(
+        names,
+        rig.broker.topology.work_queues(),
+        "every shard, nothing else"
+    );
+    rig.finish().await;
+}
