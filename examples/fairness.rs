@@ -17,8 +17,12 @@
 //! cargo run --release --example fairness -- --out bench/results/<stamp>-fairness.json
 //! ```
 //!
+//! `FAIRNESS_BROKER_PIDS=pid,pid,…` (the brokers' Erlang VMs) adds their CPU
+//! seconds while the backlog is published and while it drains.
+//!
 //! Options: `--shards 1,16`, `--burst 200000`, `--sites 20`, `--rate 50`,
-//! `--backlog 100000`, `--only burst|throughput`, `--out FILE.json` (the
+//! `--backlog 100000`, `--rounds 1` (throughput rounds, alternating the
+//! counts), `--only burst|throughput`, `--out FILE.json` (the
 //! chart goes beside it as `FILE.svg`).
 
 use std::{
@@ -245,6 +249,12 @@ fn worker(prefix: &str, shards: u16) -> Res<std::process::Child> {
         .spawn()?)
 }
 
+/// The node this example publishes and probes through: the first of
+/// `AMQP_URL`'s list (the worker gets the whole list).
+fn own_url() -> String {
+    amqp_url().split(',').next().unwrap_or_default().to_string()
+}
+
 fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
@@ -316,7 +326,7 @@ async fn burst_run(conn: &Connection, plan: &Plan, shards: u16, urls: &[String])
     let live_sent = Arc::new(AtomicU64::new(0));
     let live = {
         let (conn2, exchange) = (
-            Connection::connect(&amqp_url(), ConnectionProperties::default()).await?,
+            Connection::connect(&own_url(), ConnectionProperties::default()).await?,
             t.exchange().to_string(),
         );
         let (stop, sent, others, urls) = (
@@ -419,6 +429,8 @@ async fn throughput_run(conn: &Connection, plan: &Plan, shards: u16) -> Res<Valu
     let t = topology(&prefix, shards);
     t.declare(conn).await?;
     let sites = plan.others.len().max(1) as u32;
+    let cpu_before_publish = broker_cpu_s();
+    let published = Instant::now();
     publish(
         conn,
         t.exchange(),
@@ -428,6 +440,8 @@ async fn throughput_run(conn: &Connection, plan: &Plan, shards: u16) -> Res<Valu
         }),
     )
     .await?;
+    let publish_s = published.elapsed().as_secs_f64();
+    let cpu_published = broker_cpu_s();
     let w = worker(&prefix, shards)?;
     wait_until("first delivery", Duration::from_secs(60), || {
         seen.any.load(Ordering::Relaxed) > 0
@@ -435,17 +449,50 @@ async fn throughput_run(conn: &Connection, plan: &Plan, shards: u16) -> Res<Valu
     .await?;
     let t0 = Instant::now();
     let at0 = seen.any.load(Ordering::Relaxed);
+    let cpu_t0 = broker_cpu_s();
     wait_until("the backlog drained", Duration::from_secs(600), || {
         seen.any.load(Ordering::Relaxed) >= u64::from(plan.backlog)
     })
     .await?;
     let secs = t0.elapsed().as_secs_f64();
+    let cpu_drained = broker_cpu_s();
     stop(w);
     delete(conn, &t).await;
     let n = u64::from(plan.backlog) - at0;
-    Ok(
-        json!({"shards": shards, "events": plan.backlog, "per_s": (n as f64 / secs).round(), "elapsed_s": (secs * 100.0).round() / 100.0}),
-    )
+    let per_node = |a: &[f64], b: &[f64]| -> Vec<f64> {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| ((y - x) * 100.0).round() / 100.0)
+            .collect()
+    };
+    Ok(json!({
+        "shards": shards, "events": plan.backlog,
+        "per_s": (n as f64 / secs).round(), "elapsed_s": (secs * 100.0).round() / 100.0,
+        "publish_per_s": (f64::from(plan.backlog) / publish_s).round(),
+        "broker_cpu_s_publish": per_node(&cpu_before_publish, &cpu_published),
+        "broker_cpu_s_drain": per_node(&cpu_t0, &cpu_drained),
+        "drain_events": n,
+    }))
+}
+
+/// CPU seconds (user + system) so far of each broker process named in
+/// `FAIRNESS_BROKER_PIDS` (comma-separated pids; none: empty).
+fn broker_cpu_s() -> Vec<f64> {
+    let pids = std::env::var("FAIRNESS_BROKER_PIDS").unwrap_or_default();
+    pids.split(',')
+        .filter(|p| !p.is_empty())
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // fields after the command's closing parenthesis: utime is the
+            // 12th, stime the 13th, in clock ticks (100 a second)
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let f: Vec<f64> = rest
+                .split_whitespace()
+                .map(|x| x.parse().unwrap_or(0.0))
+                .collect();
+            (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+        })
+        .collect()
 }
 
 /// The other sites' p99 over time, one line per shard count.
@@ -521,7 +568,7 @@ async fn main() -> Res<()> {
         .map(|s| s.parse())
         .collect::<Result<_, _>>()?;
     let sites: usize = arg("--sites", "20").parse()?;
-    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
+    let conn = Connection::connect(&own_url(), ConnectionProperties::default()).await?;
     let largest = *counts.iter().max().unwrap_or(&1);
     let (burst_site, others) = choose_sites(&conn, largest.max(2), sites).await?;
     let plan = Plan {
@@ -543,19 +590,43 @@ async fn main() -> Res<()> {
         );
         bursts.push(r);
     }
+    // Throughput rounds alternate the shard counts, so a change of the
+    // machine's load falls on all of them alike; the summary is the median.
+    let rounds: usize = arg("--rounds", "1").parse()?;
     let mut tps = Vec::new();
-    for &n in counts.iter().filter(|_| only != "burst") {
-        eprintln!("fairness: throughput run, {n} shard(s)");
-        let r = throughput_run(&conn, &plan, n).await?;
-        eprintln!("fairness:   {r}");
-        tps.push(r);
+    for round in 0..rounds {
+        for &n in counts.iter().filter(|_| only != "burst") {
+            eprintln!(
+                "fairness: throughput run, {n} shard(s), round {}",
+                round + 1
+            );
+            let mut r = throughput_run(&conn, &plan, n).await?;
+            r["round"] = json!(round + 1);
+            eprintln!("fairness:   {r}");
+            tps.push(r);
+        }
     }
+    let medians: Vec<Value> = counts
+        .iter()
+        .filter(|_| only != "burst")
+        .map(|&n| {
+            let mut v: Vec<f64> = tps
+                .iter()
+                .filter(|r| r["shards"] == n)
+                .filter_map(|r| r["per_s"].as_f64())
+                .collect();
+            {
+                let rounds = v.clone();
+                json!({"shards": n, "median_per_s": percentile(&mut v, 0.5), "rounds": rounds})
+            }
+        })
+        .collect();
     let report = json!({
         "command": std::env::args().collect::<Vec<_>>().join(" "),
-        "broker": amqp_url().split('@').next_back().unwrap_or(""),
+        "broker": amqp_url().split(',').map(|u| u.split('@').next_back().unwrap_or("")).collect::<Vec<_>>().join(","),
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "burst_site": plan.burst_site, "other_sites": plan.others, "rate_per_site": plan.rate,
-        "burst": bursts, "throughput": tps,
+        "burst": bursts, "throughput": tps, "throughput_median": medians,
     });
     let out = arg("--out", "bench/results/fairness.json");
     std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")?;
