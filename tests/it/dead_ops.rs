@@ -7,10 +7,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lapin::{
-    BasicProperties,
-    types::{AMQPValue, FieldTable},
-};
+use lapin::types::{AMQPValue, FieldTable};
 use webhook_worker::{
     broker::retry_headers::{Parking, with_retry_headers},
     domain::policy::DropReason,
@@ -70,14 +67,7 @@ async fn park(broker: &Broker, id: &str, webhook: &str, host: &str, reason: &str
             Some(Parking { reason, at_ms: at }),
         )
     };
-    let dead = broker.topology.dead().to_string();
-    broker
-        .publish_to(
-            &dead,
-            body.as_bytes(),
-            BasicProperties::default().with_headers(headers),
-        )
-        .await;
+    broker.park(body.as_bytes(), headers).await;
 }
 
 fn id_of(d: &lapin::message::Delivery) -> String {

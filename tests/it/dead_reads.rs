@@ -6,10 +6,7 @@
 //! A `P.dead` declared the old way (no `x-delivery-limit`) is still used,
 //! and `check` and `declare` report it.
 
-use lapin::{
-    BasicProperties, Connection, ConnectionProperties, options::QueueDeclareOptions,
-    types::AMQPValue,
-};
+use lapin::{Connection, ConnectionProperties, options::QueueDeclareOptions, types::AMQPValue};
 use webhook_worker::{
     broker::{
         retry_headers::{Parking, with_retry_headers},
@@ -22,7 +19,6 @@ use crate::harness::*;
 
 /// Parks `ids` in `P.dead` as the worker parks them, in this order.
 async fn park(broker: &Broker, ids: &[String]) {
-    let dead = broker.topology.dead().to_string();
     for id in ids {
         let body = event(id, 104, "http://receiver.example/hook", "{}");
         let parking = Parking {
@@ -30,13 +26,7 @@ async fn park(broker: &Broker, ids: &[String]) {
             at_ms: 1_700_000_000_000,
         };
         let headers = with_retry_headers(None, 8, Some(1), Some("HTTP 500"), Some(parking));
-        broker
-            .publish_to(
-                &dead,
-                &body,
-                BasicProperties::default().with_headers(headers),
-            )
-            .await;
+        broker.park(&body, headers).await;
     }
 }
 

@@ -11,7 +11,6 @@ use std::{
 
 use futures_lite::StreamExt;
 use lapin::{
-    BasicProperties,
     options::{BasicConsumeOptions, BasicQosOptions},
     types::FieldTable,
 };
@@ -30,7 +29,6 @@ const LONG: Duration = Duration::from_secs(60);
 /// Parks `ids` in `P.dead` as the worker would, reason `gone` (or
 /// `expired` for ids starting with `x`).
 async fn park_all(broker: &Broker, ids: &[String]) {
-    let dead = broker.topology.dead().to_string();
     for id in ids {
         let reason = if id.starts_with('x') {
             DropReason::Expired
@@ -45,13 +43,7 @@ async fn park_all(broker: &Broker, ids: &[String]) {
             Some(Parking { reason, at_ms: 1 }),
         );
         let body = event(id, 104, "http://r.test/h", "{}");
-        broker
-            .publish_to(
-                &dead,
-                &body,
-                BasicProperties::default().with_headers(headers),
-            )
-            .await;
+        broker.park(&body, headers).await;
     }
 }
 

@@ -3,21 +3,6 @@
 
 use crate::harness::*;
 
-fn check(prefix: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let args = [
-        "check",
-        "--prefix",
-        prefix,
-        "--retry-schedule",
-        "200ms*2,500ms",
-        "--dead-ttl",
-        "10m",
-    ];
-    let out = cli(&[&args[..], extra].concat());
-    let (stdout, stderr) = printed(&out);
-    (out.status.code(), stdout + &stderr)
-}
-
 #[tokio::test]
 async fn the_log_stream_has_the_configured_retention() {
     let prefix = unique_prefix("logret");
@@ -32,7 +17,7 @@ async fn the_log_stream_has_the_configured_retention() {
     .await;
     let log = format!("{prefix}.log");
     let same = ["--log-retention", "2h", "--log-max-bytes", "50MB"];
-    let (code, text) = check(&prefix, &same);
+    let (code, text) = check_as_tests(&prefix, &same);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains(&format!("ok       queue {log}")), "{text}");
     // Each argument differs on its own, and is named.
@@ -46,7 +31,7 @@ async fn the_log_stream_has_the_configured_retention() {
             "x-max-length-bytes",
         ),
     ] {
-        let (code, text) = check(&prefix, &args);
+        let (code, text) = check_as_tests(&prefix, &args);
         assert_eq!(code, Some(1), "{text}");
         assert!(
             text.contains(&format!("differs  queue {log}: {argument}")),
@@ -78,21 +63,21 @@ async fn no_log_when_retention_is_zero() {
         c
     })
     .await;
-    let (code, text) = check(&prefix, &["--log-retention", "0"]);
+    let (code, text) = check_as_tests(&prefix, &["--log-retention", "0"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(!text.contains(&format!("queue {prefix}.log")), "{text}");
     assert!(
         text.contains(&format!("ok       exchange {prefix}.outcomes")),
         "{text}"
     );
-    let (code, text) = check(&prefix, &[]);
+    let (code, text) = check_as_tests(&prefix, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains(&format!("missing  queue {prefix}.log")),
         "{text}"
     );
     for bad in [["--log-retention", "1.5s"], ["--log-max-bytes", "lots"]] {
-        let (code, text) = check(&prefix, &bad);
+        let (code, text) = check_as_tests(&prefix, &bad);
         assert_eq!(code, Some(2), "{text}");
         assert!(text.contains(bad[0]), "{text}");
     }

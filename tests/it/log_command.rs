@@ -35,18 +35,7 @@ fn log_json(prefix: &str, args: &[&str]) -> Vec<OutcomeEvent> {
 /// Waits until the worker has published `n` outcome events.
 async fn published(worker: &RunningWorker, n: f64) {
     wait_for(&format!("{n} outcome events"), LONG, async || {
-        let text = worker.scrape().await;
-        let total: f64 = OutcomeKind::ALL
-            .iter()
-            .map(|k| {
-                let series = format!(
-                    r#"webhook_outcomes_published_total{{kind="{}"}}"#,
-                    k.as_str()
-                );
-                sample(&text, &series)
-            })
-            .sum();
-        (total >= n).then_some(())
+        (worker.outcomes_published().await >= n).then_some(())
     })
     .await;
 }

@@ -102,29 +102,13 @@ fn each_commands_help_lists_only_its_options() {
     }
 }
 
-/// `check` with the test configuration's settings and `extra`.
-fn check(prefix: &str, extra: &[&str]) -> (Option<i32>, String) {
-    let args = [
-        "check",
-        "--prefix",
-        prefix,
-        "--retry-schedule",
-        "200ms*2,500ms",
-        "--dead-ttl",
-        "10m",
-    ];
-    let out = cli(&[&args[..], extra].concat());
-    let (stdout, stderr) = printed(&out);
-    (out.status.code(), stdout + &stderr)
-}
-
 const SECRET: &str = "whsec_Y2hlY2stc2VjcmV0LTQy";
 
 #[tokio::test]
 async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
     let prefix = unique_prefix("checkok");
     let broker = Broker::new(&test_config(&prefix)).await;
-    let (code, text) = check(&prefix, &["--signing-secret", SECRET]);
+    let (code, text) = check_as_tests(&prefix, &["--signing-secret", SECRET]);
     assert_eq!(code, Some(0), "{text}");
     for line in [
         format!("ok       queue {prefix}.dead"),
@@ -142,7 +126,7 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
         !text.contains(SECRET) && !text.contains("guest:guest"),
         "{text}"
     );
-    let (code, text) = check(&prefix, &["--json"]);
+    let (code, text) = check_as_tests(&prefix, &["--json"]);
     assert_eq!(code, Some(0));
     let json: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(json["ok"], true);
@@ -158,7 +142,7 @@ async fn check_agrees_with_a_matching_topology_and_hides_secrets() {
     // A wrong password: the error says so without the password, and it is
     // the setting's fault (exit 2).
     let bad = "amqp://guest:pw-9f3a1c@127.0.0.1:5672/%2f";
-    let (code, text) = check(&prefix, &["--amqp-url", bad]);
+    let (code, text) = check_as_tests(&prefix, &["--amqp-url", bad]);
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("refused the login"), "{text}");
     assert!(!text.contains("pw-9f3a1c"), "{text}");
@@ -195,7 +179,7 @@ async fn check_reports_a_conflicting_queue_and_missing_ones_and_creates_nothing(
         .await
         .unwrap();
 
-    let (code, text) = check(&prefix, &[]);
+    let (code, text) = check_as_tests(&prefix, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains(&format!("differs  queue {dead}: x-message-ttl")),
@@ -225,7 +209,7 @@ async fn check_reports_a_conflicting_queue_and_missing_ones_and_creates_nothing(
     assert_eq!(resp.status(), 404, "check created the missing queue");
 
     // Nothing declared at all: everything missing, exit 1.
-    let (code, text) = check(&unique_prefix("checknone"), &["--json"]);
+    let (code, text) = check_as_tests(&unique_prefix("checknone"), &["--json"]);
     assert_eq!(code, Some(1));
     let json: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert!(

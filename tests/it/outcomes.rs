@@ -294,17 +294,7 @@ async fn failures_mode_leaves_out_successes_and_off_publishes_nothing() {
         receiver.wait_requests(2, LONG).await;
         broker.dead_messages(1, LONG).await;
         let published = wait_for("the events counted", LONG, async || {
-            let text = rig.worker().scrape().await;
-            let total: f64 = OutcomeKind::ALL
-                .iter()
-                .map(|k| {
-                    let series = format!(
-                        r#"webhook_outcomes_published_total{{kind="{}"}}"#,
-                        k.as_str()
-                    );
-                    sample(&text, &series)
-                })
-                .sum();
+            let total = rig.worker().outcomes_published().await;
             (total >= expected as f64).then_some(total)
         })
         .await;

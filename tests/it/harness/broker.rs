@@ -85,6 +85,18 @@ impl Broker {
         assert!(confirm.is_ack());
     }
 
+    /// Publishes `body` with `headers` straight into `P.dead`, as a parked
+    /// message (the headers as `with_retry_headers` writes them).
+    pub(crate) async fn park(&self, body: &[u8], headers: FieldTable) {
+        let dead = self.topology.dead().to_string();
+        self.publish_to(
+            &dead,
+            body,
+            BasicProperties::default().with_headers(headers),
+        )
+        .await;
+    }
+
     /// Publishes straight into `queue` through the default exchange,
     /// confirmed: how a test fabricates a parked message in `P.dead`.
     pub(crate) async fn publish_to(&self, queue: &str, body: &[u8], props: BasicProperties) {

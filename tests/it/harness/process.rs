@@ -44,6 +44,24 @@ pub(crate) fn printed(out: &Output) -> (String, String) {
     )
 }
 
+/// `check` of `prefix` with the test configuration's tiers and dead TTL
+/// ([`super::test_config`]) and `extra`: its exit code and everything it
+/// printed.
+pub(crate) fn check_as_tests(prefix: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let args = [
+        "check",
+        "--prefix",
+        prefix,
+        "--retry-schedule",
+        "200ms*2,500ms",
+        "--dead-ttl",
+        "10m",
+    ];
+    let out = cli(&[&args[..], extra].concat());
+    let (stdout, stderr) = printed(&out);
+    (out.status.code(), stdout + &stderr)
+}
+
 /// A port on loopback where nothing listens while the returned socket
 /// lives: bound, never listening, so a connection to it is refused and no
 /// one else can take it.

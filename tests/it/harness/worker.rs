@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use webhook_worker::{
     app::{self, Running},
     config::Config,
+    domain::outcome_event::OutcomeKind,
 };
 
 use super::{Receiver, wait_for};
@@ -77,6 +78,21 @@ impl RunningWorker {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Outcome events published so far, of every kind.
+    pub(crate) async fn outcomes_published(&self) -> f64 {
+        let text = self.scrape().await;
+        OutcomeKind::ALL
+            .iter()
+            .map(|k| {
+                let series = format!(
+                    r#"webhook_outcomes_published_total{{kind="{}"}}"#,
+                    k.as_str()
+                );
+                sample(&text, &series)
+            })
+            .sum()
     }
 }
 
