@@ -37,9 +37,14 @@ async fn kill_9_mid_flight_loses_nothing() {
     let seen = receiver.wait_ids(N, LONG).await;
     assert!((0..N).all(|i| seen.contains_key(&format!("k-{i}"))));
     let duplicates: usize = seen.values().map(|c| c - 1).sum();
+    // Redelivered are the messages unacked at the kill: at most a prefetch
+    // (100) per open lane, and a session has its lane plus at most four
+    // retired ones (`MAX_RETIRED` in src/worker/session.rs) when slow
+    // deliveries made it rotate, as a loaded machine can (122 were seen
+    // once on RabbitMQ 4.0 under CI load).
     assert!(
-        duplicates <= 100,
-        "at most the in-flight window is redelivered, got {duplicates}"
+        duplicates <= 100 * (1 + 4),
+        "at most the unacked window of the open lanes is redelivered, got {duplicates}"
     );
     assert_eq!(broker.depth(broker.topology.dead()).await, 0, "none parked");
     let by_second = sample(
