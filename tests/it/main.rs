@@ -14,6 +14,7 @@ mod bad_input;
 mod broker_faults;
 mod channel_rotation;
 mod cluster;
+mod consumer_timeout;
 mod dead;
 mod dead_kill;
 mod dead_ops;

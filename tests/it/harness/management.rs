@@ -156,3 +156,11 @@ impl Drop for Policy {
         .join();
     }
 }
+
+/// The (major, minor) version of the broker under test (`rabbitmq_version`).
+pub(crate) async fn broker_version() -> (u32, u32) {
+    let overview: serde_json::Value = management_json("overview").await;
+    let version = overview["rabbitmq_version"].as_str().unwrap();
+    let mut parts = version.split('.').map(|p| p.parse().unwrap());
+    (parts.next().unwrap(), parts.next().unwrap())
+}
