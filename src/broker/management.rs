@@ -1,7 +1,8 @@
 //! The RabbitMQ management API, read by `check` when
 //! `RABBITMQ_MANAGEMENT_URL` is set: what AMQP cannot tell, the policies
-//! in effect on a queue (see [`super::dead_reads::assess`]) and the broker's
-//! version. Read only; one GET per question.
+//! in effect on a queue (see [`super::dead_reads::assess`]), the broker's
+//! version, and where the work queues' leaders are. Read only; one GET per
+//! question.
 //!
 //! The credentials are the URL's own (`http://user:password@host:15672`),
 //! else those of the first `AMQP_URL` node; the vhost is that node's. The
@@ -42,6 +43,31 @@ pub struct QueuePolicies {
     pub policy: Option<i64>,
     /// The names of those policies, for the report.
     pub policy_names: Vec<String>,
+}
+
+/// Where the work queues' leaders are (`check`, with shards on a cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaders {
+    /// Each work queue and its leader's node (`None`: none named yet).
+    pub of: Vec<(String, Option<String>)>,
+    /// The cluster's running nodes.
+    pub running_nodes: usize,
+}
+
+impl Leaders {
+    /// How many nodes hold a leader.
+    pub fn nodes(&self) -> usize {
+        let mut nodes: Vec<_> = self.of.iter().filter_map(|(_, n)| n.as_deref()).collect();
+        nodes.sort_unstable();
+        nodes.dedup();
+        nodes.len()
+    }
+
+    /// Whether the leaders are on as many nodes as they can be: every
+    /// running node, or one node per queue when there are fewer queues.
+    pub fn spread(&self) -> bool {
+        self.nodes() >= self.of.len().min(self.running_nodes)
+    }
 }
 
 /// The management API of one broker.
@@ -111,6 +137,35 @@ impl Management {
             policy: int(&q["effective_policy_definition"]["delivery-limit"]),
             policy_names: names,
         })
+    }
+
+    /// The node of `queue`'s leader (a quorum queue's `leader`, another
+    /// queue's `node`); `None` while the broker names none.
+    pub async fn queue_leader(&self, queue: &str) -> Result<Option<String>, ManagementError> {
+        let path = format!("queues/{}/{}", segment(&self.vhost), segment(queue));
+        let q = self.get(&path).await?;
+        Ok([&q["leader"], &q["node"]]
+            .into_iter()
+            .find_map(|n| n.as_str().map(str::to_string)))
+    }
+
+    /// The leaders of `queues` and the running nodes.
+    pub async fn leaders(&self, queues: &[String]) -> Result<Leaders, ManagementError> {
+        let mut of = Vec::with_capacity(queues.len());
+        for q in queues {
+            of.push((q.clone(), self.queue_leader(q).await?));
+        }
+        let running_nodes = self.running_nodes().await?;
+        Ok(Leaders { of, running_nodes })
+    }
+
+    /// How many of the cluster's nodes are running.
+    pub async fn running_nodes(&self) -> Result<usize, ManagementError> {
+        let nodes = self.get("nodes").await?;
+        let nodes = nodes
+            .as_array()
+            .ok_or_else(|| self.failed("nodes", "not a list".into()))?;
+        Ok(nodes.iter().filter(|n| n["running"] == true).count())
     }
 
     async fn get(&self, path: &str) -> Result<Value, ManagementError> {
@@ -198,6 +253,25 @@ fn urlencoding_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leaders_are_spread_over_as_many_nodes_as_they_can_be() {
+        let leaders = |nodes: &[&str], running| Leaders {
+            of: nodes
+                .iter()
+                .enumerate()
+                .map(|(k, n)| (format!("p.deliveries.{k}"), Some(n.to_string())))
+                .collect(),
+            running_nodes: running,
+        };
+        assert!(leaders(&["a", "b", "c"], 3).spread());
+        assert!(!leaders(&["a", "a", "b"], 3).spread());
+        assert!(leaders(&["a", "b", "c", "a"], 3).spread());
+        assert!(leaders(&["a", "b"], 3).spread(), "two queues, two nodes");
+        assert!(!leaders(&["a", "a"], 3).spread());
+        assert!(leaders(&["a", "a", "a"], 1).spread(), "one node");
+        assert_eq!(leaders(&["a", "b", "a"], 3).nodes(), 2);
+    }
 
     #[test]
     fn credentials_never_show_and_come_from_amqp_unless_given() {

@@ -16,7 +16,7 @@ use crate::{
     broker::{
         check::{Checked, Finding, check},
         dead_reads::{DELIVERY_LIMIT_ARG, assess},
-        management::{Management, ManagementError},
+        management::{Leaders, Management, ManagementError},
         tls::{RECEIVER_IDENTITY, load_identity},
         topology::LogRetention,
         url::parse_urls,
@@ -34,8 +34,8 @@ pub(super) struct Check {
     #[arg(long)]
     json: bool,
     /// The RabbitMQ management API (e.g. http://127.0.0.1:15672), so that
-    /// check sees the policies in effect on P.dead (AMQP cannot); its
-    /// credentials are the URL's, else AMQP_URL's.
+    /// check sees the policies in effect on P.dead and the work queues'
+    /// leaders (AMQP cannot); its credentials are the URL's, else AMQP_URL's.
     #[arg(long, env = "RABBITMQ_MANAGEMENT_URL", hide_env_values = true)]
     management_url: Option<String>,
     #[command(flatten)]
@@ -75,7 +75,7 @@ impl Check {
                 println!("  {k:<30} {v}");
             }
         }
-        let found = match self.compare(&topology).await {
+        let (found, leaders) = match self.compare(&topology).await {
             Ok(found) => found,
             Err(e) => {
                 if self.json {
@@ -93,9 +93,10 @@ impl Check {
             .count();
         if self.json {
             let topology: Vec<Value> = found.iter().map(checked_json).collect();
+            let leaders = leaders.as_ref().map(leaders_json);
             println!(
                 "{}",
-                json!({"ok": problems == 0, "config": config, "topology": topology})
+                json!({"ok": problems == 0, "config": config, "topology": topology, "leaders": leaders})
             );
         } else {
             println!(
@@ -105,6 +106,9 @@ impl Check {
             );
             for c in &found {
                 println!("  {}", checked_line(c));
+            }
+            if let Some(l) = &leaders {
+                print_leaders(l);
             }
         }
         if problems == 0 {
@@ -118,7 +122,7 @@ impl Check {
 
 impl Check {
     /// Connects and compares, changing nothing.
-    async fn compare(&self, topology: &Topology) -> Result<Vec<Checked>, Error> {
+    async fn compare(&self, topology: &Topology) -> Result<(Vec<Checked>, Option<Leaders>), Error> {
         let management = match &self.management_url {
             Some(url) => {
                 let urls = parse_urls(&self.config.broker.amqp_url)?;
@@ -137,8 +141,59 @@ impl Check {
         {
             assess_dead(management.as_ref(), dead).await;
         }
-        Ok(found)
+        let leaders = match management {
+            Some(m) => leaders(&m, topology, &found).await,
+            None => None,
+        };
+        Ok((found, leaders))
     }
+}
+
+/// Where the work queues' leaders are, once they all exist as configured.
+async fn leaders(m: &Management, topology: &Topology, found: &[Checked]) -> Option<Leaders> {
+    let queues = topology.work_queues();
+    let all_there = queues.iter().all(|q| {
+        found
+            .iter()
+            .any(|c| c.kind == "queue" && &c.name == q && c.finding == Finding::Matches)
+    });
+    if !all_there {
+        return None;
+    }
+    match m.leaders(&queues).await {
+        Ok(leaders) => Some(leaders),
+        Err(e) => {
+            eprintln!("warning: the work queues' leaders not read: {e}");
+            None
+        }
+    }
+}
+
+/// The leaders as text, and a warning when they share nodes they need not.
+fn print_leaders(l: &Leaders) {
+    println!(
+        "leaders of the work queues (on {} of {} running nodes)",
+        l.nodes(),
+        l.running_nodes
+    );
+    for (queue, node) in &l.of {
+        println!("  {queue:<30} {}", node.as_deref().unwrap_or("<none>"));
+    }
+    if !l.spread() {
+        eprintln!(
+            "warning: the {} work queues' leaders are on {} of {} running nodes: one node serves more \
+             of them than it needs to; spread them with `rabbitmq-queues rebalance quorum` \
+             (docs/deployment.md, Leaders across a cluster's nodes)",
+            l.of.len(),
+            l.nodes(),
+            l.running_nodes
+        );
+    }
+}
+
+fn leaders_json(l: &Leaders) -> Value {
+    let queues: serde_json::Map<_, _> = l.of.iter().map(|(q, n)| (q.clone(), json!(n))).collect();
+    json!({"queues": queues, "nodes": l.nodes(), "running_nodes": l.running_nodes, "spread": l.spread()})
 }
 
 /// `P.dead`'s protection as the policies in effect show it, when the

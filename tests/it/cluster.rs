@@ -22,6 +22,8 @@ use std::{
 
 use crate::harness::*;
 
+mod leaders;
+
 const NODES: usize = 3;
 const LONG: Duration = Duration::from_secs(120);
 /// Longest pause in deliveries a node loss may cause.
