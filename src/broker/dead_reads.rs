@@ -131,7 +131,10 @@ pub async fn declare_dead(
     }
     // Not the legacy form either: that refusal names what else differs.
     declared?;
-    tracing::warn!("{}", exposed_advice(&spec.name));
+    tracing::warn!(
+        "{} (`webhook-worker check` with RABBITMQ_MANAGEMENT_URL shows whether a policy does)",
+        exposed_advice(&spec.name)
+    );
     Ok(DeadReads::Exposed)
 }
 

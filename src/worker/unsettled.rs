@@ -14,6 +14,10 @@
 //! confirmed, and parks it itself, without an attempt, once that count is
 //! past the limit ([`past_limit`], reason `delivery_limit`). Should that
 //! copy fail too, the original is rejected back to the queue as before.
+//! When even that parking fails (`P.dead` gone too), the message keeps
+//! going round without an attempt, once per [`PARK_RETRY`].
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use lapin::BasicProperties;
@@ -24,6 +28,10 @@ use crate::broker::{
     retry_headers::{unsettled, with_unsettled},
     topology::QueueType,
 };
+
+/// How long a message whose parking failed waits before it goes round
+/// again, so that it does not spin against the broker.
+pub(super) const PARK_RETRY: Duration = Duration::from_secs(1);
 
 /// The count past `WEBHOOK_DELIVERY_LIMIT` of a message of a classic work
 /// queue whose copies could not be settled, when it is past; then it is
@@ -49,6 +57,10 @@ pub(super) async fn give_back(
         return Settlement::Requeue;
     }
     let count = unsettled(props.headers().as_ref()) + 1;
+    if past_limit(shared, props).is_some() {
+        // Not attempted: its parking failed.
+        tokio::time::sleep(PARK_RETRY).await;
+    }
     let copy = props
         .clone()
         .with_headers(with_unsettled(props.headers().as_ref(), count));

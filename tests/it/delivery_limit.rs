@@ -101,3 +101,47 @@ async fn an_unroutable_retry_copy_from_a_classic_queue_is_tried_at_most_limit_pl
     assert_eq!(broker.depth(&deliveries).await, 0, "nothing left behind");
     rig.finish().await;
 }
+
+/// With `P.dead` gone too, nothing can settle the message: it is still
+/// tried at most `WEBHOOK_DELIVERY_LIMIT` + 1 times, then goes round
+/// without an attempt (a failed parking each second), and stays in its
+/// work queue for when the topology is back.
+#[tokio::test]
+async fn a_classic_message_that_cannot_even_be_parked_is_not_attempted_past_the_limit() {
+    let rig = Harness::new("unparkable")
+        .config(|c| {
+            classic(c);
+            c.topology.delivery_limit = 2;
+        })
+        .receiver(|_, _| Reply::status(500))
+        .start()
+        .await;
+    let tiers = rig.broker.topology.tiers();
+    let tier = rig
+        .broker
+        .topology
+        .retry_queue(tiers.of(Duration::from_millis(200)).unwrap());
+    for q in [tier.as_str(), rig.broker.topology.dead()] {
+        let ch = &rig.broker.channel;
+        ch.queue_delete(q.into(), Default::default()).await.unwrap();
+    }
+    let body = event("up-1", 104, &rig.receiver().url("/u"), "{}");
+    rig.broker.publish(&body).await;
+    // 3 unroutable retry copies, then failed parkings: wait for 3 of those.
+    wait_for("three failed parkings", LONG, async || {
+        let text = rig.worker().scrape().await;
+        (sample(&text, "webhook_publish_failures_total") >= 6.0).then_some(())
+    })
+    .await;
+    let attempts = rig.receiver().requests().len();
+    assert!(
+        (1..=3).contains(&attempts),
+        "{attempts} attempts, at most 3"
+    );
+    rig.worker().stop().await.unwrap();
+    let deliveries = rig.broker.topology.deliveries().to_string();
+    let left = rig.broker.drain(&deliveries).await;
+    assert_eq!(left.len(), 1, "still in its work queue");
+    assert_eq!(left[0].data, body);
+    rig.finish().await;
+}
