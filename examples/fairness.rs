@@ -428,6 +428,7 @@ async fn throughput_run(conn: &Connection, plan: &Plan, shards: u16) -> Res<Valu
     let prefix = format!("fairness-tp-{shards}-{}", std::process::id());
     let t = topology(&prefix, shards);
     t.declare(conn).await?;
+    let leaders = leaders(&t).await;
     let sites = plan.others.len().max(1) as u32;
     let cpu_before_publish = broker_cpu_s();
     let published = Instant::now();
@@ -472,7 +473,26 @@ async fn throughput_run(conn: &Connection, plan: &Plan, shards: u16) -> Res<Valu
         "broker_cpu_s_publish": per_node(&cpu_before_publish, &cpu_published),
         "broker_cpu_s_drain": per_node(&cpu_t0, &cpu_drained),
         "drain_events": n,
+        "leaders": leaders,
     }))
+}
+
+/// Each work queue's leader node, read from `RABBITMQ_MANAGEMENT_URL`
+/// (none without it).
+async fn leaders(t: &Topology) -> Value {
+    let Ok(url) = std::env::var("RABBITMQ_MANAGEMENT_URL") else {
+        return Value::Null;
+    };
+    let Ok(amqp) = own_url().parse() else {
+        return Value::Null;
+    };
+    let Ok(m) = webhook_worker::broker::management::Management::new(&url, &amqp) else {
+        return Value::Null;
+    };
+    match m.leaders(&t.work_queues()).await {
+        Ok(l) => json!(l.of.iter().map(|(q, n)| json!([q, n])).collect::<Vec<_>>()),
+        Err(e) => json!(e.to_string()),
+    }
 }
 
 /// CPU seconds (user + system) so far of each broker process named in
