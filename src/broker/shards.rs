@@ -27,14 +27,12 @@
 
 use lapin::{
     Channel, Connection, ExchangeKind,
-    options::{
-        ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
-    },
+    options::{ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions},
     protocol::{AMQPErrorKind, AMQPSoftError},
     types::FieldTable,
 };
 
-use super::topology::{Topology, TopologyError, conflict_or_broker};
+use super::topology::{Topology, TopologyError, bind_queue, conflict_or_broker, declare_exchange};
 
 /// The plugin that provides the consistent-hash exchange.
 pub const HASH_PLUGIN: &str = "rabbitmq_consistent_hash_exchange";
@@ -231,18 +229,7 @@ pub(super) async fn declare_exchanges(
         .map_err(|e| missing_plugin_or("exchange", &hash, e))?;
     for (tier, _) in topology.tiers().iter() {
         let name = topology.retry_queue(tier);
-        channel
-            .exchange_declare(
-                name.as_str().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| conflict_or_broker("exchange", &name, e))?;
+        declare_exchange(channel, &name, ExchangeKind::Fanout).await?;
     }
     Ok(())
 }
@@ -261,29 +248,13 @@ pub(super) async fn bind(channel: &Channel, topology: &Topology) -> Result<(), l
         )
         .await?;
     for queue in topology.work_queues() {
-        channel
-            .queue_bind(
-                queue.as_str().into(),
-                hash.as_str().into(),
-                // The binding key of a consistent-hash exchange is the
-                // shard's weight: equal shares.
-                "1".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        // The binding key of a consistent-hash exchange is the shard's
+        // weight: equal shares.
+        bind_queue(channel, &queue, &hash, "1").await?;
     }
     for (tier, _) in topology.tiers().iter() {
         let name = topology.retry_queue(tier);
-        channel
-            .queue_bind(
-                name.as_str().into(),
-                name.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        bind_queue(channel, &name, &name, "").await?;
     }
     Ok(())
 }

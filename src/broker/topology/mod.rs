@@ -21,17 +21,21 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 use lapin::{
-    Channel, Connection, ExchangeKind,
-    options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
-    protocol::{AMQPErrorKind, AMQPSoftError},
+    Connection,
     types::{AMQPValue, FieldTable},
 };
 
+pub(in crate::broker) use self::declare::{bind_queue, declare_exchange};
+pub use self::error::TopologyError;
+pub(in crate::broker) use self::error::{conflict_or_broker, inequivalence};
 use super::{
-    dead_reads::{DEAD_DELIVERY_LIMIT, DELIVERY_LIMIT_ARG, DeadReads, declare_dead},
+    dead_reads::{DEAD_DELIVERY_LIMIT, DELIVERY_LIMIT_ARG, DeadReads},
     shards,
 };
 use crate::domain::schedule::{Tier, Tiers};
+
+mod declare;
+mod error;
 
 /// Queue type of every queue declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,47 +69,6 @@ pub enum LogRetention {
 /// one being written), so retention acts in steps of one segment: a tenth
 /// of the size cap, at most this (RabbitMQ's own default is 500 MB).
 pub const MAX_LOG_SEGMENT_BYTES: u64 = 100_000_000;
-
-/// Why declaring the topology failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TopologyError {
-    /// A queue or exchange exists with other arguments or type. Never
-    /// deleted or redeclared: an operator decides.
-    #[error("{kind} '{name}' already exists with a different '{argument}': {detail}")]
-    Conflict {
-        /// `queue` or `exchange`.
-        kind: &'static str,
-        /// Its name.
-        name: String,
-        /// The differing argument, as the broker names it.
-        argument: String,
-        /// The broker's own words.
-        detail: String,
-    },
-    /// A RabbitMQ plugin the configured topology needs is not enabled.
-    #[error(
-        "the RabbitMQ plugin '{plugin}' is not enabled ({detail}); enable it with `rabbitmq-plugins enable {plugin}`"
-    )]
-    MissingPlugin {
-        /// The plugin's name.
-        plugin: &'static str,
-        /// The broker's own words.
-        detail: String,
-    },
-    /// The broker could not be asked (connection trouble): try again.
-    #[error("declaring the topology failed: {0}")]
-    Broker(#[from] lapin::Error),
-}
-
-impl TopologyError {
-    /// Whether retrying cannot help (a conflict needs an operator).
-    pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            TopologyError::Conflict { .. } | TopologyError::MissingPlugin { .. }
-        )
-    }
-}
 
 /// One queue and its arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -393,102 +356,11 @@ impl Topology {
 
     /// Declares without comparing the shard count first: how `reshard`
     /// declares a new count beside the old one.
-    pub(super) async fn declare_beside(
+    pub(in crate::broker) async fn declare_beside(
         &self,
         conn: &Connection,
     ) -> Result<DeadReads, TopologyError> {
-        let channel = crate::broker::channel::open(conn).await?;
-        let reads = self.declare_on(conn, &channel).await;
-        if channel.status().connected() {
-            let _ = channel.close(200, "declared".into()).await;
-        }
-        reads
-    }
-
-    async fn declare_on(
-        &self,
-        conn: &Connection,
-        channel: &Channel,
-    ) -> Result<DeadReads, TopologyError> {
-        channel
-            .exchange_declare(
-                self.exchange().into(),
-                ExchangeKind::Fanout,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| conflict_or_broker("exchange", self.exchange(), e))?;
-        if self.is_sharded() {
-            shards::declare_exchanges(channel, self).await?;
-        }
-        // P.dead goes last: the one declaration that may be refused and
-        // still go on (on a spare channel)
-        let (dead, queues): (Vec<_>, Vec<_>) =
-            self.queues().into_iter().partition(|q| q.name == self.dead);
-        for q in queues {
-            channel
-                .queue_declare(
-                    q.name.as_str().into(),
-                    QueueDeclareOptions::durable(),
-                    q.arguments,
-                )
-                .await
-                .map_err(|e| conflict_or_broker("queue", &q.name, e))?;
-        }
-        if self.is_sharded() {
-            shards::bind(channel, self).await?;
-        } else {
-            channel
-                .queue_bind(
-                    self.deliveries().into(),
-                    self.exchange().into(),
-                    "".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        self.declare_outcomes(channel).await?;
-        let dead = dead.first().expect("P.dead is a queue of the topology");
-        declare_dead(
-            channel,
-            async || crate::broker::channel::open(conn).await,
-            dead,
-        )
-        .await
-    }
-
-    /// Declares `P.outcomes` (topic) and binds `P.log` to it with `#`.
-    /// The stream itself is declared with the other queues.
-    async fn declare_outcomes(&self, channel: &Channel) -> Result<(), TopologyError> {
-        channel
-            .exchange_declare(
-                self.outcomes().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| conflict_or_broker("exchange", self.outcomes(), e))?;
-        if self.has_log() {
-            channel
-                .queue_bind(
-                    self.log().into(),
-                    self.outcomes().into(),
-                    "#".into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await?;
-        }
-        Ok(())
+        declare::Declaration::of(self).run(conn).await
     }
 }
 
@@ -504,166 +376,5 @@ fn max_age_argument(age: Duration) -> String {
     }
 }
 
-/// Turns a `PRECONDITION_FAILED` into a [`TopologyError::Conflict`] naming
-/// the argument ("inequivalent arg 'x-message-ttl' for queue ...").
-pub(super) fn conflict_or_broker(kind: &'static str, name: &str, e: lapin::Error) -> TopologyError {
-    match inequivalence(e) {
-        Ok((argument, detail)) => TopologyError::Conflict {
-            kind,
-            name: name.to_string(),
-            argument,
-            detail,
-        },
-        Err(e) => TopologyError::Broker(e),
-    }
-}
-
-/// The differing argument and the broker's words of a
-/// `PRECONDITION_FAILED`; any other error back as it was.
-pub(super) fn inequivalence(e: lapin::Error) -> Result<(String, String), lapin::Error> {
-    if let lapin::ErrorKind::ProtocolError(amqp) = e.kind()
-        && *amqp.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
-    {
-        let detail = amqp.get_message().to_string();
-        let argument = detail
-            .split_once("inequivalent arg '")
-            .and_then(|(_, rest)| rest.split_once('\''))
-            .map_or_else(|| "type".to_string(), |(arg, _)| arg.to_string());
-        return Ok((argument, detail));
-    }
-    Err(e)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::schedule::RetrySchedule;
-
-    fn args(spec: &QueueSpec) -> Vec<(String, AMQPValue)> {
-        spec.arguments
-            .inner()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
-
-    fn s(v: &str) -> AMQPValue {
-        AMQPValue::LongString(v.into())
-    }
-
-    #[test]
-    fn quorum_topology() {
-        let tiers = "60s*3,1h*3,24h*3".parse::<RetrySchedule>().unwrap().tiers();
-        let t = Topology::new(
-            "webhooks",
-            QueueType::Quorum,
-            &tiers,
-            Duration::from_secs(7 * 86400),
-            10,
-        );
-        let q = t.queues();
-        let names: Vec<_> = q.iter().map(|q| q.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "webhooks.deliveries",
-                "webhooks.retry.60s",
-                "webhooks.retry.1h",
-                "webhooks.retry.24h",
-                "webhooks.dead"
-            ]
-        );
-        assert_eq!(
-            args(&q[0]),
-            vec![
-                ("x-dead-letter-exchange".into(), s("")),
-                ("x-dead-letter-routing-key".into(), s("webhooks.dead")),
-                ("x-dead-letter-strategy".into(), s("at-least-once")),
-                ("x-delivery-limit".into(), AMQPValue::LongLongInt(10)),
-                ("x-overflow".into(), s("reject-publish")),
-                ("x-queue-type".into(), s("quorum")),
-            ]
-        );
-        assert_eq!(
-            args(&q[2]),
-            vec![
-                ("x-dead-letter-exchange".into(), s("")),
-                ("x-dead-letter-routing-key".into(), s("webhooks.deliveries")),
-                ("x-dead-letter-strategy".into(), s("at-least-once")),
-                ("x-message-ttl".into(), AMQPValue::LongLongInt(3_600_000)),
-                ("x-overflow".into(), s("reject-publish")),
-                ("x-queue-type".into(), s("quorum")),
-            ]
-        );
-        assert_eq!(
-            args(&q[4]),
-            vec![
-                (
-                    "x-delivery-limit".into(),
-                    AMQPValue::LongLongInt(2_147_483_647)
-                ),
-                ("x-message-ttl".into(), AMQPValue::LongLongInt(604_800_000)),
-                ("x-queue-type".into(), s("quorum"))
-            ]
-        );
-    }
-
-    #[test]
-    fn the_log_is_a_stream_with_retention() {
-        let tiers = "60s".parse::<RetrySchedule>().unwrap().tiers();
-        let t = Topology::new("p", QueueType::Classic, &tiers, Duration::from_secs(60), 10);
-        assert!(!t.has_log());
-        assert_eq!(t.queues().len(), 3, "no P.log unless configured");
-        let t = t.with_log(
-            LogRetention::Keep(Duration::from_secs(7 * 86400)),
-            5_000_000_000,
-        );
-        let q = t.queues();
-        assert_eq!(q[3].name, "p.log");
-        assert_eq!(t.outcomes(), "p.outcomes");
-        assert_eq!(
-            args(&q[3]),
-            vec![
-                ("x-max-age".into(), s("7D")),
-                (
-                    "x-max-length-bytes".into(),
-                    AMQPValue::LongLongInt(5_000_000_000)
-                ),
-                ("x-queue-type".into(), s("stream")),
-                (
-                    "x-stream-max-segment-size-bytes".into(),
-                    AMQPValue::LongLongInt(100_000_000)
-                ),
-            ]
-        );
-        for (secs, arg) in [(7200, "2h"), (90, "90s"), (600, "10m"), (86400, "1D")] {
-            assert_eq!(max_age_argument(Duration::from_secs(secs)), arg);
-        }
-    }
-
-    #[test]
-    fn classic_topology_has_only_ttl_and_dead_lettering() {
-        let t = Topology::new(
-            "p",
-            QueueType::Classic,
-            &"500ms".parse::<RetrySchedule>().unwrap().tiers(),
-            Duration::from_secs(60),
-            10,
-        );
-        let q = t.queues();
-        assert!(q[0].arguments.inner().is_empty());
-        assert_eq!(q[1].name, "p.retry.500ms");
-        assert_eq!(
-            args(&q[1]),
-            vec![
-                ("x-dead-letter-exchange".into(), s("")),
-                ("x-dead-letter-routing-key".into(), s("p.deliveries")),
-                ("x-message-ttl".into(), AMQPValue::LongLongInt(500)),
-            ]
-        );
-        assert_eq!(
-            args(&q[2]),
-            vec![("x-message-ttl".into(), AMQPValue::LongLongInt(60_000))]
-        );
-    }
-}
+mod tests;
