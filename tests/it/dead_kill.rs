@@ -19,7 +19,8 @@ use std::{
 
 use lapin::{
     BasicProperties,
-    options::{BasicGetOptions, BasicPublishOptions},
+    options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions},
+    types::FieldTable,
 };
 
 use crate::harness::*;
@@ -69,10 +70,22 @@ enum KillAt {
     Returning,
 }
 
+/// Whether the kill landed.
+#[derive(Debug, PartialEq, Eq)]
+enum Kill {
+    /// Killed at the point asked for.
+    Landed,
+    /// The read ended before that point was seen (a loaded machine): it
+    /// returned everything itself, and the kill is tried again.
+    Missed,
+}
+
 /// Starts `webhook-worker dead <command>` and SIGKILLs it at `at`, watching
-/// the depth of `P.dead` from the test's connection.
-async fn kill_read_at(broker: &Broker, command: &str, at: KillAt) {
+/// the depth of `P.dead` from a channel of the test's own, without a pause
+/// (wait_for's 25 ms would miss the moment).
+async fn kill_read_at(broker: &Broker, command: &str, at: KillAt) -> Kill {
     let dead = broker.topology.dead();
+    let probe = broker.conn.create_channel().await.unwrap();
     let mut child: Child = bin()
         .args(["dead", command, "--json", "--prefix", &broker.prefix])
         .env("AMQP_URL", amqp_url())
@@ -81,11 +94,15 @@ async fn kill_read_at(broker: &Broker, command: &str, at: KillAt) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Polled without a pause (wait_for's 25 ms would miss the moment).
     let (n, start) = (N as u32, std::time::Instant::now());
     let mut lowest = u32::MAX;
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
     loop {
-        let depth = broker.depth(dead).await;
+        let q = probe.queue_declare(dead.into(), passive, FieldTable::default());
+        let depth = q.await.unwrap().message_count();
         lowest = lowest.min(depth);
         let reached = match at {
             KillAt::Walking => depth <= n / 2,
@@ -94,14 +111,15 @@ async fn kill_read_at(broker: &Broker, command: &str, at: KillAt) {
         if reached {
             break;
         }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the read ended first ({at:?})"
-        );
+        if child.try_wait().unwrap().is_some() {
+            return Kill::Missed;
+        }
         assert!(start.elapsed() < LONG, "the read never got {at:?}");
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    let _ = probe.close(200, "killed".into()).await;
+    Kill::Landed
 }
 
 /// Parks `N` messages, kills a read at `at`, and returns what was parked
@@ -114,12 +132,23 @@ async fn parked_after_a_kill(
     let broker = Broker::new(&config).await;
     let ids: Vec<String> = (0..N).map(|i| format!("k-{i:04}")).collect();
     park_many(&broker, &ids).await;
-    kill_read_at(&broker, command, at).await;
     let dead = broker.topology.dead().to_string();
-    wait_for("every held message back", LONG, async || {
-        (broker.depth(&dead).await as usize >= N).then_some(())
-    })
-    .await;
+    let all_back = async || {
+        wait_for("every held message back", LONG, async || {
+            (broker.depth(&dead).await as usize >= N).then_some(())
+        })
+        .await
+    };
+    let mut tries = 0;
+    while kill_read_at(&broker, command, at).await == Kill::Missed {
+        tries += 1;
+        assert!(
+            tries < 5,
+            "dead {command} ended before {at:?} {tries} times"
+        );
+        all_back().await;
+    }
+    all_back().await;
     let left = ids_of(&broker.peek(&dead).await);
     broker.cleanup().await;
     (ids, left)
