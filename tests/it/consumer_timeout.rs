@@ -4,8 +4,8 @@
 //! of its own (`consumer-timeout`, RabbitMQ 3.12 and later; 3.10 refuses
 //! the key, so there it sets none). Measured: 4.3 enforces it on a quorum
 //! queue within a second or two, and the worker's session ends and starts
-//! again; 4.0 checks it only on its periodic channel tick (once a minute),
-//! so within the 5 s the delivery is held it usually does not fire. The
+//! again; 4.0 checks it on a periodic tick and did not fire it within the
+//! 5 s the delivery is held (it may, by chance of the tick). The
 //! test asserts the timeout and the recovery on 4.3, and on every version
 //! that nothing is lost.
 
