@@ -281,3 +281,35 @@ async fn channels_open_after_the_ids_wrap_past_ones_the_broker_closed() {
         .expect("a passive declare on a fresh channel");
     rig.finish().await;
 }
+
+/// The missing-plugin path of `declare` and `check` hangs on recognising
+/// the broker's refusal of an exchange type it does not know (a broker
+/// without `rabbitmq_consistent_hash_exchange` refuses `x-consistent-hash`
+/// so). The shared test brokers all run the plugin, so the refusal is
+/// provoked with a type no broker knows: the same reply, on every version
+/// of the matrix.
+#[tokio::test]
+async fn an_unknown_exchange_type_is_recognised_as_a_missing_plugin() {
+    let prefix = unique_prefix("no-plugin");
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = channel::open(&conn).await.unwrap();
+    let err = ch
+        .exchange_declare(
+            format!("{prefix}.shards").as_str().into(),
+            lapin::ExchangeKind::Custom("x-webhook-worker-no-such-type".into()),
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("the broker refuses an unknown exchange type");
+    assert!(
+        webhook_worker::broker::shards::is_missing_plugin(&err),
+        "not recognised: {err}"
+    );
+    let _ = conn.close(200, "".into()).await;
+}
