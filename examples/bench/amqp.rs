@@ -19,7 +19,7 @@ use lapin::{
 
 use crate::{
     Res, amqp_url,
-    lib_api::{QueueType, Topology},
+    lib_api::{QueueType, Topology, qt_name},
     payloads::{envelope, props},
 };
 
@@ -80,6 +80,35 @@ impl Broker {
         let t = Topology::new(prefix, qt, schedule);
         t.declare(&*self.conn().await?).await?;
         Ok(t)
+    }
+
+    /// The topology `<bin> declare` declares for a prefix (the names as
+    /// this library knows them): the binary declares its own arguments.
+    pub(crate) async fn declare_by(
+        &self,
+        bin: &std::path::Path,
+        prefix: &str,
+        qt: QueueType,
+        schedule: Option<&str>,
+    ) -> Res<Topology> {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["declare", "--prefix", prefix, "--queue-type", qt_name(qt)]);
+        if let Some(s) = schedule {
+            cmd.args(["--retry-schedule", s]);
+        }
+        let out = cmd
+            .env("AMQP_URL", amqp_url())
+            .env_remove("RUST_LOG")
+            .output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} declare: {}",
+                bin.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        Ok(Topology::new(prefix, qt, schedule))
     }
 
     /// Publishes `n` envelopes to the fanout exchange with pipelined

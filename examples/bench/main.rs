@@ -87,8 +87,8 @@ struct Opts {
     #[arg(long)]
     out: Option<PathBuf>,
     /// The worker binary under test. Repeat it to compare binaries: the
-    /// receiver scenarios run every one of them in each round (the other
-    /// scenarios use the first).
+    /// receiver and compare scenarios run every one of them in each round
+    /// (the other scenarios use the first).
     #[arg(long = "worker-bin")]
     worker_bin: Vec<PathBuf>,
     /// Length of the all-healthy isolation run, seconds.
@@ -102,7 +102,9 @@ struct Opts {
     inflight: usize,
     /// Scenarios to run, comma separated (default: all): baselines, success,
     /// failure, latency, isolation, memory, outcomes, log-scan, slow,
-    /// fleet, hang, turns-bad, overloaded, burst, instant, ten-hang.
+    /// fleet, hang, turns-bad, overloaded, burst, instant, ten-hang;
+    /// compare (only when named: success at 0 and 100 ms and failure, per
+    /// --worker-bin, --repeat rounds).
     #[arg(long, alias = "scenarios", value_delimiter = ',')]
     only: Vec<String>,
     /// Queue types of the throughput and latency runs.

@@ -207,6 +207,7 @@ pub(crate) fn summary_table(report: &Value) -> String {
             mem["peak_rss_mib"]
         );
     }
+    s.push_str(&crate::scenarios::compare_table(r));
     s.push_str(&crate::scenarios::receivers_table(r));
     let _ = writeln!(s, "\n| target | value | want | pass |");
     let _ = writeln!(s, "|---|---:|---|---|");

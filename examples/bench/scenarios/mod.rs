@@ -3,10 +3,12 @@
 //! paths), `latency`, `isolation`, `memory`, and the receiver scenarios
 //! `slow`, `fleet`, `hang`, `turns_bad`, `overloaded` (run by `receivers`
 //! through `vrun`, against the virtual receivers of `vhosts.rs`), and the
-//! drain scenarios `burst` and `ten-hang` (`bursts`, through `drain`).
+//! drain scenarios `burst` and `ten-hang` (`bursts`, through `drain`), and
+//! `compare` (worker binaries side by side, only when named).
 
 mod baseline_runs;
 mod bursts;
+mod compare;
 mod drain;
 mod fleet;
 mod hang;
@@ -23,6 +25,7 @@ mod throughput;
 mod turns_bad;
 mod vrun;
 
+pub(crate) use compare::table as compare_table;
 pub(crate) use receivers_report::table as receivers_table;
 
 use std::{
@@ -132,7 +135,7 @@ impl Bench {
 }
 
 /// Every name `--only` knows.
-const SCENARIOS: [&str; 16] = [
+const SCENARIOS: [&str; 17] = [
     "baselines",
     "success",
     "failure",
@@ -149,6 +152,7 @@ const SCENARIOS: [&str; 16] = [
     "burst",
     "instant",
     "ten-hang",
+    "compare",
 ];
 
 pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
@@ -232,6 +236,10 @@ pub(crate) async fn orchestrate(opts: Opts) -> Res<()> {
     }
     if b.opts.wants("log-scan") {
         results.insert("log_scan".into(), b.log_scan().await?);
+    }
+    // Only when named: it repeats the success and failure runs per binary.
+    if b.opts.only.iter().any(|o| o == "compare") {
+        results.insert("compare".into(), b.compare().await?);
     }
     let charts = b.receivers(&mut results).await?;
 

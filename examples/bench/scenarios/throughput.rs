@@ -2,6 +2,7 @@
 //! success and failure paths, per queue type), and the ratios between them.
 
 use std::{
+    path::Path,
     sync::atomic::Ordering,
     time::{Duration, Instant},
 };
@@ -17,6 +18,25 @@ use crate::{
     sys::{Noise, cpu_secs, num_cpus, round, vm_bytes},
     worker_proc::{WorkerProc, metric_sum},
 };
+
+/// The worker binary of a run, and who declares its topology.
+pub(super) struct Under<'a> {
+    pub(super) bin: &'a Path,
+    /// Tells its prefix and log apart from another binary's.
+    pub(super) tag: &'a str,
+    pub(super) declared_by: DeclaredBy,
+}
+
+/// Who declares a run's topology before the events are published.
+#[derive(Clone, Copy)]
+pub(super) enum DeclaredBy {
+    /// The harness, through this library (the binary's own declaration
+    /// at start is then a no-op).
+    Harness,
+    /// `<bin> declare`: a binary of another version declares its own
+    /// topology (it may refuse the arguments this library gives a queue).
+    Binary,
+}
 
 impl Bench {
     /// Throughput runs, repeated and interleaved (every system once per
@@ -168,8 +188,26 @@ impl Bench {
         extra: &[&str],
         to: Option<&Port>,
     ) -> Res<Value> {
+        let under = Under {
+            bin: self.worker_bin(),
+            tag: "",
+            declared_by: DeclaredBy::Harness,
+        };
+        self.worker_run_on(&under, qt, failing, extra, to).await
+    }
+
+    /// [`Bench::worker_run_as`] with the worker binary of `under`.
+    pub(super) async fn worker_run_on(
+        &self,
+        under: &Under<'_>,
+        qt: QueueType,
+        failing: bool,
+        extra: &[&str],
+        to: Option<&Port>,
+    ) -> Res<Value> {
+        let (bin, tag) = (under.bin, under.tag);
         let scenario = format!(
-            "{}-{}{}",
+            "{}-{}{}{tag}",
             qt_name(qt),
             if failing { "failure" } else { "success" },
             extra.join("").replace("--", "-")
@@ -177,7 +215,10 @@ impl Bench {
         let ok_port: &Port = to.unwrap_or(&self.recv.ok);
         let prefix = self.prefix(&scenario);
         let schedule = failing.then_some("1h");
-        let t = self.broker.declare(&prefix, qt, schedule).await?;
+        let t = match under.declared_by {
+            DeclaredBy::Harness => self.broker.declare(&prefix, qt, schedule).await?,
+            DeclaredBy::Binary => self.broker.declare_by(bin, &prefix, qt, schedule).await?,
+        };
         eprintln!(
             "bench: worker, {}, {}: publishing {}",
             if failing {
@@ -203,8 +244,7 @@ impl Bench {
             args.extend(["--retry-schedule", "1h"]);
         }
         args.extend(extra);
-        let mut w =
-            WorkerProc::spawn(self.worker_bin(), &prefix, qt, &args, &self.log(&scenario)).await?;
+        let mut w = WorkerProc::spawn(bin, &prefix, qt, &args, &self.log(&scenario)).await?;
         self.recv.reset(w.pid, n);
         let noise0 = Noise::now();
         let r = async {
@@ -219,7 +259,15 @@ impl Bench {
                 }
                 let quiet = last.1.elapsed() > Duration::from_millis(100);
                 if !failing && c >= n {
-                    let (_, nth, _) = self.recv.window().ok_or("no window")?;
+                    // The n-th receipt is counted before its handler records
+                    // its time and the worker's CPU: wait for those.
+                    let Some((_, nth, _)) = self.recv.window() else {
+                        if last.1.elapsed() > Duration::from_secs(5) {
+                            return Err("no window".into());
+                        }
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    };
                     let deferred = w.metric("webhook_deferred_total").await.unwrap_or(-1.0);
                     break (nth, (*self.recv.shared.cpu_nth.lock().unwrap()).unwrap_or(0.0), deferred, 0.0);
                 }
