@@ -25,10 +25,12 @@ delivered() {
 
 cleanup_prefix() {
   local p=$1 q
-  for q in "$p.deliveries" "$p.dead" "$p.retry.60s" "$p.retry.1h" "$p.retry.24h"; do
+  for q in "$p.deliveries" "$p.dead" "$p.retry.60s" "$p.retry.1h" "$p.retry.24h" "$p.log"; do
     curl -fsS -X DELETE "$MGMT/api/queues/%2f/$q" >/dev/null 2>&1 || true
   done
-  curl -fsS -X DELETE "$MGMT/api/exchanges/%2f/$p" >/dev/null 2>&1 || true
+  for e in "$p" "$p.outcomes"; do
+    curl -fsS -X DELETE "$MGMT/api/exchanges/%2f/$e" >/dev/null 2>&1 || true
+  done
 }
 
 instructions() { # BIN N -> total instructions of `run` delivering N events
