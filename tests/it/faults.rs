@@ -23,14 +23,8 @@ async fn kill_9_mid_flight_loses_nothing() {
         .publish_many((0..N).map(|i| event(&format!("k-{i}"), 104, &receiver.url("/k"), "{}")))
         .await;
 
-    let mut first = WorkerProcess::start(prefix, &["--concurrency", "100"], &[]).await;
-    wait_for("some deliveries", LONG, async || {
-        (receiver.requests().len() > 300).then_some(())
-    })
-    .await;
-    first.kill_9();
-    first.wait_exit(LONG).await;
-    let before = receiver.requests().len();
+    let first = WorkerProcess::start(prefix, &["--concurrency", "100"], &[]).await;
+    let before = first.kill_9_after(receiver, 300).await;
     assert!(before < N, "killed mid-flight ({before} of {N} done)");
 
     let second = WorkerProcess::start(prefix, &["--concurrency", "100"], &[]).await;

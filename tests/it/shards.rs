@@ -161,14 +161,8 @@ async fn kill_9_with_four_shards_loses_nothing() {
         .publish_many_keyed((0..N).map(|i| site_event(i % 40, i / 40, &url)))
         .await;
     let args = ["--concurrency", "100", "--shards", "4"];
-    let mut first = WorkerProcess::start(prefix, &args, &[]).await;
-    wait_for("some deliveries", LONG, async || {
-        (receiver.requests().len() > 300).then_some(())
-    })
-    .await;
-    first.kill_9();
-    first.wait_exit(LONG).await;
-    let before = receiver.requests().len();
+    let first = WorkerProcess::start(prefix, &args, &[]).await;
+    let before = first.kill_9_after(receiver, 300).await;
     assert!(before < N as usize, "killed mid-flight ({before} of {N})");
 
     let second = WorkerProcess::start(prefix, &args, &[]).await;

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{amqp_url, wait_for};
+use super::{Receiver, amqp_url, wait_for};
 
 /// How long a worker process gets to start, and to be ready.
 const START: Duration = Duration::from_secs(60);
@@ -184,6 +184,20 @@ impl WorkerProcess {
     /// SIGKILL: the process dies holding whatever it holds.
     pub(crate) fn kill_9(&self) {
         self.signal("-KILL");
+    }
+
+    /// Kills the process with SIGKILL once `receiver` has had more than
+    /// `n` requests, mid-flight, and waits until it is gone. Returns the
+    /// requests the receiver had by then.
+    pub(crate) async fn kill_9_after(mut self, receiver: &Receiver, n: usize) -> usize {
+        let deadline = Duration::from_secs(60);
+        wait_for(&format!("more than {n} requests"), deadline, async || {
+            (receiver.requests().len() > n).then_some(())
+        })
+        .await;
+        self.kill_9();
+        self.wait_exit(deadline).await;
+        receiver.requests().len()
     }
 
     /// SIGTERM: a graceful shutdown.
