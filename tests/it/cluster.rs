@@ -228,6 +228,9 @@ async fn leader(queue: &str) -> usize {
 /// Events flowing: the receiver answers each after a short delay, so the
 /// worker (16 in flight) is mid-stream when a node goes.
 struct Flow {
+    /// The worker under test. First, so that it is gone before the
+    /// topology is deleted (else it would declare it again).
+    worker: WorkerProcess,
     prefix: String,
     /// The node published through, up again at the end.
     via: usize,
@@ -238,8 +241,9 @@ struct Flow {
 }
 
 impl Flow {
-    /// Declares the topology through node `via`, publishes `events`.
-    async fn publish(prefix: &str, via: usize, events: usize) -> Self {
+    /// Declares the topology through node `via`, publishes `events` for
+    /// `worker`.
+    async fn publish(worker: WorkerProcess, prefix: &str, via: usize, events: usize) -> Self {
         let receiver = Receiver::start(|_, _| Reply::ok().after(Duration::from_millis(30))).await;
         let broker = Broker::on(&node_url(via), &test_config(prefix)).await;
         let url = receiver.url("/hook");
@@ -247,6 +251,7 @@ impl Flow {
             .publish_many((0..events).map(|n| event(&format!("ev-{n}"), 101, &url, "{}")))
             .await;
         Self {
+            worker,
             prefix: prefix.to_string(),
             via,
             publisher: broker,
@@ -310,10 +315,12 @@ impl Flow {
     }
 
     /// Every id arrived, none was parked; the longest pause between two
-    /// arrivals, and how many arrivals were duplicates.
+    /// arrivals, and how many arrivals were duplicates. Stops the worker
+    /// and deletes the topology.
     async fn check_complete(self) -> (Duration, usize) {
         self.wait_delivered(self.events).await;
         let got = self.delivered();
+        drop(self.worker);
         for n in 0..self.events {
             assert!(got.contains(&format!("ev-{n}")), "ev-{n} never arrived");
         }
@@ -376,7 +383,7 @@ async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
     let prefix = unique_prefix("cl-kill");
     let worker = start_worker(&prefix, &[0, 1, 2]).await;
     let on = worker_node(&prefix, None).await;
-    let mut flow = Flow::publish(&prefix, (on + 1) % NODES, 3000).await;
+    let mut flow = Flow::publish(worker, &prefix, (on + 1) % NODES, 3000).await;
     flow.wait_delivered(500).await;
 
     let killed_at = Instant::now();
@@ -384,14 +391,14 @@ async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
     let after = flow.publish_more(300).await;
     flow.wait_ids(&after).await;
     let pause = flow.longest_pause(killed_at, Instant::now());
-    let log = worker.log_text();
+    let log = flow.worker.log_text();
     assert!(
         pause < MAX_GAP,
         "deliveries paused {pause:?}; worker log:\n{log}"
     );
     let moved = worker_node(&prefix, Some(on)).await;
     assert_ne!(moved, on);
-    let metrics = worker.scrape().await;
+    let metrics = flow.worker.scrape().await;
     assert_eq!(
         sample(
             &metrics,
@@ -413,21 +420,21 @@ async fn stopping_the_worker_s_node_moves_it_to_another_within_seconds() {
     let prefix = unique_prefix("cl-stop");
     let worker = start_worker(&prefix, &[0, 1, 2]).await;
     let on = worker_node(&prefix, None).await;
-    let flow = Flow::publish(&prefix, (on + 1) % NODES, 3000).await;
+    let flow = Flow::publish(worker, &prefix, (on + 1) % NODES, 3000).await;
     flow.wait_delivered(500).await;
 
     cluster.stop_app(on).await;
     worker_node(&prefix, Some(on)).await;
-    let (gap, _) = flow.check_complete().await;
-    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
     // Ready on its new node. Not necessarily at this very instant: when the
     // stopped node led the queue, RabbitMQ 3.10 may cancel the consumer
     // after the leader election, and /readyz is 503 while the worker
     // subscribes again (seen in CI). It must be back within MAX_GAP.
     wait_for("readyz 200 on the new node", MAX_GAP, async || {
-        (worker.readyz().await == Some(200)).then_some(())
+        (flow.worker.readyz().await == Some(200)).then_some(())
     })
     .await;
+    let (gap, _) = flow.check_complete().await;
+    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
     cluster.restore(on).await;
 }
 
@@ -447,20 +454,21 @@ async fn killing_the_queue_leader_under_a_follower_s_worker_barely_pauses() {
     conn.close(200, "declared".into()).await.unwrap();
     let lead = leader(topology.deliveries()).await;
     let followers: Vec<usize> = (0..NODES).filter(|&i| i != lead).collect();
-    let flow = Flow::publish(&prefix, followers[0], 3000).await;
     let worker = start_worker(&prefix, &followers).await;
     let on = worker_node(&prefix, None).await;
     assert_ne!(on, lead);
+    let flow = Flow::publish(worker, &prefix, followers[0], 3000).await;
     flow.wait_delivered(500).await;
 
     cluster.kill(lead).await;
-    let (gap, _) = flow.check_complete().await;
-    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
-    let metrics = worker.scrape().await;
+    flow.wait_delivered(3000).await;
+    let metrics = flow.worker.scrape().await;
     // Usually the worker keeps its connection; now and then RabbitMQ ends
     // the session during the election (then it reconnects at once). Either
     // way the pause stays short.
-    let log = worker.log_text();
+    let log = flow.worker.log_text();
+    let (gap, _) = flow.check_complete().await;
+    assert!(gap < MAX_GAP, "deliveries paused {gap:?}");
     let lost: Vec<&str> = log.lines().filter(|l| l.contains("reconnecting")).collect();
     eprintln!(
         "reconnects: {} {lost:#?}",
@@ -480,7 +488,7 @@ async fn with_every_node_down_the_worker_waits_and_then_resumes() {
     let prefix = unique_prefix("cl-all");
     let worker = start_worker(&prefix, &[0, 1, 2]).await;
     let on = worker_node(&prefix, None).await;
-    let flow = Flow::publish(&prefix, on, 4000).await;
+    let flow = Flow::publish(worker, &prefix, on, 4000).await;
     flow.wait_delivered(200).await;
 
     tokio::join!(
@@ -489,11 +497,11 @@ async fn with_every_node_down_the_worker_waits_and_then_resumes() {
         cluster.stop_app(2)
     );
     wait_for("the worker not ready", LONG, async || {
-        (worker.readyz().await == Some(503)).then_some(())
+        (flow.worker.readyz().await == Some(503)).then_some(())
     })
     .await;
     wait_for("the worker logging the outage", LONG, async || {
-        worker
+        flow.worker
             .log_text()
             .contains("no broker node reachable; retrying")
             .then_some(())
@@ -505,11 +513,11 @@ async fn with_every_node_down_the_worker_waits_and_then_resumes() {
     tokio::join!(cluster.restore(0), cluster.restore(1), cluster.restore(2));
     let up = Instant::now();
     wait_for("the worker consuming again", LONG, async || {
-        (worker.readyz().await == Some(200)).then_some(())
+        (flow.worker.readyz().await == Some(200)).then_some(())
     })
     .await;
     eprintln!("ready again {:?} after the cluster was back", up.elapsed());
+    let log = flow.worker.log_text();
     flow.check_complete().await;
-    let log = worker.log_text();
     assert!(!log.contains("guest:guest"), "a password in the log");
 }
