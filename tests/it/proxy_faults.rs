@@ -7,28 +7,23 @@
 
 use std::time::Duration;
 
+use webhook_worker::domain::outcome::AttemptOutcome;
+
 use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
 
 /// Every attempt counted for webhook 101, whatever its outcome.
 fn attempts(text: &str) -> f64 {
-    [
-        "success",
-        "timeout",
-        "connect_error",
-        "http_error",
-        "gone",
-        "forbidden_target",
-    ]
-    .iter()
-    .map(|o| {
-        sample(
-            text,
-            &format!(r#"webhook_attempts_total{{outcome="{o}",webhook="101"}}"#),
-        )
-    })
-    .sum()
+    AttemptOutcome::LABELS
+        .iter()
+        .map(|o| {
+            sample(
+                text,
+                &format!(r#"webhook_attempts_total{{outcome="{o}",webhook="101"}}"#),
+            )
+        })
+        .sum()
 }
 
 #[tokio::test]
