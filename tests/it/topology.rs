@@ -180,25 +180,19 @@ async fn a_conflicting_queue_is_reported_and_left_alone() {
     let q = management_queue(&tier).await;
     assert_eq!(arguments(&q), json!({"x-message-ttl": 1234}));
 
-    let ch = conn.create_channel().await.unwrap();
-    for q in [
-        tier.clone(),
-        format!("{prefix}.deliveries"),
-        format!("{prefix}.dead"),
-    ] {
-        let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
-    }
-    for q in ["1h", "24h"] {
-        let _ = ch
-            .queue_delete(
-                format!("{prefix}.retry.{q}").as_str().into(),
-                Default::default(),
-            )
-            .await;
-    }
-    let _ = ch
-        .exchange_delete(prefix.as_str().into(), Default::default())
-        .await;
+    let queues: Vec<String> = [
+        "retry.60s",
+        "retry.1h",
+        "retry.24h",
+        "deliveries",
+        "dead",
+        "log",
+    ]
+    .iter()
+    .map(|q| format!("{prefix}.{q}"))
+    .collect();
+    let exchanges = [prefix.clone(), format!("{prefix}.outcomes")];
+    delete_named(&conn, &queues, &exchanges).await;
 }
 
 #[test]
