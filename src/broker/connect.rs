@@ -17,6 +17,21 @@ use tokio_util::sync::CancellationToken;
 
 use super::{tls::BrokerTls, url::BrokerUrls};
 
+/// Longest a connect to one node may take (TCP, TLS, the AMQP handshake):
+/// a node that accepts and then never answers (stopping, overloaded, a
+/// half-open path) counts as failed, and the next node is tried, instead
+/// of holding the worker forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The error of a broker operation that got no answer within `limit`.
+pub fn timed_out(what: &str, limit: Duration) -> lapin::Error {
+    let io = std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("{what}: no answer within {} s", limit.as_secs()),
+    );
+    lapin::ErrorKind::IOError(std::sync::Arc::new(io)).into()
+}
+
 /// Longest wait between two passes over the nodes.
 pub const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 
@@ -166,7 +181,11 @@ impl Connector {
         let props = ConnectionProperties::default().with_connection_name(self.name.as_str().into());
         let uri = self.urls.node(node).uri().clone();
         let runtime = lapin::runtime::default_runtime()?;
-        Connection::connect_uri_with_config(uri, props, self.tls.lapin_config(), runtime).await
+        let connect =
+            Connection::connect_uri_with_config(uri, props, self.tls.lapin_config(), runtime);
+        tokio::time::timeout(CONNECT_TIMEOUT, connect)
+            .await
+            .unwrap_or_else(|_| Err(timed_out("connecting", CONNECT_TIMEOUT)))
     }
 }
 
@@ -183,6 +202,30 @@ mod tests {
         );
         assert!(delays[15] >= MAX_RECONNECT_DELAY / 2, "{delays:?}");
         assert!(delays[0] < Duration::from_secs(1), "{delays:?}");
+    }
+
+    /// A node that accepts the TCP connection and never answers fails
+    /// after [`CONNECT_TIMEOUT`] (paused time: at once); `connect` then
+    /// goes on to the next node as after any failure.
+    #[tokio::test(start_paused = true)]
+    async fn a_node_that_never_answers_fails_after_the_connect_timeout() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let url: BrokerUrls = format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+            .parse()
+            .unwrap();
+        let connector = Connector::new(url, BrokerTls::default(), "test".into());
+        let held = tokio::spawn(async move {
+            let (socket, _) = silent.accept().await.unwrap();
+            tokio::time::sleep(CONNECT_TIMEOUT * 4).await;
+            drop(socket);
+        });
+        let started = tokio::time::Instant::now();
+        let err = connector.attempt(0).await.expect_err("no handshake");
+        assert!(err.to_string().contains("no answer within 15 s"), "{err}");
+        assert!(started.elapsed() >= CONNECT_TIMEOUT);
+        assert!(started.elapsed() < CONNECT_TIMEOUT * 2);
+        held.abort();
     }
 
     /// Nodes that refuse at once: a pass over all of them, then a pause.

@@ -35,7 +35,13 @@ use super::{
     shared::Shared,
     task::{DeliveryTask, SessionCtx, Started},
 };
-use crate::{Error, broker::publisher::Publisher};
+use crate::{
+    Error,
+    broker::{connect::timed_out, publisher::Publisher},
+};
+
+/// Longest the session's declaration of the topology may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Most retired lanes still holding slow deliveries; past it, acks behind
 /// a slow delivery stay single (correct, only dearer).
@@ -59,7 +65,12 @@ pub(super) async fn run(
     conn: &Connection,
     drain: &Drain,
 ) -> Result<SessionEnd, Error> {
-    shared.topology.declare(conn).await?;
+    // A node that accepted us but does not answer (stopping, or its
+    // metadata store without a majority) ends the session like a lost
+    // connection instead of holding it forever.
+    tokio::time::timeout(SETUP_TIMEOUT, shared.topology.declare(conn))
+        .await
+        .map_err(|_| timed_out("declaring the topology", SETUP_TIMEOUT))??;
     let publisher = Publisher::open(conn).await?;
     let sink = shared.outcomes.sink(&publisher);
     let ctx = SessionCtx::new(publisher, sink, drain.clone());
