@@ -185,9 +185,10 @@ async fn a_dead_read_killed_midway_drops_and_duplicates_nothing_in_a_quorum_queu
 
 /// Why the scan returns what it held one by one, and why a kill can
 /// reorder a quorum `P.dead`: the broker puts ten messages held by a
-/// closing channel back in an order of its own (3.10, 4.0 and 4.3 alike),
-/// while the same ten returned one by one keep theirs. Should a broker
-/// version keep the order, this fails, and the docs' table changes.
+/// closing channel back in an order of its own — mostly reordered (seen on
+/// 3.10, 4.0 and 4.3), now and then in order (seen once on 4.3 in CI) —
+/// while the same ten returned one by one keep theirs. What holds every
+/// time is asserted: each message once, the rest behind them in order.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_quorum_queue_puts_back_a_closed_channels_messages_in_an_order_of_its_own() {
     let broker = Broker::new(&test_config(&unique_prefix("deadheld"))).await;
@@ -210,7 +211,15 @@ async fn a_quorum_queue_puts_back_a_closed_channels_messages_in_an_order_of_its_
     let left = ids_of(&broker.peek(&dead).await);
     assert_eq!(sorted(left.clone()), ids, "every message once");
     assert_eq!(left[10..], ids[10..], "the rest behind them, in order");
-    assert_ne!(left[..10], ids[..10], "the closed channel's ten reordered");
+    eprintln!(
+        "the closed channel's ten came back {}: {:?}",
+        if left[..10] == ids[..10] {
+            "in order"
+        } else {
+            "reordered"
+        },
+        &left[..10]
+    );
     assert_eq!(ids_of(&broker.peek(&dead).await), left, "one by one: kept");
     broker.cleanup().await;
 }
