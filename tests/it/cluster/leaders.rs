@@ -32,6 +32,39 @@ async fn leader_policy(prefix: &str, locator: Option<&str>) {
     assert!(resp.status().is_success(), "policy: {}", resp.status());
 }
 
+/// Deletes the queues an earlier run of the tests left on the cluster
+/// (a crashed or killed run cannot clean up): `balanced` places a new
+/// leader on the node with the fewest, so theirs would skew ours. Only
+/// cluster tests use the cluster, one at a time (the caller holds the
+/// turn), and this process's own prefixes carry its pid.
+async fn delete_leftovers_of_earlier_runs() {
+    let base = format!("http://127.0.0.1:{}/api/queues", amqp_port(0) + 10_000);
+    let client = reqwest::Client::new();
+    let text = client
+        .get(format!("{base}?columns=name"))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let ours = format!("-{}-", std::process::id());
+    for q in list.as_array().into_iter().flatten() {
+        let Some(name) = q["name"].as_str() else {
+            continue;
+        };
+        if name.starts_with("t-") && !name.contains(&ours) {
+            let _ = client
+                .delete(format!("{base}/%2F/{name}"))
+                .basic_auth("guest", Some("guest"))
+                .send()
+                .await;
+        }
+    }
+}
+
 /// `check` of `prefix` with three shards, through node a: (stdout, stderr).
 fn check_leaders(prefix: &str) -> (String, String) {
     let out = bin()
@@ -52,6 +85,7 @@ fn check_leaders(prefix: &str) -> (String, String) {
 #[tokio::test]
 async fn check_shows_the_shards_leaders_and_warns_when_they_share_a_node() {
     let _cluster = Cluster::take_turn().await;
+    delete_leftovers_of_earlier_runs().await;
     for (locator, on, warned) in [("client-local", 1, true), ("balanced", 3, false)] {
         let prefix = unique_prefix(&format!("leaders-{locator}"));
         let mut config = test_config(&prefix);
