@@ -267,3 +267,19 @@ fn a_shard_count_out_of_range_names_the_flag_and_exits_2() {
         );
     }
 }
+
+/// A management URL that is not http(s) is one line naming the setting,
+/// exit 2, and never shows its password.
+#[test]
+fn a_bad_management_url_names_the_setting_and_hides_the_password() {
+    for bad in ["ftp://guest:s3cret@127.0.0.1:1", "not a url"] {
+        let out = cli(&["check", "--prefix", "t-badmgmt", "--management-url", bad]);
+        let (stdout, stderr) = printed(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("RABBITMQ_MANAGEMENT_URL"),
+            "{bad}: {stderr}"
+        );
+        assert!(!format!("{stdout}{stderr}").contains("s3cret"), "{bad}");
+    }
+}
