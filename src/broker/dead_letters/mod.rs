@@ -2,10 +2,10 @@
 //! re-driving ([`replay`]) and deleting ([`purge`]) a [`Selection`] of the
 //! parked messages, leaving the rest as they were.
 //!
-//! Every walk is a [`scan::Scan`]: `basic.get` without ack, so a message is
-//! never at risk while it is looked at, and what is not taken returns to
-//! `P.dead` when the scan's channel closes, in its order and with the time
-//! it had left. A replayed message is acked only after the broker
+//! Every walk is a [`scan::Scan`]: one consumer holding each message
+//! unacked, so a message is never at risk while it is looked at, and what
+//! is not taken returns to `P.dead` when the scan ends, in its order and
+//! with the time it had left. A replayed message is acked only after the broker
 //! confirmed its copy in `P.deliveries`; a replay killed at any point loses
 //! nothing and duplicates at most the one message whose copy was confirmed
 //! but whose ack had not yet reached the broker.

@@ -1,29 +1,49 @@
 //! Walking `P.dead` without disturbing it.
 //!
-//! A [`Scan`] takes messages with `basic.get` and holds them unacked: a
-//! message it does not [`take`](Scan::take) goes back to `P.dead` when
-//! the scan's channel closes, with its original expiry. Where it goes
-//! back differs (`tests/it/dead_ops.rs` measures both): a classic queue puts
-//! it at its old place; a quorum queue (RabbitMQ 3.10) puts the returned
-//! messages, in their order, *behind* every message still in the queue.
-//! So a scan always walks the whole queue as it was when it started, even
-//! when the command needs fewer (a `--limit`, a pass out of time): with
-//! every one of those messages held when the channel closes, they all go
-//! back in their order, whatever the queue type. What a command does not
-//! select thus stays parked, in its order, with the time it had left; a
-//! quorum queue only adds its `x-delivery-count` annotation. (A message
-//! parked while a scan runs lands ahead of the returned ones.)
+//! A [`Scan`] consumes `P.dead` (`basic.consume`, manual acks) and holds
+//! what it receives unacked: a message it does not [`take`](Scan::take)
+//! goes back to `P.dead` when the scan ends, in its order and with the
+//! time it had left; a quorum queue only adds its `x-delivery-count`
+//! annotation.
 //!
-//! A scan looks at no more messages than the queue held when it started,
-//! so messages parked while it runs (a replayed message failing again)
-//! are not looked at.
+//! Why a consumer and not `basic.get`: the broker puts back what a closed
+//! channel held, which is also what a scan killed midway leaves. A quorum
+//! queue returns the messages of one consumer in the order it delivered
+//! them, ahead of what it still holds; but each `basic.get` is a consumer
+//! of its own, and those come back in the order of their consumer tags
+//! (measured on RabbitMQ 3.10, 4.0 and 4.3: ten messages got, the channel
+//! closed, came back 0, 9, 1, 2, …, 8). A classic queue puts every
+//! message back at its old place either way. So a scan holds everything
+//! under one consumer, and a kill at any point leaves `P.dead` whole and
+//! in order (`tests/it/dead_kill.rs`).
+//!
+//! The consumer's prefetch is the number of messages the scan will look
+//! at (the queue's depth when it started, or the caller's bound), so the
+//! broker sends those and no more. A prefetch is at most 65 535: a longer
+//! scan asks for everything (prefetch 0), and holds in memory what it has
+//! received but not yet looked at — for a `dead replay --rate` of a deep
+//! queue, up to the selection's bodies.
+//!
+//! A scan walks the whole queue as it was when it started, even when the
+//! command needs fewer (a `--limit`, a pass out of time), so everything
+//! it held goes back together, in order. It looks at no more messages than
+//! the queue held when it started, so messages parked while it runs (a
+//! replayed message failing again) are not looked at; they land behind
+//! the returned ones.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::BTreeSet,
+    time::{Duration, Instant},
+};
 
+use futures_lite::StreamExt;
 use lapin::{
-    Channel, Connection,
+    Channel, Connection, Consumer,
     message::Delivery,
-    options::{BasicAckOptions, BasicGetOptions, BasicNackOptions, QueueDeclareOptions},
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+        BasicQosOptions, QueueDeclareOptions,
+    },
     types::FieldTable,
 };
 
@@ -32,12 +52,15 @@ use super::parked::Parked;
 /// One walk over `P.dead` on a channel of its own.
 pub(super) struct Scan {
     channel: Channel,
-    /// A second channel, to see the queue's depth after `channel` closed.
+    /// A second channel, to see the queue's depth while `channel` holds
+    /// messages and after it closed.
     probe: Channel,
+    /// `None` when there is nothing to look at.
+    consumer: Option<Consumer>,
     queue: String,
     left: u64,
-    /// Delivery tags held (looked at, not taken), in queue order.
-    held: Vec<u64>,
+    /// Delivery tags held (looked at, not taken).
+    held: BTreeSet<u64>,
     /// Ready messages when the scan started.
     depth: u64,
     taken: u64,
@@ -45,6 +68,20 @@ pub(super) struct Scan {
 
 /// Longest wait, after a scan, for the broker to put its messages back.
 const SETTLE: Duration = Duration::from_secs(3);
+
+/// How long the consumer may be silent before the scan asks whether
+/// anything is left to come: twice silent with nothing ready in the queue
+/// (expired, or held by another command) ends the walk.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// The consumer tag of a scan (one per channel).
+const TAG: &str = "webhook-worker dead";
+
+/// The prefetch that lets the broker send `left` messages: `0` (no limit)
+/// past what a prefetch can say.
+fn prefetch(left: u64) -> u16 {
+    u16::try_from(left).unwrap_or(0)
+}
 
 impl Scan {
     /// Opens a scan of at most `bound` messages (and at most what the
@@ -57,12 +94,25 @@ impl Scan {
         let channel = crate::broker::channel::open(conn).await?;
         let probe = crate::broker::channel::open(conn).await?;
         let depth = u64::from(depth(&channel, queue).await?);
+        let left = bound.map_or(depth, |b| b.min(depth));
+        let consumer = match left {
+            0 => None,
+            _ => {
+                let qos = BasicQosOptions { global: false };
+                channel.basic_qos(prefetch(left), qos).await?;
+                let manual_acks = BasicConsumeOptions::default();
+                let args = FieldTable::default();
+                let c = channel.basic_consume(queue.into(), TAG.into(), manual_acks, args);
+                Some(c.await?)
+            }
+        };
         Ok(Self {
             channel,
             probe,
+            consumer,
             queue: queue.to_string(),
-            left: bound.map_or(depth, |b| b.min(depth)),
-            held: Vec::new(),
+            left,
+            held: BTreeSet::new(),
             depth,
             taken: 0,
         })
@@ -83,24 +133,28 @@ impl Scan {
 
     /// The next message, held unacked.
     async fn get(&mut self) -> Result<Option<Delivery>, lapin::Error> {
-        if self.left == 0 {
+        let Some(consumer) = self.consumer.as_mut().filter(|_| self.left > 0) else {
             return Ok(None);
-        }
-        let got = self
-            .channel
-            .basic_get(
-                self.queue.as_str().into(),
-                BasicGetOptions { no_ack: false },
-            )
-            .await?;
+        };
+        let mut silent_and_empty = 0;
+        let got = loop {
+            match tokio::time::timeout(QUIET, consumer.next()).await {
+                Ok(next) => break next.transpose()?,
+                Err(_) if depth(&self.probe, &self.queue).await? > 0 => silent_and_empty = 0,
+                Err(_) if silent_and_empty == 1 => break None,
+                Err(_) => silent_and_empty += 1,
+            }
+        };
         self.left = match &got {
-            Some(m) => {
-                self.held.push(m.delivery.delivery_tag);
+            Some(d) => {
+                self.held.insert(d.delivery_tag);
                 self.left - 1
             }
+            // Fewer than the queue held at the start: the rest expired or
+            // another command holds them (or the broker cancelled us).
             None => 0,
         };
-        Ok(got.map(|m| m.delivery))
+        Ok(got)
     }
 
     /// Removes a held message from `P.dead` for good (after its copy, if
@@ -109,35 +163,34 @@ impl Scan {
         self.channel
             .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
             .await?;
-        self.held.retain(|t| *t != delivery.delivery_tag);
+        self.held.remove(&delivery.delivery_tag);
         self.taken += 1;
         Ok(())
     }
 
     /// Ends the scan: walks (and holds) the rest of the queue as it was at
-    /// the start, then closes the channel, so every message not taken goes
-    /// back to `P.dead` in its order (see the module doc). A quorum queue
-    /// puts them back a moment after the channel closed; the scan waits
-    /// (at most [`SETTLE`]) until they are ready again, so the next scan or
-    /// command sees the whole queue.
+    /// the start, cancels the consumer, returns everything it held with
+    /// one `basic.nack(multiple, requeue)` (one step for the broker, so
+    /// nothing is half returned when the command is killed; and RabbitMQ
+    /// 4.3 counts no nack toward a delivery limit, where a closed channel's
+    /// return still counts), then closes the channel. A quorum queue puts
+    /// them back a moment later; the scan waits (at most [`SETTLE`]) until
+    /// they are ready again, so the next scan or command sees the whole
+    /// queue.
     pub(super) async fn close(mut self) {
         while let Ok(Some(_)) = self.get().await {}
-        // Returned one by one, in queue order: closing the channel with
-        // them unacked returns them too, but a quorum queue then puts them
-        // back in an order of its own (measured on 3.10, 4.0 and 4.3 with
-        // ten held; tests/it/dead_kill.rs). That is also what a scan killed
-        // midway leaves: every message back, none twice, but those it held
-        // possibly reordered in a quorum `P.dead` (a classic one keeps its
-        // order). No walk with `basic.get` avoids it: a returned message
-        // goes back to the front, so a walk holds all it passed.
-        for tag in std::mem::take(&mut self.held) {
+        if let Some(consumer) = self.consumer.take() {
+            let cancel = BasicCancelOptions::default();
+            let _ = self.channel.basic_cancel(consumer.tag(), cancel).await;
+        }
+        // Tags taken were acked already: every unacked tag up to the last
+        // held is one held.
+        if let Some(last) = self.held.last() {
             let requeue = BasicNackOptions {
-                multiple: false,
+                multiple: true,
                 requeue: true,
             };
-            if self.channel.basic_nack(tag, requeue).await.is_err() {
-                break;
-            }
+            let _ = self.channel.basic_nack(*last, requeue).await;
         }
         let _ = self.channel.close(200, "scan over".into()).await;
         let back = self.depth.saturating_sub(self.taken);
@@ -167,4 +220,17 @@ pub(super) async fn depth(channel: &Channel, queue: &str) -> Result<u32, lapin::
         )
         .await?;
     Ok(q.message_count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefetch;
+
+    #[test]
+    fn the_prefetch_is_the_scan_s_length_or_no_limit_past_what_it_can_say() {
+        assert_eq!(prefetch(1), 1);
+        assert_eq!(prefetch(65_535), 65_535);
+        assert_eq!(prefetch(65_536), 0);
+        assert_eq!(prefetch(10_000_000), 0);
+    }
 }
