@@ -9,6 +9,7 @@
 # pass failed (every pass runs regardless).
 #
 #   scripts/test.sh [FILTER...]     # FILTER: passed to every integration pass
+#   scripts/test.sh --brokers       # only start the brokers the tests need
 #
 # Environment: TEST_VERSIONS (default "3.10 4.0 4.3"), TEST_CLUSTER_VERSIONS
 # (the clusters of scripts/cluster.sh the cluster tests run on, default
@@ -40,24 +41,34 @@ pass() {
   [[ $rc == 0 ]] || failed=1
 }
 
-scripts/ensure-rabbitmq.sh
-# Proxies and the Standard Webhooks reference library of the egress tests.
-scripts/egress.sh deps
 clusters=${TEST_CLUSTER_VERSIONS-3.10 4.3}
 [[ $# == 0 ]] || clusters=
 
-# The other brokers start while the tests build (a fresh machine builds the
-# chroots with debootstrap, mostly waiting on the network): the 4.x nodes,
-# and the clusters the cluster tests need, each kept when it is all up, else
-# wiped and booted from fresh nodes (1-2 min).
-mkdir -p target
-brokers_log=target/test-brokers.log
-(
+# The brokers besides the default node: the 4.x nodes, and the clusters
+# the cluster tests need, each kept when it is all up, else wiped and
+# booted from fresh nodes (1-2 min; a fresh machine first builds the
+# chroots with debootstrap, mostly waiting on the network).
+start_brokers() {
   for v in $VERSIONS; do
     [[ $v == 3.10 ]] || scripts/brokers.sh start "$v"
   done
   for v in $clusters; do CLUSTER_VERSION=$v scripts/cluster.sh start --fresh; done
-) >"$brokers_log" 2>&1 &
+}
+# `scripts/test.sh --brokers` only starts them (.ci/run does, at its start).
+if [[ ${1:-} == --brokers ]]; then
+  clusters=${TEST_CLUSTER_VERSIONS-3.10 4.3}
+  start_brokers
+  exit
+fi
+
+scripts/ensure-rabbitmq.sh
+# Proxies and the Standard Webhooks reference library of the egress tests.
+scripts/egress.sh deps
+
+# The other brokers start while the tests build.
+mkdir -p target
+brokers_log=target/test-brokers.log
+start_brokers >"$brokers_log" 2>&1 &
 brokers=$!
 
 pass "build" cargo test --locked --no-run

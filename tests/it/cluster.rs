@@ -375,8 +375,9 @@ async fn start_worker(prefix: &str, nodes: &[usize]) -> WorkerProcess {
 /// published after it has arrived. The messages the dead connection held
 /// (in flight or prefetched) come back when the broker returns them: at
 /// once on 3.10 and 4.0; on 4.3 only after `consumer_disconnected_timeout`
-/// (60 s by default), as the node might just be partitioned away. So they
-/// are counted (every id arrives) but not timed.
+/// (60 s by default; 10 s on `scripts/cluster.sh`'s 4.3 nodes), as the
+/// node might just be partitioned away. So they are counted (every id
+/// arrives) but not timed.
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
     let cluster = Cluster::take_turn().await;
