@@ -291,7 +291,7 @@ async fn the_sharded_keda_trigger_sums_the_ready_messages_of_every_shard() {
         "the shards' ready messages in the management API",
         std::time::Duration::from_secs(60),
         async || {
-            let page: serde_json::Value = management_json(&path).await;
+            let page: serde_json::Value = management_json_polled(&path).await?;
             let items = page["items"].as_array()?;
             let ready: u64 = items
                 .iter()

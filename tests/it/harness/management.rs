@@ -38,6 +38,26 @@ pub(crate) async fn management_json<T: serde::de::DeserializeOwned>(path: &str) 
     serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap()
 }
 
+/// A GET of the management API, as JSON, for a caller polling in
+/// [`wait_for`]: `None` on an error status, so it asks again (RabbitMQ 3.10
+/// answers a queue listing with 500 now and then while another test
+/// deletes a queue the listing names; KEDA's scaler polls the same way).
+pub(crate) async fn management_json_polled<T: serde::de::DeserializeOwned>(
+    path: &str,
+) -> Option<T> {
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/{path}", management_url()))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    if !resp.status().is_success() {
+        eprintln!("management API {path}: {} (asking again)", resp.status());
+        return None;
+    }
+    Some(serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap())
+}
+
 /// Queue details from the management API.
 pub(crate) async fn management_queue(name: &str) -> serde_json::Value {
     management_json(&format!("queues/%2f/{name}")).await
