@@ -42,7 +42,6 @@ pass() {
 }
 
 clusters=${TEST_CLUSTER_VERSIONS-3.10 4.3}
-[[ $# == 0 ]] || clusters=
 
 # The brokers besides the default node: the 4.x nodes, and the clusters
 # the cluster tests need, each kept when it is all up, else wiped and
@@ -56,10 +55,11 @@ start_brokers() {
 }
 # `scripts/test.sh --brokers` only starts them (.ci/run does, at its start).
 if [[ ${1:-} == --brokers ]]; then
-  clusters=${TEST_CLUSTER_VERSIONS-3.10 4.3}
   start_brokers
   exit
 fi
+# A FILTER runs no cluster pass, so it needs no cluster.
+[[ $# == 0 ]] || clusters=
 
 scripts/ensure-rabbitmq.sh
 # Proxies and the Standard Webhooks reference library of the egress tests.

@@ -40,16 +40,10 @@ async fn leader_policy(prefix: &str, locator: Option<&str>) {
 async fn delete_leftovers_of_earlier_runs() {
     let base = format!("http://127.0.0.1:{}/api/queues", amqp_port(0) + 10_000);
     let client = reqwest::Client::new();
-    let text = client
-        .get(format!("{base}?columns=name"))
-        .basic_auth("guest", Some("guest"))
-        .send()
+    let listed = node_api(0, "queues?columns=name")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        .expect("node a's queues");
+    let list: serde_json::Value = serde_json::from_slice(&listed.bytes().await.unwrap()).unwrap();
     let ours = format!("-{}-", std::process::id());
     for q in list.as_array().into_iter().flatten() {
         let Some(name) = q["name"].as_str() else {

@@ -16,14 +16,19 @@ pub(crate) fn management_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:15672".into())
 }
 
-/// One call to the management API.
-pub(crate) async fn management(method: reqwest::Method, path: &str) -> reqwest::Response {
-    let resp = reqwest::Client::new()
+/// One call to the management API, whatever its status.
+async fn call(method: reqwest::Method, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
         .request(method, format!("{}/api/{path}", management_url()))
         .basic_auth("guest", Some("guest"))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// One call to the management API.
+pub(crate) async fn management(method: reqwest::Method, path: &str) -> reqwest::Response {
+    let resp = call(method, path).await;
     assert!(
         resp.status().is_success(),
         "management API {path}: {}",
@@ -45,12 +50,7 @@ pub(crate) async fn management_json<T: serde::de::DeserializeOwned>(path: &str) 
 pub(crate) async fn management_json_polled<T: serde::de::DeserializeOwned>(
     path: &str,
 ) -> Option<T> {
-    let resp = reqwest::Client::new()
-        .get(format!("{}/api/{path}", management_url()))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap();
+    let resp = call(reqwest::Method::GET, path).await;
     if !resp.status().is_success() {
         eprintln!("management API {path}: {} (asking again)", resp.status());
         return None;
