@@ -9,7 +9,7 @@
 //! it was stable — does the worker wait, with the backoff, before the next
 //! pass; a stable session resets the backoff.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::{Connection, ConnectionProperties};
@@ -50,8 +50,9 @@ pub fn reconnect_backoff() -> impl Iterator<Item = Duration> + Send + Sync {
 
 /// A connection and the node it goes to.
 pub struct Connected {
-    /// The connection.
-    pub conn: Connection,
+    /// The connection (shared with the publisher, which opens channels on
+    /// it as publishes overlap).
+    pub conn: Arc<Connection>,
     /// The node's index in the list (from 0).
     pub node: usize,
 }
@@ -122,7 +123,10 @@ impl Connector {
                         node = node + 1, nodes = count, broker = %self.urls.node(node).redacted(),
                         "connected to the broker"
                     );
-                    return Some(Connected { conn, node });
+                    return Some(Connected {
+                        conn: Arc::new(conn),
+                        node,
+                    });
                 }
                 Err(e) => {
                     on_failure(node);
@@ -146,7 +150,12 @@ impl Connector {
         for _ in 0..count {
             let node = self.next % count;
             match self.attempt(node).await {
-                Ok(conn) => return Ok(Connected { conn, node }),
+                Ok(conn) => {
+                    return Ok(Connected {
+                        conn: Arc::new(conn),
+                        node,
+                    });
+                }
                 Err(e) => {
                     if count > 1 {
                         tracing::warn!(

@@ -23,6 +23,8 @@
 //! an old and a new queue, so it is delivered twice. A held retry waits
 //! its tier's whole delay again.
 
+use std::sync::Arc;
+
 use lapin::{
     Channel, Connection,
     message::BasicGetMessage,
@@ -62,7 +64,10 @@ pub enum ReshardError {
 }
 
 /// Changes the broker's topology of `new`'s prefix to `new`'s shard count.
-pub async fn reshard(conn: &Connection, new: &Topology) -> Result<ReshardReport, ReshardError> {
+pub async fn reshard(
+    conn: &Arc<Connection>,
+    new: &Topology,
+) -> Result<ReshardReport, ReshardError> {
     let mut report = ReshardReport::default();
     let old = old_work_queues(conn, new).await?;
     let ch = crate::broker::channel::open(conn).await?;

@@ -13,7 +13,7 @@ mod reshard;
 mod run;
 mod signals;
 
-use std::{ffi::OsString, process::ExitCode};
+use std::{ffi::OsString, process::ExitCode, sync::Arc};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -137,7 +137,7 @@ impl Command {
 
 /// One pass over the broker's nodes (from a random one), for the one-shot
 /// commands: the first connection that comes up.
-async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<lapin::Connection, Error> {
+async fn connect_once(broker: &BrokerArgs, name: &str) -> Result<Arc<lapin::Connection>, Error> {
     let mut connector = crate::app::broker_connector(broker, format!("webhook-worker {name}"))?;
     let nodes = connector.urls().redacted().to_string();
     match connector.connect_once().await {
@@ -161,7 +161,7 @@ struct PrefixTopology {
 
 impl PrefixTopology {
     /// One connection ([`connect_once`]) and the configured topology.
-    async fn connect(&self, command: &str) -> Result<(lapin::Connection, Topology), Error> {
+    async fn connect(&self, command: &str) -> Result<(Arc<lapin::Connection>, Topology), Error> {
         let conn = connect_once(&self.broker, command).await?;
         Ok((conn, config::topology(&self.names, &self.topology)))
     }

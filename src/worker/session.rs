@@ -62,7 +62,7 @@ pub(crate) enum SessionEnd {
 /// connection or a channel fails.
 pub(super) async fn run(
     shared: &Arc<Shared>,
-    conn: &Connection,
+    conn: &Arc<Connection>,
     drain: &Drain,
 ) -> Result<SessionEnd, Error> {
     // A node that accepted us but does not answer (stopping, or its

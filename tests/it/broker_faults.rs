@@ -4,6 +4,8 @@
 
 use std::{collections::HashSet, time::Duration};
 
+use webhook_worker::broker::publisher::{PublishError, Publisher};
+
 use crate::harness::*;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -145,5 +147,48 @@ async fn an_unroutable_retry_copy_returns_the_original_to_the_broker() {
     let text = worker.scrape().await;
     assert_eq!(sample(&text, "webhook_publish_failures_total"), 3.0);
     assert_eq!(sample(&text, r#"webhook_retried_total{tier="200ms"}"#), 0.0);
+    rig.finish().await;
+}
+
+/// Concurrent `mandatory` publishes each learn their own fate: a return
+/// carries no delivery tag, and on one shared channel lapin handed it to
+/// whichever publish of a `basic.ack(multiple)` it completed first — a
+/// routed copy reported unroutable (its original given back: twice), an
+/// unroutable one reported confirmed (its original acked: lost). Half of
+/// 400 publishes here go to a queue that does not exist.
+#[tokio::test]
+async fn concurrent_publishes_to_a_missing_queue_are_each_reported_returned() {
+    let rig = Harness::new("returns").declare().await;
+    let broker = &rig.broker;
+    let publisher = Publisher::open(&broker.conn).await.unwrap();
+    let deliveries = broker.topology.deliveries().to_string();
+    let missing = format!("{}.missing", rig.prefix());
+    let mut publishes = tokio::task::JoinSet::new();
+    for i in 0..400 {
+        let to = if i % 2 == 0 { &deliveries } else { &missing }.clone();
+        let publisher = publisher.clone();
+        publishes.spawn(async move {
+            let body = format!("m-{i}").into_bytes();
+            (i, publisher.publish(&to, &body, Default::default()).await)
+        });
+    }
+    let mut wrong = Vec::new();
+    while let Some(done) = publishes.join_next().await {
+        let (i, result) = done.unwrap();
+        match (i % 2 == 0, &result) {
+            (true, Ok(())) | (false, Err(PublishError::Returned(..))) => {}
+            _ => wrong.push(format!("m-{i}: {result:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "reported wrongly: {wrong:?}");
+    let landed: HashSet<String> = broker
+        .drain(&deliveries)
+        .await
+        .iter()
+        .map(|d| String::from_utf8_lossy(&d.data).into_owned())
+        .collect();
+    let expected: HashSet<String> = (0..400).step_by(2).map(|i| format!("m-{i}")).collect();
+    assert_eq!(landed, expected, "every routed publish, once");
+    publisher.close().await;
     rig.finish().await;
 }

@@ -14,6 +14,7 @@
 
 use std::{
     collections::BTreeMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -98,7 +99,7 @@ enum Action<'a> {
 /// original is acked. Messages parked after `cutoff_ms` are left alone:
 /// they are this replay's own messages failing again.
 pub async fn replay(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     topology: &Topology,
     selection: &Selection,
     pacing: Pacing,

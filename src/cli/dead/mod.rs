@@ -69,7 +69,7 @@ impl DeadQueue {
         crate::config::topology(&self.names, &crate::config::Config::defaults().topology)
     }
 
-    async fn connect(&self, command: &str) -> Result<lapin::Connection, Error> {
+    async fn connect(&self, command: &str) -> Result<std::sync::Arc<lapin::Connection>, Error> {
         connect_once(&self.broker, command).await
     }
 }

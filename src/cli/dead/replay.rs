@@ -80,7 +80,7 @@ impl Replay {
 
     async fn replay(
         &self,
-        conn: &lapin::Connection,
+        conn: &std::sync::Arc<lapin::Connection>,
         selection: &Selection,
         started_ms: i64,
     ) -> Result<(), Error> {

@@ -19,7 +19,7 @@ use super::{amqp_url, wait_for};
 /// A connection and a confirm-mode channel for the test's own publishing
 /// and inspection, plus the prefix to clean up.
 pub(crate) struct Broker {
-    pub(crate) conn: Connection,
+    pub(crate) conn: std::sync::Arc<Connection>,
     pub(crate) channel: Channel,
     pub(crate) topology: Topology,
     pub(crate) prefix: String,
@@ -47,7 +47,7 @@ impl Broker {
         let topology = config.topology();
         topology.declare(&conn).await.expect("declare");
         Self {
-            conn,
+            conn: std::sync::Arc::new(conn),
             channel,
             topology,
             prefix: config.names.prefix.clone(),

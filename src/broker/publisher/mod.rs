@@ -1,15 +1,19 @@
 //! [`Publisher::publish`] is the one place that publishes: every retry
 //! copy, dead copy and replayed message goes through it, `mandatory`, on a
-//! channel in confirm mode, and only an `ack` without a returned message
+//! channel in confirm mode that carries no other publish until it is
+//! confirmed ([`pool`]), and only an `ack` without a returned message
 //! counts as success. Callers ack the original only after that. Outcome
 //! events go through it too ([`Publisher::publish_event`]), to the topic
 //! exchange `P.outcomes`, not `mandatory` (an exchange nobody has bound
 //! yet drops them, which is not the worker's failure).
 
-use lapin::{
-    BasicProperties, Channel, Confirmation, Connection,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-};
+mod pool;
+
+use std::sync::Arc;
+
+use lapin::{BasicProperties, Confirmation, Connection, options::BasicPublishOptions};
+
+use pool::Pool;
 
 /// Why a publish did not settle.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -35,20 +39,21 @@ enum Routing {
     Optional,
 }
 
-/// A channel in confirm mode: the one way this program publishes.
+/// Channels in confirm mode, one per publish in flight: the one way this
+/// program publishes. Clones share the channels.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    channel: Channel,
+    pool: Arc<Pool>,
 }
 
 impl Publisher {
-    /// Opens a channel on `conn` and puts it in confirm mode.
-    pub async fn open(conn: &Connection) -> Result<Self, lapin::Error> {
-        let channel = crate::broker::channel::open(conn).await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        Ok(Self { channel })
+    /// Opens a channel on `conn` in confirm mode (more when publishes
+    /// overlap).
+    pub async fn open(conn: &Arc<Connection>) -> Result<Self, lapin::Error> {
+        let pool = Pool::open(conn).await?;
+        Ok(Self {
+            pool: Arc::new(pool),
+        })
     }
 
     /// Publishes `body` to queue `queue` through the default exchange,
@@ -99,8 +104,9 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        let confirm = self
-            .channel
+        let lease = self.pool.lease().await?;
+        let confirm = lease
+            .channel()
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
@@ -130,8 +136,9 @@ impl Publisher {
         }
     }
 
-    /// Closes the channel.
+    /// Closes the channels (those still publishing close when dropped
+    /// with the connection).
     pub async fn close(&self) {
-        let _ = self.channel.close(200, "bye".into()).await;
+        self.pool.close().await;
     }
 }
