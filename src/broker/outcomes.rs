@@ -79,9 +79,11 @@ impl OutcomeSink {
             done: Some(done),
         };
         if self.tx.send(queued).is_err() {
-            return Err(channel_gone());
+            return Err(PublishError::gone("outcome events"));
         }
-        confirmed.await.unwrap_or_else(|_| Err(channel_gone()))
+        confirmed
+            .await
+            .unwrap_or_else(|_| Err(PublishError::gone("outcome events")))
     }
 
     /// Publishes `event` without waiting (events that settle no message:
@@ -89,13 +91,6 @@ impl OutcomeSink {
     pub fn publish_unwaited(&self, event: OutcomeEvent) {
         let _ = self.tx.send(Queued { event, done: None });
     }
-}
-
-/// The error of an event whose batching task is gone (its session ended).
-fn channel_gone() -> PublishError {
-    PublishError::Broker(
-        lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Closed, "outcome events").into(),
-    )
 }
 
 async fn run(

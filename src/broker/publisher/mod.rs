@@ -1,18 +1,21 @@
 //! [`Publisher::publish`] is the one place that publishes: every retry
-//! copy, dead copy and replayed message goes through it, `mandatory`, on a
-//! channel in confirm mode that carries no other publish until it is
-//! confirmed ([`pool`]), and only an `ack` without a returned message
-//! counts as success. Callers ack the original only after that. Outcome
+//! copy, dead copy and replayed message goes through it, `mandatory`, in a
+//! batch on a channel in confirm mode that carries nothing else until the
+//! batch is confirmed ([`batch`]), and only an `ack` without a returned
+//! message counts as success. Callers ack the original only after that. Outcome
 //! events go through it too ([`Publisher::publish_event`]), to the topic
 //! exchange `P.outcomes`, not `mandatory` (an exchange nobody has bound
 //! yet drops them, which is not the worker's failure).
 
+mod batch;
 mod pool;
 
 use std::sync::Arc;
 
-use lapin::{BasicProperties, Confirmation, Connection, options::BasicPublishOptions};
+use lapin::{BasicProperties, Connection};
+use tokio::sync::{mpsc, oneshot};
 
+use batch::Request;
 use pool::Pool;
 
 /// Why a publish did not settle.
@@ -30,6 +33,16 @@ pub enum PublishError {
     Returned(String, String),
 }
 
+impl PublishError {
+    /// The error of a publish whose publisher (`what`) is gone: its
+    /// session ended.
+    pub fn gone(what: &'static str) -> Self {
+        Self::Broker(
+            lapin::ErrorKind::InvalidChannelState(lapin::ChannelState::Closed, what).into(),
+        )
+    }
+}
+
 /// Whether an unroutable publish is a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Routing {
@@ -39,20 +52,22 @@ enum Routing {
     Optional,
 }
 
-/// Channels in confirm mode, one per publish in flight: the one way this
-/// program publishes. Clones share the channels.
+/// Batches of publishes on channels in confirm mode: the one way this
+/// program publishes. Clones share the batches and the channels.
 #[derive(Debug, Clone)]
 pub struct Publisher {
     pool: Arc<Pool>,
+    requests: mpsc::UnboundedSender<Request>,
 }
 
 impl Publisher {
-    /// Opens a channel on `conn` in confirm mode (more when publishes
-    /// overlap).
+    /// Opens a channel on `conn` in confirm mode (more, up to
+    /// [`pool::CHANNELS`], when batches overlap).
     pub async fn open(conn: &Arc<Connection>) -> Result<Self, lapin::Error> {
         let pool = Pool::open(conn).await?;
         Ok(Self {
-            pool: Arc::new(pool),
+            requests: batch::spawn(pool.clone()),
+            pool,
         })
     }
 
@@ -104,36 +119,21 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        let lease = self.pool.lease().await?;
-        let confirm = lease
-            .channel()
-            .basic_publish(
-                exchange.into(),
-                routing_key.into(),
-                BasicPublishOptions {
-                    mandatory: routing == Routing::Mandatory,
-                    immediate: false,
-                },
-                body,
-                properties.with_delivery_mode(2),
-            )
-            .await?
-            .await?;
-        let to = || {
-            if exchange.is_empty() {
-                routing_key.to_string()
-            } else {
-                exchange.to_string()
-            }
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            routing,
+            body: body.to_vec(),
+            properties,
+            reply,
         };
-        match confirm {
-            Confirmation::Ack(None) => Ok(()),
-            Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned)) => Err(
-                PublishError::Returned(to(), returned.reply_text.to_string()),
-            ),
-            Confirmation::Nack(None) => Err(PublishError::Nacked(to())),
-            Confirmation::NotRequested => unreachable!("the channel is in confirm mode"),
+        if self.requests.send(request).is_err() {
+            return Err(PublishError::gone("publisher"));
         }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(PublishError::gone("publisher")))
     }
 
     /// Closes the channels (those still publishing close when dropped

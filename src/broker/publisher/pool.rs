@@ -1,29 +1,19 @@
-//! The channels a [`super::Publisher`] publishes on, each carrying one
-//! publish at a time.
+//! The channels a [`super::Publisher`] publishes on: each carries one
+//! [batch](super::batch) at a time, so every return it gets belongs to
+//! that batch.
 //!
-//! Why not one channel: a `basic.return` carries no delivery tag, so lapin
-//! gives it to the next confirm it completes; when the broker confirms
-//! several publishes in one `basic.ack(multiple)`, that is whichever of
-//! them comes first in a hash map. With concurrent publishes on one
-//! channel, a returned retry copy could be taken for a success (its
-//! original acked: the event lost) while a confirmed copy was taken for a
-//! return (its original given back: the event twice). Measured on 3.10: a
-//! give-back copy confirmed together with the next attempt's returned
-//! retry copy was reported unroutable. On a channel with one publish
-//! outstanding, every return is that publish's.
-//!
-//! Channels are opened when every open one is busy, kept for the next
-//! publish, and dropped when the broker closed them; at most
-//! [`MAX_CHANNELS`] are open, beyond that a publish waits for one.
+//! Channels are opened when every open one is busy and kept for the next
+//! batch; one the broker closed is dropped. At most [`CHANNELS`] are open,
+//! which bounds the batches in flight.
 
 use std::sync::{Arc, Mutex};
 
 use lapin::{Channel, Connection, options::ConfirmSelectOptions};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The most channels one publisher keeps open (RabbitMQ allows 2047 per
-/// connection; the consumers need a few).
-pub(super) const MAX_CHANNELS: usize = 512;
+/// Most batches in flight, each on a channel of its own: fewer make bigger
+/// batches (fewer confirms), more let a publish wait less for a channel.
+pub(super) const CHANNELS: usize = 8;
 
 /// Idle channels in confirm mode, and the bound on open ones.
 #[derive(Debug)]
@@ -36,42 +26,30 @@ pub(super) struct Pool {
 impl Pool {
     /// A pool on `conn` with one channel open already, so that a broker
     /// refusing channels fails here, not at the first publish.
-    pub(super) async fn open(conn: &Arc<Connection>) -> Result<Self, lapin::Error> {
-        let pool = Self {
+    pub(super) async fn open(conn: &Arc<Connection>) -> Result<Arc<Self>, lapin::Error> {
+        let pool = Arc::new(Self {
             conn: conn.clone(),
             idle: Mutex::new(Vec::new()),
-            open: Arc::new(Semaphore::new(MAX_CHANNELS)),
-        };
-        let first = pool.lease().await?;
-        drop(first);
+            open: Arc::new(Semaphore::new(CHANNELS)),
+        });
+        drop(pool.clone().lease().await?);
         Ok(pool)
     }
 
-    /// A channel of its own until the lease is dropped: an idle one, or a
-    /// new one when none is idle.
-    pub(super) async fn lease(&self) -> Result<Lease<'_>, lapin::Error> {
+    /// Waits until fewer than [`CHANNELS`] batches are in flight.
+    pub(super) async fn turn(self: Arc<Self>) -> Turn {
         let permit = self
             .open
             .clone()
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let idle = self.lock().pop();
-        let channel = match idle {
-            Some(channel) => channel,
-            None => {
-                let channel = crate::broker::channel::open(&self.conn).await?;
-                channel
-                    .confirm_select(ConfirmSelectOptions::default())
-                    .await?;
-                channel
-            }
-        };
-        Ok(Lease {
-            pool: self,
-            channel: Some(channel),
-            _permit: permit,
-        })
+        Turn { pool: self, permit }
+    }
+
+    /// A channel of its own until the lease is dropped.
+    pub(super) async fn lease(self: Arc<Self>) -> Result<Lease, lapin::Error> {
+        self.turn().await.channel().await
     }
 
     /// Closes the idle channels.
@@ -87,21 +65,49 @@ impl Pool {
     }
 }
 
-/// One channel lent to one publish; back to the pool when dropped, unless
+/// The right to one channel, before it is taken.
+pub(super) struct Turn {
+    pool: Arc<Pool>,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Turn {
+    /// An idle channel, or a new one when none is idle.
+    pub(super) async fn channel(self) -> Result<Lease, lapin::Error> {
+        let idle = self.pool.lock().pop();
+        let channel = match idle {
+            Some(channel) => channel,
+            None => {
+                let channel = crate::broker::channel::open(&self.pool.conn).await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                channel
+            }
+        };
+        Ok(Lease {
+            pool: self.pool,
+            channel: Some(channel),
+            _permit: self.permit,
+        })
+    }
+}
+
+/// One channel lent to one batch; back to the pool when dropped, unless
 /// the broker closed it.
-pub(super) struct Lease<'a> {
-    pool: &'a Pool,
+pub(super) struct Lease {
+    pool: Arc<Pool>,
     channel: Option<Channel>,
     _permit: OwnedSemaphorePermit,
 }
 
-impl Lease<'_> {
+impl Lease {
     pub(super) fn channel(&self) -> &Channel {
         self.channel.as_ref().expect("held until dropped")
     }
 }
 
-impl Drop for Lease<'_> {
+impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(channel) = self.channel.take()
             && channel.status().connected()
