@@ -274,14 +274,15 @@ impl Flow {
         ids
     }
 
-    /// Waits until every one of `ids` arrived.
-    async fn wait_ids(&self, ids: &[String]) {
+    /// Waits until all but at most `spare` of `ids` arrived.
+    async fn wait_ids(&self, ids: &[String], spare: usize) {
         wait_for(
-            &format!("{} given ids delivered", ids.len()),
+            &format!("{} of {} given ids delivered", ids.len() - spare, ids.len()),
             LONG,
             async || {
                 let got = self.delivered();
-                ids.iter().all(|id| got.contains(id)).then_some(())
+                let missing = ids.iter().filter(|id| !got.contains(*id)).count();
+                (missing <= spare).then_some(())
             },
         )
         .await;
@@ -361,10 +362,14 @@ impl Flow {
     }
 }
 
+/// The cluster tests' worker's `--concurrency` (and so its prefetch).
+const CONCURRENCY: usize = 16;
+
 async fn start_worker(prefix: &str, nodes: &[usize]) -> WorkerProcess {
+    let concurrency = CONCURRENCY.to_string();
     WorkerProcess::start(
         prefix,
-        &["--concurrency", "16"],
+        &["--concurrency", concurrency.as_str()],
         &[("AMQP_URL", urls(nodes).as_str())],
     )
     .await
@@ -377,7 +382,11 @@ async fn start_worker(prefix: &str, nodes: &[usize]) -> WorkerProcess {
 /// once on 3.10 and 4.0; on 4.3 only after `consumer_disconnected_timeout`
 /// (60 s by default; 10 s on `scripts/cluster.sh`'s 4.3 nodes), as the
 /// node might just be partitioned away. So they are counted (every id
-/// arrives) but not timed.
+/// arrives) but not timed. On 4.3 the new leader also hands the dead
+/// consumer the next messages its prefetch still had room for (seen: 14
+/// held, then 2 of the batch published after the kill, both back with the
+/// held ones 3–5 s later), so the pause is timed until all but
+/// `CONCURRENCY` of that batch arrived; those arrive too, counted.
 #[tokio::test(flavor = "multi_thread")]
 async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
     let cluster = Cluster::take_turn().await;
@@ -390,7 +399,7 @@ async fn killing_the_worker_s_node_moves_it_to_another_within_seconds() {
     let killed_at = Instant::now();
     cluster.kill(on).await;
     let after = flow.publish_more(300).await;
-    flow.wait_ids(&after).await;
+    flow.wait_ids(&after, CONCURRENCY).await;
     let pause = flow.longest_pause(killed_at, Instant::now());
     let log = flow.worker.log_text();
     assert!(
