@@ -32,7 +32,7 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             open: Arc::new(Semaphore::new(CHANNELS)),
         });
-        drop(pool.clone().lease().await?);
+        drop(pool.clone().turn().await.channel().await?);
         Ok(pool)
     }
 
@@ -45,11 +45,6 @@ impl Pool {
             .await
             .expect("the semaphore is never closed");
         Turn { pool: self, permit }
-    }
-
-    /// A channel of its own until the lease is dropped.
-    pub(super) async fn lease(self: Arc<Self>) -> Result<Lease, lapin::Error> {
-        self.turn().await.channel().await
     }
 
     /// Closes the idle channels.
