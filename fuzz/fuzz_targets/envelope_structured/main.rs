@@ -7,14 +7,9 @@
 //! accepted with exactly the model's values, one it refuses must be refused.
 #![no_main]
 
-// A crate root looks for its modules beside itself: these are in envelope_structured/.
-#[path = "envelope_structured/input.rs"]
 mod input;
-#[path = "envelope_structured/message.rs"]
 mod message;
-#[path = "envelope_structured/values.rs"]
 mod values;
-#[path = "envelope_structured/writer.rs"]
 mod writer;
 
 use libfuzzer_sys::fuzz_target;

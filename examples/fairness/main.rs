@@ -25,14 +25,9 @@
 //! counts), `--only burst|throughput`, `--out FILE.json` (the
 //! chart goes beside it as `FILE.svg`).
 
-// A crate root looks for its modules beside itself: these are in fairness/.
-#[path = "fairness/broker.rs"]
 mod broker;
-#[path = "fairness/chart.rs"]
 mod chart;
-#[path = "fairness/receiver.rs"]
 mod receiver;
-#[path = "fairness/runs.rs"]
 mod runs;
 
 use lapin::{Connection, ConnectionProperties};
