@@ -1,28 +1,35 @@
 //! `webhook-worker publish`: a producer for demos, smoke tests and the
 //! compose stack. Publishes events from a file, stdin, or generated samples
-//! of every catalog event, to the fanout exchange `P`, with pipelined
-//! publisher confirms. The routing key is the site id (`--site`, else the
+//! of every catalog event, to the fanout exchange `P`, through the one
+//! [`Publisher`] (confirmed, many in flight). The routing key is the site id (`--site`, else the
 //! event's own `site_id`), as producers of a sharded topology must set it.
 
 use std::{
     io::BufRead,
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use clap::Args;
 use lapin::{
-    BasicProperties, Connection, ExchangeKind,
-    options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions},
-    types::FieldTable,
+    BasicProperties, Connection, ExchangeKind, options::ExchangeDeclareOptions, types::FieldTable,
 };
+use tokio::task::JoinSet;
 
 use super::PrefixTopology;
 use crate::{
     Error,
-    broker::{shards, topology::Topology},
+    broker::{
+        publisher::{PublishError, Publisher},
+        shards,
+        topology::Topology,
+    },
     domain::catalog::CATALOG,
 };
+
+/// Most publishes awaiting their confirms at a time (without `--rate`).
+const IN_FLIGHT: usize = 1024;
 
 /// Publish events: from a file of JSON lines, stdin (`--file -`), or
 /// generated samples of every catalog event.
@@ -127,9 +134,10 @@ fn sample_event(n: u64, url: &str, run: &str, site: u64) -> Vec<u8> {
 }
 
 /// Publishes `count` events (all lines of the source when `None`) at up
-/// to `rate` per second (0 = unlimited). Returns how many were confirmed.
+/// to `rate` per second (0 = unlimited). Returns how many were confirmed
+/// (a publish the broker nacked is not counted).
 async fn publish(
-    conn: &Connection,
+    conn: &Arc<Connection>,
     topology: &Topology,
     source: Source,
     pace: Pace,
@@ -137,10 +145,7 @@ async fn publish(
 ) -> Result<u64, Error> {
     let Pace { count, rate } = pace;
     ensure_topology(conn, topology).await?;
-    let channel = crate::broker::channel::open(conn).await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    let publisher = Publisher::open(conn).await?;
     let run = format!(
         "demo-{:x}",
         std::time::SystemTime::now()
@@ -163,7 +168,8 @@ async fn publish(
     };
 
     let started = Instant::now();
-    let mut pending = Vec::with_capacity(1024);
+    let in_flight = if rate > 0.0 { 1 } else { IN_FLIGHT };
+    let mut pending = JoinSet::new();
     let mut sent = 0u64;
     let mut confirmed = 0u64;
     while sent < limit {
@@ -184,27 +190,35 @@ async fn publish(
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let key = routing_key(site, &body);
-        let confirm = channel
-            .basic_publish(
-                topology.exchange().into(),
-                key.as_str().into(),
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default()
-                    .with_delivery_mode(2)
-                    .with_content_type("application/json".into()),
-            )
-            .await?;
-        pending.push(confirm);
+        let (publisher, exchange) = (publisher.clone(), topology.exchange().to_string());
+        pending.spawn(async move {
+            let key = routing_key(site, &body);
+            let props = BasicProperties::default().with_content_type("application/json".into());
+            publisher.publish_event(&exchange, &key, &body, props).await
+        });
         sent += 1;
-        if pending.len() >= 1024 || rate > 0.0 {
-            confirmed += settle(&mut pending).await?;
+        while pending.len() >= in_flight {
+            confirmed += settled(pending.join_next().await)?;
         }
     }
-    confirmed += settle(&mut pending).await?;
-    let _ = channel.close(200, "published".into()).await;
+    while !pending.is_empty() {
+        confirmed += settled(pending.join_next().await)?;
+    }
+    publisher.close().await;
     Ok(confirmed)
+}
+
+/// Whether a finished publish counts as confirmed: 1 for the broker's
+/// `ack`, 0 for its `nack`, an error when the channel or connection failed.
+fn settled(
+    done: Option<Result<Result<(), PublishError>, tokio::task::JoinError>>,
+) -> Result<u64, Error> {
+    match done {
+        None | Some(Ok(Err(PublishError::Nacked(_)))) => Ok(0),
+        Some(Ok(Ok(()))) => Ok(1),
+        Some(Ok(Err(e))) => Err(e.into()),
+        Some(Err(panicked)) => Err(std::io::Error::other(panicked).into()),
+    }
 }
 
 /// Declares the topology only when the exchange does not exist yet, so a
@@ -231,16 +245,6 @@ async fn ensure_topology(conn: &Connection, topology: &Topology) -> Result<(), E
         topology.declare(conn).await?;
     }
     Ok(())
-}
-
-async fn settle(pending: &mut Vec<lapin::PublisherConfirm>) -> Result<u64, Error> {
-    let mut ok = 0;
-    for p in pending.drain(..) {
-        if p.await?.is_ack() {
-            ok += 1;
-        }
-    }
-    Ok(ok)
 }
 
 #[cfg(test)]

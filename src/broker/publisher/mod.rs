@@ -98,8 +98,11 @@ impl Publisher {
             .await
     }
 
-    /// Publishes an outcome event message to `exchange` with `routing_key`,
-    /// persistent, not `mandatory`, and waits for the broker's confirm.
+    /// Publishes an event to `exchange` with `routing_key`, persistent, not
+    /// `mandatory` (an exchange no queue is bound to drops it, which is not
+    /// the publisher's failure), and waits for the broker's confirm: a
+    /// batch of outcome events to `P.outcomes`, or a webhook event from
+    /// `webhook-worker publish` to `P`.
     pub async fn publish_event(
         &self,
         exchange: &str,
