@@ -169,6 +169,7 @@ async fn publish(
 
     let started = Instant::now();
     let in_flight = if rate > 0.0 { 1 } else { IN_FLIGHT };
+    let exchange: Arc<str> = topology.exchange().into();
     let mut pending = JoinSet::new();
     let mut sent = 0u64;
     let mut confirmed = 0u64;
@@ -190,7 +191,7 @@ async fn publish(
             let due = started + Duration::from_secs_f64(sent as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let (publisher, exchange) = (publisher.clone(), topology.exchange().to_string());
+        let (publisher, exchange) = (publisher.clone(), exchange.clone());
         pending.spawn(async move {
             let key = routing_key(site, &body);
             let props = BasicProperties::default().with_content_type("application/json".into());

@@ -91,9 +91,7 @@ fn add_part(total: Duration, (secs, nanos): (u64, u64)) -> Option<Duration> {
         nanos %= 1_000_000_000;
     }
     let secs = total.as_secs().checked_add(secs)?;
-    Duration::ZERO
-        .checked_add(Duration::from_secs(secs))?
-        .checked_add(Duration::from_nanos(nanos))
+    Duration::from_secs(secs).checked_add(Duration::from_nanos(nanos))
 }
 
 fn split_while(text: &str, keep: impl Fn(char) -> bool) -> (&str, &str) {
