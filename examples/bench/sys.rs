@@ -87,14 +87,32 @@ pub(crate) fn runqueue_wait_secs(pid: u32) -> f64 {
 }
 
 pub(crate) fn broker_pid() -> Option<u32> {
-    fs::read_dir("/proc")
-        .ok()?
+    beam_pids().into_iter().next()
+}
+
+/// Every `beam.smp` on the machine.
+fn beam_pids() -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
         .filter_map(Result::ok)
-        .find_map(|e| {
+        .filter_map(|e| {
             let pid: u32 = e.file_name().to_str()?.parse().ok()?;
             let comm = fs::read_to_string(e.path().join("comm")).ok()?;
             (comm.trim() == "beam.smp").then_some(pid)
         })
+        .collect()
+}
+
+/// The broker's pid when exactly one `beam.smp` runs on the machine (the
+/// 4.x nodes and the clusters stopped): only then is its CPU the one under
+/// test.
+pub(crate) fn only_broker_pid() -> Option<u32> {
+    match beam_pids()[..] {
+        [pid] => Some(pid),
+        _ => None,
+    }
 }
 
 /// CPU seconds of the machine, the broker and this process, for telling

@@ -95,6 +95,7 @@ fn summarise(runs: &[Value]) -> Value {
         "latency_ms_p99": field(runs, &["latency_ms", "p99"]),
         "latency_ms_max": field(runs, &["latency_ms", "max"]),
         "cpu_s": field(runs, &["cpu_s"]),
+        "broker_cpu_s": field(runs, &["broker_cpu_s"]),
     })
 }
 

@@ -8,8 +8,8 @@
 //! the run's first request at any receiver: time waiting in the queue and
 //! in the worker, plus the receiver's own latency), p50/p99/max; the
 //! worker's `webhook_deferred_total`; CPU of the consumer; lost events.
-//! (Not the broker's CPU: with several broker nodes on the machine the
-//! harness cannot tell which `beam.smp` is the one under test.)
+//! The broker's CPU over the run too, when exactly one `beam.smp` runs on
+//! the machine (with several the harness cannot tell which is under test).
 
 use std::{
     sync::Arc,
@@ -25,7 +25,7 @@ use super::{
 use crate::{
     Res,
     lib_api::QueueType,
-    sys::{cpu_secs, loadavg, round},
+    sys::{cpu_secs, loadavg, only_broker_pid, round},
     vhosts::Behave,
     worker_proc::{WorkerProc, metric_sum},
 };
@@ -98,6 +98,8 @@ impl Bench {
             }
         };
         let started = Instant::now();
+        let broker = only_broker_pid();
+        let broker_cpu_start = broker.and_then(cpu_secs);
         // The cold start: the worker's limits every 250 ms.
         let limits = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sampler = worker.as_ref().map(|w| {
@@ -125,6 +127,10 @@ impl Bench {
             h.abort();
         }
         let cpu = cpu_secs(pid).unwrap_or(0.0);
+        let broker_cpu = broker
+            .and_then(cpu_secs)
+            .zip(broker_cpu_start)
+            .map(|(end, start)| round(end - start, 2));
         let mut extra = json!({});
         if let Some(w) = &worker {
             let text = w.metrics_text().await.unwrap_or_default();
@@ -175,6 +181,7 @@ impl Bench {
                 "max": lat.last().copied().unwrap_or(0.0).round(),
             },
             "cpu_s": round(cpu, 2),
+            "broker_cpu_s": broker_cpu,
             "loadavg": { "start": load_start, "end": loadavg() },
             "sut": match sut {
                 Sut::Naive => json!(format!("naive-worker --concurrency {NAIVE_CONCURRENCY}")),
