@@ -3,10 +3,11 @@
 //! fields, the `failures` and `off` modes, and never a secret, a password,
 //! a URL path or query in any event.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use webhook_worker::domain::outcome_event::{
-    Next, OutcomeEvent, OutcomeKind, OutcomesMode, decode_batch,
+use webhook_worker::{
+    broker::{outcomes::OutcomeSink, publisher::Publisher},
+    domain::outcome_event::{Next, OutcomeEvent, OutcomeKind, OutcomesMode, decode_batch},
 };
 
 use crate::harness::*;
@@ -315,4 +316,54 @@ async fn failures_mode_leaves_out_successes_and_off_publishes_nothing() {
         }
         rig.finish().await;
     }
+}
+
+/// The sink's group commit on the real broker: events handed over together
+/// while a gather waits for its confirms leave in a few messages, one kind
+/// each, and each `publish` returns only once its event is routed (the tap
+/// holds all of them the moment the last one returns).
+#[tokio::test]
+async fn events_handed_over_together_leave_in_a_few_messages_of_one_kind() {
+    let rig = Harness::new("outcgather").declare().await;
+    let broker = &rig.broker;
+    let tap = broker.outcomes_tap("#").await;
+    let publisher = Publisher::open(&broker.conn).await.unwrap();
+    let (sink, task) = OutcomeSink::spawn(
+        publisher.clone(),
+        broker.topology.outcomes().to_string(),
+        Arc::new(|_, _| {}),
+    );
+    let kinds = [OutcomeKind::AttemptSucceeded, OutcomeKind::AttemptFailed];
+    let mut publishes = tokio::task::JoinSet::new();
+    for i in 0..1000_i64 {
+        let sink = sink.clone();
+        let kind = kinds[(i % 2) as usize];
+        publishes.spawn(async move { sink.publish(OutcomeEvent::new(kind, i)).await });
+    }
+    while let Some(done) = publishes.join_next().await {
+        done.unwrap().expect("confirmed");
+    }
+    let tapped = broker.tapped(&tap).await;
+    let mut seen = Seen::default();
+    for (key, body) in &tapped {
+        let (events, unreadable) = decode_batch(body);
+        assert_eq!(unreadable, 0);
+        assert!(
+            events.iter().all(|e| e.kind.as_str() == key),
+            "one kind a message"
+        );
+        seen.events.extend(events);
+    }
+    let mut stamps: Vec<i64> = seen.events.iter().filter_map(OutcomeEvent::at_ms).collect();
+    stamps.sort_unstable();
+    assert_eq!(stamps, (0..1000).collect::<Vec<_>>(), "every event, once");
+    assert!(
+        tapped.len() <= 100,
+        "1 000 events handed over together took {} messages",
+        tapped.len()
+    );
+    drop(sink);
+    task.await.unwrap();
+    publisher.close().await;
+    rig.finish().await;
 }
