@@ -17,15 +17,18 @@ fn avoidance_step(limit: u32) -> u32 {
 }
 
 /// The rise of the round trip that ends slow start, as a fraction of the
-/// long-run mean: TCP HyStart's RTT/8. Each doubling adds as many attempts
-/// as were in flight, and on a shared machine that alone lifts a 100 ms
-/// receiver's latency by a few percent (the worker's own CPU load, not the
-/// receiver), so at the 5 % noise floor slow start ended far below what a
-/// 100 ms receiver could use (measured: bench/README.md, "Slow start ends
-/// at a rise of RTT/8").
+/// long-run mean: twice TCP HyStart's RTT/8. Each doubling adds as many
+/// attempts as were in flight, and on a shared machine that alone lifts a
+/// 100 ms receiver's latency (the worker's own CPU load, not the
+/// receiver): at the 5 % noise floor slow start ended far below what a
+/// 100 ms receiver could use, and at RTT/8 it still ended at 256 in 3 of 5
+/// cold bursts on a slower machine, whose last event then came 2.6 s after
+/// the first instead of 1.9 s (bench/README.md, "Slow start ends at a rise
+/// of RTT/4").
 /// A receiver near its knee is still caught by the increase that does not
-/// pay for itself (judged at the noise floor), which cuts.
-const SLOW_START_DRIFT: f64 = 0.125;
+/// pay for itself (judged at the noise floor), which cuts: a doubling
+/// past the knee raises the round trip by far more than a quarter.
+const SLOW_START_DRIFT: f64 = 0.25;
 
 /// Doubling until the first cut (or after a stall), then steps of
 /// [`avoidance_step`].

@@ -324,6 +324,28 @@ fn slow_start_rides_out_the_latency_a_busy_machine_adds_per_doubling() {
 }
 
 #[test]
+fn slow_start_rides_out_a_slower_machine_to_the_cap_within_a_second() {
+    // 100 ms ± 2 ms, plus 60 µs per attempt in flight: each doubling from
+    // 256 adds 13–25 % (a cold burst on a slower two-core machine, where
+    // slow start ended at RTT/8 at 256 in 3 of 5 runs). Throughput still
+    // nearly doubles with each doubling, so slow start must carry on to
+    // the process cap of 896 within a second.
+    let mut rng = Prng(0x5EED_0F_C01D_B125);
+    let receiver = move |_, in_flight: u32| {
+        let jitter = Duration::from_micros(rng.below(4_000));
+        ok_after(ms(98) + jitter + Duration::from_micros(60) * in_flight)
+    };
+    let mut sim = Sim::new(LimitConfig::new(16, 1, 896), 896, Box::new(receiver));
+    sim.run_until(secs(3.0));
+    let at_cap = sim.first_time(|s| s.limit >= 896);
+    eprintln!("limit at the cap at {at_cap:?}");
+    assert!(
+        at_cap.is_some_and(|t| t <= secs(1.0)),
+        "limit reached the cap only at {at_cap:?}"
+    );
+}
+
+#[test]
 fn receiver_at_its_capacity_settles_near_the_knee_quickly() {
     // 100 ms, but at most 8 000 answers per second: past 800 in flight,
     // every extra attempt only queues (latency = in flight ÷ 8 000/s).
