@@ -330,7 +330,7 @@ fn slow_start_rides_out_a_slower_machine_to_the_cap_within_a_second() {
     // slow start ended at RTT/8 at 256 in 3 of 5 runs). Throughput still
     // nearly doubles with each doubling, so slow start must carry on to
     // the process cap of 896 within a second.
-    let mut rng = Prng(0x5EED_0F_C01D_B125);
+    let mut rng = Prng(0x005E_ED0F_C01D_B125);
     let receiver = move |_, in_flight: u32| {
         let jitter = Duration::from_micros(rng.below(4_000));
         ok_after(ms(98) + jitter + Duration::from_micros(60) * in_flight)
