@@ -47,6 +47,10 @@ pub(crate) struct Shared {
     total: AtomicU64,
     pub(crate) first_ns: AtomicU64,
     nth_ns: AtomicU64,
+    /// Receipts n/10 and 9n/10: the steady part of a drain, past the cold
+    /// start's ramp and before the tail.
+    tenth_ns: AtomicU64,
+    ninth_tenth_ns: AtomicU64,
     /// The process under test, whose CPU is read at the first and n-th receipt.
     pid: AtomicU32,
     target_n: AtomicU64,
@@ -72,6 +76,8 @@ impl Shared {
         self.total.store(0, Ordering::SeqCst);
         self.first_ns.store(0, Ordering::SeqCst);
         self.nth_ns.store(0, Ordering::SeqCst);
+        self.tenth_ns.store(0, Ordering::SeqCst);
+        self.ninth_tenth_ns.store(0, Ordering::SeqCst);
         self.pid.store(pid, Ordering::SeqCst);
         self.target_n.store(target_n, Ordering::SeqCst);
         *self.cpu_first.lock().unwrap() = None;
@@ -127,7 +133,14 @@ async fn receive(State(port): State<Arc<Port>>, req: axum::extract::Request) -> 
         shared.first_ns.store(at_done, Ordering::SeqCst);
         *shared.cpu_first.lock().unwrap() = cpu_secs(shared.pid.load(Ordering::SeqCst));
     }
-    if total == shared.target_n.load(Ordering::SeqCst) {
+    let target_n = shared.target_n.load(Ordering::SeqCst);
+    if total == target_n / 10 {
+        shared.tenth_ns.store(at_done, Ordering::SeqCst);
+    }
+    if total == target_n * 9 / 10 {
+        shared.ninth_tenth_ns.store(at_done, Ordering::SeqCst);
+    }
+    if total == target_n {
         shared.nth_ns.store(at_done, Ordering::SeqCst);
         *shared.cpu_nth.lock().unwrap() = cpu_secs(shared.pid.load(Ordering::SeqCst));
     }
@@ -193,6 +206,8 @@ impl Receivers {
             total: AtomicU64::new(0),
             first_ns: AtomicU64::new(0),
             nth_ns: AtomicU64::new(0),
+            tenth_ns: AtomicU64::new(0),
+            ninth_tenth_ns: AtomicU64::new(0),
             pid: AtomicU32::new(0),
             target_n: AtomicU64::new(u64::MAX),
             cpu_first: Mutex::new(None),
@@ -226,6 +241,14 @@ impl Receivers {
             p.reset();
         }
         self.shared.reset(pid, target_n);
+    }
+
+    /// Receipts per second from receipt n/10 to 9n/10 (the steady part of
+    /// a drain of n), once both happened.
+    pub(crate) fn steady_per_s(&self, n: u64) -> Option<f64> {
+        let from = self.shared.tenth_ns.load(Ordering::SeqCst);
+        let to = self.shared.ninth_tenth_ns.load(Ordering::SeqCst);
+        (from > 0 && to > from).then(|| (n * 9 / 10 - n / 10) as f64 * 1e9 / (to - from) as f64)
     }
 
     /// (first receipt, n-th receipt) in seconds, and the CPU seconds of the

@@ -6,13 +6,21 @@
 //! message per event would cost the broker a publish, a stream write and a
 //! confirm per delivery; instead the [`OutcomeSink`] groups the events
 //! that arrive while the previous group waits for its confirms (group
-//! commit): one *gather* is unconfirmed at a time ([`GATHERS_IN_FLIGHT`]),
-//! published as one message per kind, and every event that arrives
-//! meanwhile leaves in the next one. Under load the messages grow with
-//! the rate times the broker's confirm latency; when idle an event leaves
-//! at once, alone. A message holds events of one kind only, so the
-//! routing key is still the kind (see [`crate::domain::outcome_event`] for
-//! the body).
+//! commit): one *gather* is unconfirmed at a time, published as one
+//! message per kind, and every event that arrives meanwhile leaves in the
+//! next one. Under load the messages grow with the rate times the broker's
+//! confirm latency; when idle an event leaves at once, alone. A message
+//! holds events of one kind only, so the routing key is still the kind
+//! (see [`crate::domain::outcome_event`] for the body).
+//!
+//! One gather, because the broker's cost is per message and its confirm
+//! latency grows with the messages it is working on: at a 100 ms receiver
+//! on RabbitMQ 3.10.8, 8 messages in flight took 3.2–5.7 ms a confirm, one
+//! gather 0.9–2.3 ms and 6–11 µs less broker CPU per event. The task that
+//! gathers publishes on its own leased channel and waits for the confirms
+//! itself ([`Publisher::publish_events_together`]), with no task in
+//! between: that took about 1 ms off an event's wait on a classic queue
+//! (bench/README.md, "Outcome events").
 //!
 //! Each waiter learns its message's result: `Ok` only after the broker's
 //! confirm. A failed message fails every event in it, and the deliveries
@@ -22,22 +30,12 @@ use std::sync::Arc;
 
 use lapin::BasicProperties;
 use tokio::{
-    sync::{Semaphore, mpsc, oneshot},
+    sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 
-use super::publisher::{PublishError, Publisher};
+use super::publisher::{EventMessage, PublishError, Publisher};
 use crate::domain::outcome_event::{OutcomeEvent, OutcomeKind, encode_batch};
-
-/// Gathers published and not yet confirmed. One: the broker's cost is per
-/// message (a publish, a stream write, a confirm), and its confirm latency
-/// grows with the messages it is working on. Measured at a 100 ms receiver
-/// on RabbitMQ 3.10.8: with 8 messages in flight, 5–8 events each, a
-/// confirm took 3.2–5.7 ms and an event 3.8–6.5 ms from hand-over to
-/// confirm; with one gather, 11–25 events a message, 0.9–2.3 ms and
-/// 1.6–5.0 ms, and 6–11 µs less broker CPU per event (bench/README.md,
-/// "Outcome events").
-pub const GATHERS_IN_FLIGHT: usize = 1;
 
 /// Most events in one message.
 pub const MAX_BATCH: usize = 256;
@@ -104,45 +102,30 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Queued>,
     on_confirmed: OnConfirmed,
 ) {
-    let exchange: Arc<str> = exchange.into();
-    let gathers = Arc::new(Semaphore::new(GATHERS_IN_FLIGHT));
+    let props = BasicProperties::default().with_content_type("application/x-ndjson".into());
     let mut buf = Vec::with_capacity(MAX_BATCH);
-    loop {
-        // Waiting for the previous gather's confirms first is what lets
-        // events gather under load.
-        let Ok(turn) = gathers.clone().acquire_owned().await else {
-            return;
-        };
-        if rx.recv_many(&mut buf, MAX_BATCH * 4).await == 0 {
-            return;
-        }
-        // Every message of the gather holds the turn until it is confirmed.
-        let turn = Arc::new(turn);
-        for batch in by_kind(buf.drain(..)) {
-            let (publisher, exchange, on_confirmed, turn) = (
-                publisher.clone(),
-                exchange.clone(),
-                on_confirmed.clone(),
-                turn.clone(),
-            );
-            tokio::spawn(async move {
-                let kind = batch[0].event.kind;
-                let body = encode_batch(batch.iter().map(|q| &q.event));
-                let props =
-                    BasicProperties::default().with_content_type("application/x-ndjson".into());
-                let result = publisher
-                    .publish_event(&exchange, kind.as_str(), &body, props)
-                    .await;
-                drop(turn);
-                if result.is_ok() {
-                    on_confirmed(kind, batch.len() as u64);
+    // Waiting for a gather's confirms before taking the next is what lets
+    // events gather under load: one gather in flight.
+    while rx.recv_many(&mut buf, MAX_BATCH * 4).await > 0 {
+        let batches = by_kind(buf.drain(..));
+        let messages = batches
+            .iter()
+            .map(|batch| EventMessage {
+                routing_key: batch[0].event.kind.as_str().to_string(),
+                body: encode_batch(batch.iter().map(|q| &q.event)),
+                properties: props.clone(),
+            })
+            .collect();
+        let results = publisher.publish_events_together(&exchange, messages).await;
+        for (batch, result) in batches.into_iter().zip(results) {
+            if result.is_ok() {
+                on_confirmed(batch[0].event.kind, batch.len() as u64);
+            }
+            for q in batch {
+                if let Some(done) = q.done {
+                    let _ = done.send(result.clone());
                 }
-                for q in batch {
-                    if let Some(done) = q.done {
-                        let _ = done.send(result.clone());
-                    }
-                }
-            });
+            }
         }
     }
 }

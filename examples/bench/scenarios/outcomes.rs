@@ -96,6 +96,12 @@ fn on_over_off(off: &[Value], all: &[Value], bin: &std::path::Path) -> Value {
         .zip(all)
         .map(|(o, a)| per_s(a) / per_s(o))
         .collect();
+    let steady = |v: &Value| v["steady_per_s"].as_f64().unwrap_or(0.0);
+    let steady_ratios: Vec<f64> = off
+        .iter()
+        .zip(all)
+        .map(|(o, a)| steady(a) / steady(o))
+        .collect();
     let disk: Vec<f64> = all
         .iter()
         .filter_map(|a| Some(a["log_disk_bytes"].as_f64()? * 1e6 / a["n"].as_f64()?))
@@ -106,6 +112,8 @@ fn on_over_off(off: &[Value], all: &[Value], bin: &std::path::Path) -> Value {
         "all": median_run(all),
         "all_over_off": round(median(&ratios), 3),
         "rounds_all_over_off": ratios.iter().map(|r| round(*r, 3)).collect::<Vec<_>>(),
+        "steady_all_over_off": round(median(&steady_ratios), 3),
+        "rounds_steady_all_over_off": steady_ratios.iter().map(|r| round(*r, 3)).collect::<Vec<_>>(),
         "log_disk_bytes_per_million_events": (!disk.is_empty()).then(|| median(&disk).round()),
     })
 }

@@ -207,9 +207,10 @@ impl Bench {
     ) -> Res<Value> {
         let (bin, tag) = (under.bin, under.tag);
         let scenario = format!(
-            "{}-{}{}{tag}",
+            "{}-{}{}{}{tag}",
             qt_name(qt),
             if failing { "failure" } else { "success" },
+            if to.is_some() { "-slow" } else { "" },
             extra.join("").replace("--", "-")
         );
         let ok_port: &Port = to.unwrap_or(&self.recv.ok);
@@ -301,6 +302,9 @@ impl Bench {
                 v["profile"] = p.finish();
             }
             v["receipts"] = json!(self.recv.shared.total());
+            if !failing {
+                v["steady_per_s"] = json!(self.recv.steady_per_s(n).map(f64::round));
+            }
             v["log_disk_bytes"] = json!(super::outcomes::stream_disk_bytes(t.log()));
             v["deferred"] = json!(deferred);
             v["consumer_rotations"] = json!(w.metric("webhook_consumer_rotations_total").await.unwrap_or(-1.0));

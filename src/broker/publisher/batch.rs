@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     PublishError, Routing,
-    pool::{Lease, Pool},
+    pool::{Lease, Pool, Turn},
 };
 
 /// Most publishes in one batch.
@@ -35,15 +35,47 @@ const MAX_BATCH: usize = 256;
 
 /// One publish, and who waits for its result.
 pub(super) struct Request {
-    pub(super) exchange: String,
-    pub(super) routing_key: String,
-    pub(super) routing: Routing,
-    pub(super) body: Vec<u8>,
-    pub(super) properties: BasicProperties,
-    pub(super) reply: oneshot::Sender<Result<(), PublishError>>,
+    exchange: String,
+    routing_key: String,
+    routing: Routing,
+    body: Vec<u8>,
+    properties: BasicProperties,
+    reply: oneshot::Sender<Result<(), PublishError>>,
+}
+
+/// Where a request's result arrives.
+pub(super) struct Receipt(oneshot::Receiver<Result<(), PublishError>>);
+
+impl Receipt {
+    /// The result, or "gone" when the publisher went away first.
+    pub(super) async fn result(self) -> Result<(), PublishError> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(PublishError::gone("publisher")))
+    }
 }
 
 impl Request {
+    /// A request, and where its result will arrive.
+    pub(super) fn new(
+        exchange: &str,
+        routing_key: String,
+        routing: Routing,
+        body: Vec<u8>,
+        properties: BasicProperties,
+    ) -> (Self, Receipt) {
+        let (reply, answer) = oneshot::channel();
+        let request = Self {
+            exchange: exchange.to_string(),
+            routing_key,
+            routing,
+            body,
+            properties,
+            reply,
+        };
+        (request, Receipt(answer))
+    }
+
     /// Where it went, for errors: the exchange, or the queue when the
     /// default exchange.
     fn destination(&self) -> String {
@@ -79,16 +111,20 @@ async fn run(pool: Arc<Pool>, mut rx: mpsc::UnboundedReceiver<Request>) {
             return;
         }
         let batch = std::mem::replace(&mut buf, Vec::with_capacity(MAX_BATCH));
-        tokio::spawn(async move {
-            match turn.channel().await {
-                Ok(lease) => publish(&lease, batch).await,
-                Err(e) => {
-                    for r in batch {
-                        let _ = r.reply.send(Err(PublishError::Broker(e.clone())));
-                    }
-                }
+        tokio::spawn(publish_on(turn, batch));
+    }
+}
+
+/// Publishes the batch on the channel of `turn` and answers each request
+/// (every one with the error when no channel opens).
+pub(super) async fn publish_on(turn: Turn, batch: Vec<Request>) {
+    match turn.channel().await {
+        Ok(lease) => publish(&lease, batch).await,
+        Err(e) => {
+            for r in batch {
+                let _ = r.reply.send(Err(PublishError::Broker(e.clone())));
             }
-        });
+        }
     }
 }
 

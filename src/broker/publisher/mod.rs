@@ -2,10 +2,12 @@
 //! copy, dead copy and replayed message goes through it, `mandatory`, in a
 //! batch on a channel in confirm mode that carries nothing else until the
 //! batch is confirmed ([`batch`]), and only an `ack` without a returned
-//! message counts as success. Callers ack the original only after that. Outcome
-//! events go through it too ([`Publisher::publish_event`]), to the topic
-//! exchange `P.outcomes`, not `mandatory` (an exchange nobody has bound
-//! yet drops them, which is not the worker's failure).
+//! message counts as success. Callers ack the original only after that.
+//! Outcome events go through it too, in batches their sink gathers itself
+//! ([`Publisher::publish_events_together`]: the same channels and the same
+//! confirm handling), to the topic exchange `P.outcomes`, not `mandatory`
+//! (an exchange nobody has bound yet drops them, which is not the worker's
+//! failure).
 
 mod batch;
 mod pool;
@@ -13,7 +15,7 @@ mod pool;
 use std::sync::Arc;
 
 use lapin::{BasicProperties, Connection};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use batch::Request;
 use pool::Pool;
@@ -50,6 +52,17 @@ enum Routing {
     Mandatory,
     /// Dropped by the broker when no queue is bound (not a failure).
     Optional,
+}
+
+/// One message of [`Publisher::publish_events_together`].
+#[derive(Debug)]
+pub struct EventMessage {
+    /// Its routing key.
+    pub routing_key: String,
+    /// Its body.
+    pub body: Vec<u8>,
+    /// Its properties (the publisher makes it persistent).
+    pub properties: BasicProperties,
 }
 
 /// Batches of publishes on channels in confirm mode: the one way this
@@ -114,6 +127,32 @@ impl Publisher {
             .await
     }
 
+    /// Publishes `messages` to `exchange` together, on one channel of
+    /// their own, persistent and not `mandatory`, and waits for every
+    /// confirm: one result per message, in order. For a caller that
+    /// gathers its own batches (the outcome sink): it skips the gathering
+    /// task and the task that waits for the batch's confirms, which would
+    /// each cost the batch a wake-up on its way to the broker and back.
+    pub async fn publish_events_together(
+        &self,
+        exchange: &str,
+        messages: Vec<EventMessage>,
+    ) -> Vec<Result<(), PublishError>> {
+        let (requests, answers): (Vec<_>, Vec<_>) = messages
+            .into_iter()
+            .map(|m| {
+                let routing = Routing::Optional;
+                Request::new(exchange, m.routing_key, routing, m.body, m.properties)
+            })
+            .unzip();
+        batch::publish_on(self.pool.clone().turn().await, requests).await;
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(answer.result().await);
+        }
+        results
+    }
+
     async fn confirmed(
         &self,
         exchange: &str,
@@ -122,21 +161,13 @@ impl Publisher {
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), PublishError> {
-        let (reply, answer) = oneshot::channel();
-        let request = Request {
-            exchange: exchange.to_string(),
-            routing_key: routing_key.to_string(),
-            routing,
-            body: body.to_vec(),
-            properties,
-            reply,
-        };
+        let routing_key = routing_key.to_string();
+        let (request, answer) =
+            Request::new(exchange, routing_key, routing, body.to_vec(), properties);
         if self.requests.send(request).is_err() {
             return Err(PublishError::gone("publisher"));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(PublishError::gone("publisher")))
+        answer.result().await
     }
 
     /// Closes the channels (those still publishing close when dropped
