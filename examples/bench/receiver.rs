@@ -62,6 +62,12 @@ pub(crate) struct Shared {
     pub(crate) gate: watch::Sender<bool>,
 }
 
+/// The receipt that ends the steady part of a drain of `n` (no overflow
+/// at the unset target, `u64::MAX`).
+fn nine_tenths(n: u64) -> u64 {
+    n - n / 10
+}
+
 pub(crate) fn epoch() -> Instant {
     static E: OnceLock<Instant> = OnceLock::new();
     *E.get_or_init(Instant::now)
@@ -137,7 +143,7 @@ async fn receive(State(port): State<Arc<Port>>, req: axum::extract::Request) -> 
     if total == target_n / 10 {
         shared.tenth_ns.store(at_done, Ordering::SeqCst);
     }
-    if total == target_n * 9 / 10 {
+    if total == nine_tenths(target_n) {
         shared.ninth_tenth_ns.store(at_done, Ordering::SeqCst);
     }
     if total == target_n {
@@ -248,7 +254,8 @@ impl Receivers {
     pub(crate) fn steady_per_s(&self, n: u64) -> Option<f64> {
         let from = self.shared.tenth_ns.load(Ordering::SeqCst);
         let to = self.shared.ninth_tenth_ns.load(Ordering::SeqCst);
-        (from > 0 && to > from).then(|| (n * 9 / 10 - n / 10) as f64 * 1e9 / (to - from) as f64)
+        let receipts = nine_tenths(n) - n / 10;
+        (from > 0 && to > from).then(|| receipts as f64 * 1e9 / (to - from) as f64)
     }
 
     /// (first receipt, n-th receipt) in seconds, and the CPU seconds of the
