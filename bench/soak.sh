@@ -29,8 +29,9 @@
 #                sigkill-worker    kill -9 a worker, restart it after 0..WORKER_DOWN_MAX s
 #                sigterm-worker    SIGTERM a worker, wait for it to exit (counts
 #                                  exits over TERM_TIMEOUT s), restart it
-#                close-connection  DELETE /api/connections/NAME of a worker's
-#                                  connection through the management API
+#                close-connection  DELETE /api/connections/NAME of one of a
+#                                  worker's two connections (consuming or
+#                                  publishing) through the management API
 # After DURATION seconds (and once publishing is done) the chaos stops, every
 # node and worker is brought back, and the run waits until every published id
 # has arrived, or the queues are empty and nothing arrived for QUIET seconds,
@@ -290,7 +291,7 @@ chaos() {  # one action, logged; leaves everything up again
 import json, sys
 names = [c["name"] for c in json.load(sys.stdin)
          if str(c.get("client_properties", {}).get("connection_name", "")).startswith("webhook-worker")
-         and "publish" not in str(c.get("client_properties", {}).get("connection_name", ""))]
+         and str(c.get("client_properties", {}).get("connection_name", "")).endswith((" consuming", " publishing"))]
 print("\n".join(names))' 2>/dev/null) || conns=
       if [[ -z $conns ]]; then
         echo "$(date -u +%FT%T) close-connection: no worker connection found" >>"$CHAOS_LOG"

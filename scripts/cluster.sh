@@ -10,6 +10,9 @@
 #   scripts/cluster.sh restart NODE        # start a killed/stopped node again and wait for it
 #   scripts/cluster.sh stop-app NODE       # rabbitmqctl stop_app (VM stays up, node leaves service)
 #   scripts/cluster.sh start-app NODE      # rabbitmqctl start_app
+#   scripts/cluster.sh memory-alarm NODE on|off  # set off a memory alarm (high watermark 0: the
+#                                          # cluster blocks every publishing connection), or
+#                                          # clear it (the watermark the node booted with)
 #
 # Nodes (all on 127.0.0.1, guest/guest, vhost /):
 #   rabbit-a@localhost  AMQP 5681  management 15681  distribution 25681
@@ -211,7 +214,18 @@ cmd_restart() {
   echo "$(nodename "$n") running after $((SECONDS - t0))s ($(membership "$n"))"
 }
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+cmd_memory_alarm() {
+  local n; n=$(short "$1")
+  case $2 in
+    on) ctl "$n" set_vm_memory_high_watermark 0 ;;
+    # The watermark the node booted with, whatever its form in this version.
+    off) ctl "$n" eval '{ok, W} = application:get_env(rabbit, vm_memory_high_watermark), vm_memory_monitor:set_vm_memory_high_watermark(W).' >/dev/null ;;
+    *) die "memory-alarm: '$2' is not on or off" ;;
+  esac
+  echo "$(nodename "$n"): memory alarm $2"
+}
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 case ${1:-} in
   start) cmd_start "${2:-}" ;;
@@ -221,5 +235,6 @@ case ${1:-} in
   restart) [[ $# -eq 2 ]] || usage; cmd_restart "$2" ;;
   stop-app) [[ $# -eq 2 ]] || usage; n=$(short "$2"); ctl "$n" stop_app; echo "$(nodename "$n"): app stopped" ;;
   start-app) [[ $# -eq 2 ]] || usage; n=$(short "$2"); ctl "$n" start_app; rmq_await "$n"; echo "$(nodename "$n"): app started" ;;
+  memory-alarm) [[ $# -eq 3 ]] || usage; cmd_memory_alarm "$2" "$3" ;;
   *) usage ;;
 esac

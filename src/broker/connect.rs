@@ -12,7 +12,8 @@
 use std::{sync::Arc, time::Duration};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use lapin::{Connection, ConnectionProperties};
+use futures_lite::StreamExt;
+use lapin::{Connection, ConnectionProperties, Event};
 use tokio_util::sync::CancellationToken;
 
 use super::{tls::BrokerTls, url::BrokerUrls};
@@ -48,13 +49,63 @@ pub fn reconnect_backoff() -> impl Iterator<Item = Duration> + Send + Sync {
         .build()
 }
 
-/// A connection and the node it goes to.
+/// A connection and the node it goes to (the one-shot commands').
 pub struct Connected {
-    /// The connection (shared with the publisher, which opens channels on
-    /// it as publishes overlap).
+    /// The connection.
     pub conn: Arc<Connection>,
     /// The node's index in the list (from 0).
     pub node: usize,
+}
+
+/// The worker's two connections to one node: it consumes and acks on one
+/// and publishes on the other (retry and dead copies, outcome events).
+///
+/// A node stops reading from a connection that publishes while a
+/// resource alarm is on (`connection.blocked`), and many times a second
+/// from one whose publishes outrun their queues (flow control); acks on
+/// that connection would wait with the publishes. RabbitMQ's connection
+/// guide recommends separate connections for publishing and consuming
+/// for this reason: a blocked publish holds up only the deliveries that
+/// wait for it, and the acks of the others still reach the queue (and
+/// free its memory, which is what ends a memory alarm).
+pub struct SessionConnections {
+    /// Consumers and their acks; the topology is declared here.
+    pub consuming: Arc<Connection>,
+    /// The [`super::publisher::Publisher`]'s channels.
+    pub publishing: Arc<Connection>,
+    /// The node's index in the list (from 0).
+    pub node: usize,
+}
+
+impl SessionConnections {
+    /// Closes both connections.
+    pub async fn close(&self, reason: &str) {
+        for conn in [&self.consuming, &self.publishing] {
+            let _ = conn.close(200, reason.into()).await;
+        }
+    }
+
+    /// Resolves when the publishing connection fails; meanwhile logs the
+    /// node blocking and unblocking it.
+    pub fn publishing_failed(&self) -> impl Future<Output = lapin::Error> + Send + 'static {
+        let mut events = self.publishing.events_listener();
+        async move {
+            while let Some(event) = events.next().await {
+                match event {
+                    Event::Error(e) => return e,
+                    Event::ConnectionBlocked(reason) => tracing::warn!(
+                        %reason,
+                        "the broker blocked the publishing connection: retries, parked copies and outcome events wait, and so do the deliveries that made them"
+                    ),
+                    Event::ConnectionUnblocked => {
+                        tracing::info!("the broker unblocked the publishing connection")
+                    }
+                    _ => {}
+                }
+            }
+            lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed).into()
+        }
+    }
 }
 
 /// The connect loop's state: where the next attempt goes, how many nodes
@@ -96,7 +147,7 @@ impl Connector {
         &mut self,
         cancel: &CancellationToken,
         mut on_failure: impl FnMut(usize),
-    ) -> Option<Connected> {
+    ) -> Option<SessionConnections> {
         let count = self.urls.len();
         loop {
             if self.failed_in_pass >= count {
@@ -114,17 +165,18 @@ impl Connector {
             }
             let node = self.next % count;
             let attempt = tokio::select! {
-                r = self.attempt(node) => r,
+                r = self.attempt_session(node) => r,
                 () = cancel.cancelled() => return None,
             };
             match attempt {
-                Ok(conn) => {
+                Ok((consuming, publishing)) => {
                     tracing::info!(
                         node = node + 1, nodes = count, broker = %self.urls.node(node).redacted(),
                         "connected to the broker"
                     );
-                    return Some(Connected {
-                        conn: Arc::new(conn),
+                    return Some(SessionConnections {
+                        consuming: Arc::new(consuming),
+                        publishing: Arc::new(publishing),
                         node,
                     });
                 }
@@ -149,7 +201,7 @@ impl Connector {
         let mut last = None;
         for _ in 0..count {
             let node = self.next % count;
-            match self.attempt(node).await {
+            match self.attempt(node, &self.name).await {
                 Ok(conn) => {
                     return Ok(Connected {
                         conn: Arc::new(conn),
@@ -186,8 +238,28 @@ impl Connector {
         }
     }
 
-    async fn attempt(&self, node: usize) -> Result<Connection, lapin::Error> {
-        let props = ConnectionProperties::default().with_connection_name(self.name.as_str().into());
+    /// A session's two connections to `node`, named after their roles (as
+    /// the management UI lists them); none when either fails.
+    async fn attempt_session(&self, node: usize) -> Result<(Connection, Connection), lapin::Error> {
+        let consuming = self
+            .attempt(node, &format!("{} consuming", self.name))
+            .await?;
+        match self
+            .attempt(node, &format!("{} publishing", self.name))
+            .await
+        {
+            Ok(publishing) => Ok((consuming, publishing)),
+            Err(e) => {
+                let _ = consuming
+                    .close(200, "no publishing connection".into())
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn attempt(&self, node: usize, name: &str) -> Result<Connection, lapin::Error> {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
         let uri = self.urls.node(node).uri().clone();
         let runtime = lapin::runtime::default_runtime()?;
         let connect =
@@ -230,7 +302,10 @@ mod tests {
             drop(socket);
         });
         let started = tokio::time::Instant::now();
-        let err = connector.attempt(0).await.expect_err("no handshake");
+        let err = connector
+            .attempt(0, "test")
+            .await
+            .expect_err("no handshake");
         assert!(err.to_string().contains("no answer within 15 s"), "{err}");
         assert!(started.elapsed() >= CONNECT_TIMEOUT);
         assert!(started.elapsed() < CONNECT_TIMEOUT * 2);

@@ -3,7 +3,7 @@
 //! | module | stage |
 //! |---|---|
 //! | this file | the reconnect loop: connect, run a session, back off |
-//! | [`session`] | one connection: declare, consume, rotate, drain |
+//! | [`session`] | one node's two connections (consuming, publishing): declare, consume, rotate, drain |
 //! | [`lane`] | one consumer channel and its settler |
 //! | [`task`] | one delivery's task: its slot, then its settlement |
 //! | [`delivery`] | one message: admit → attempt → decide → dispose |
@@ -57,7 +57,7 @@ use self::{
 };
 use crate::{
     Error,
-    broker::connect::{Connected, Connector},
+    broker::connect::Connector,
     config::Config,
     http::client::Deliverer,
     telemetry::{health::Health, metrics::Metrics},
@@ -105,12 +105,13 @@ impl Worker {
                     shared.metrics.broker_connect_failed(node)
                 })
                 .await;
-            let Some(Connected { conn, node }) = connected else {
+            let Some(conns) = connected else {
                 // Shutdown while disconnected: whatever still runs holds
                 // messages of a dead channel; give it the grace, then go.
                 drain.finish().await;
                 return Ok(());
             };
+            let node = conns.node;
             if sessions > 0 {
                 shared.metrics.broker_reconnects.inc();
             }
@@ -118,11 +119,11 @@ impl Worker {
             shared.metrics.broker_connected.set(1);
             shared.metrics.broker_node_connected(node, true);
             let started = Instant::now();
-            let end = session::run(shared, &conn, &drain).await;
+            let end = session::run(shared, &conns, &drain).await;
             shared.health.set_ready(false);
             shared.metrics.broker_connected.set(0);
             shared.metrics.broker_node_connected(node, false);
-            let _ = conn.close(200, "session over".into()).await;
+            conns.close("session over").await;
             let (node_no, nodes) = (node + 1, connector.urls().len());
             match end {
                 Ok(SessionEnd::Shutdown) => return Ok(()),

@@ -1,10 +1,12 @@
-//! A session: one connection to the broker, from declaring the topology to
-//! the connection's end.
+//! A session: two connections to one broker node (consuming and
+//! publishing, [`SessionConnections`]), from declaring the topology to the
+//! first failure of either.
 //!
 //! It consumes every work queue (`P.deliveries`, or each shard of a
 //! sharded topology), each on one [`Lane`] at a time (rotating to a fresh
 //! one when a slow delivery blocks batched acks), and publishes every
-//! retry and dead copy on one confirm-mode channel.
+//! retry and dead copy, and the outcome events, on the publishing
+//! connection's confirm-mode channels.
 //!
 //! Fairness over shards: each shard has its own channel with a prefetch
 //! of `WEBHOOK_CONCURRENCY`, and its own loop that waits for one of the
@@ -27,6 +29,7 @@ use std::{
 
 use lapin::Connection;
 use tokio::sync::Semaphore;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{
     drain::{Drain, DrainEnd},
@@ -37,7 +40,10 @@ use super::{
 };
 use crate::{
     Error,
-    broker::{connect::timed_out, publisher::Publisher},
+    broker::{
+        connect::{SessionConnections, timed_out},
+        publisher::Publisher,
+    },
 };
 
 /// Longest the session's declaration of the topology may take.
@@ -58,22 +64,32 @@ pub(crate) enum SessionEnd {
     Lost(String),
 }
 
-/// Runs one session on `conn` until shutdown (drained) or until the
+/// Runs one session on `conns` until shutdown (drained) or until a
 /// connection or a channel fails.
 pub(super) async fn run(
     shared: &Arc<Shared>,
-    conn: &Arc<Connection>,
+    conns: &SessionConnections,
     drain: &Drain,
 ) -> Result<SessionEnd, Error> {
+    let conn = &conns.consuming;
     // A node that accepted us but does not answer (stopping, or its
     // metadata store without a majority) ends the session like a lost
     // connection instead of holding it forever.
     tokio::time::timeout(SETUP_TIMEOUT, shared.topology.declare(conn))
         .await
         .map_err(|_| timed_out("declaring the topology", SETUP_TIMEOUT))??;
-    let publisher = Publisher::open(conn).await?;
+    let publisher = Publisher::open(&conns.publishing).await?;
     let sink = shared.outcomes.sink(&publisher);
     let ctx = SessionCtx::new(publisher, sink, drain.clone());
+    // A publishing connection that fails while nothing publishes ends the
+    // session as a failed publish does.
+    let publishing_failed = conns.publishing_failed();
+    let broken = ctx.broken.clone();
+    let _watch = AbortOnDropHandle::new(tokio::spawn(async move {
+        let e = publishing_failed.await;
+        tracing::debug!(error = %e, "the publishing connection failed");
+        broken.cancel();
+    }));
     let retired = Arc::new(Semaphore::new(MAX_RETIRED));
     let mut shards = Vec::new();
     for queue in shared.topology.work_queues() {
@@ -178,7 +194,7 @@ impl ShardConsumer<'_> {
             let next = tokio::select! {
                 biased;
                 () = self.drain.requested() => return SessionEnd::Shutdown,
-                () = self.ctx.broken.cancelled() => return SessionEnd::Lost("publisher channel failed".into()),
+                () = self.ctx.broken.cancelled() => return SessionEnd::Lost("the publishing connection or a channel of it failed".into()),
                 () = stuck.notified() => {
                     if let Rotation::Failed(e) = self.rotate().await {
                         return SessionEnd::Lost(e.to_string());

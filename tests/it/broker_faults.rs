@@ -1,6 +1,6 @@
-//! The broker's faults: it closes the worker's connection, it is not
-//! there at all, or it returns a retry copy it cannot route. Every test
-//! counts every event.
+//! The broker's faults: it closes one of the worker's connections, it is
+//! not there at all, or it returns a retry copy it cannot route. Every
+//! test counts every event.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -11,7 +11,7 @@ use crate::harness::*;
 const LONG: Duration = Duration::from_secs(60);
 
 #[tokio::test]
-async fn broker_closing_the_connection_is_survived() {
+async fn broker_closing_either_connection_is_survived() {
     let rig = Harness::new("reconnect")
         .receiver(|_, _| Reply::ok().after(Duration::from_millis(5)))
         .start()
@@ -27,9 +27,28 @@ async fn broker_closing_the_connection_is_survived() {
         .await;
     receiver.wait_requests(50, LONG).await;
 
-    // Close the worker's connection from the broker's side, twice.
-    for round in 0..2 {
-        close_worker_connection(prefix).await;
+    // Close the worker's connections from the broker's side: the consuming
+    // one mid-flight, then the publishing one while the worker is idle, so
+    // no failed publish tells the worker; its watch on the connection must.
+    for (round, role) in [Role::Consuming, Role::Publishing].into_iter().enumerate() {
+        if let Role::Publishing = role {
+            let deliveries = broker.topology.deliveries();
+            let sent: HashSet<String> = (0..200)
+                .map(|i| format!("before-{i}"))
+                .chain((0..100).map(|i| format!("during-0-{i}")))
+                .collect();
+            wait_for(
+                "every message so far delivered and acked",
+                LONG,
+                async || {
+                    let seen: HashSet<String> = receiver.delivery_counts().into_keys().collect();
+                    let q = management_queue(deliveries).await;
+                    (sent.is_subset(&seen) && q["messages"].as_u64() == Some(0)).then_some(())
+                },
+            )
+            .await;
+        }
+        close_worker_connection(prefix, role).await;
         // /readyz tells the truth: 503 while reconnecting, 200 once consuming.
         wait_for("readyz 503", LONG, async || {
             (reqwest::get(&readyz).await.ok()?.status() == 503).then_some(())

@@ -116,20 +116,24 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
     }
     assert!(seen.contains("slow"));
     // Everything is acked, one consumer is left, and the retired channel
-    // is closed: the worker's connection keeps its consumer channel and
-    // its publisher's (in confirm mode) only.
+    // is closed: the consuming connection keeps its one consumer channel,
+    // and the publishing connection has its publisher's (in confirm mode)
+    // only.
     let deliveries = r.deliveries();
     wait_for(
-        "queue settled, one consumer, one channel besides the publisher's",
+        "queue settled, one consumer, one consumer channel, the publisher's apart",
         LONG,
         async || {
             let q = management_queue(&deliveries).await;
-            let channels = worker_channels(r.prefix()).await;
+            let consuming = worker_channels(r.prefix(), Role::Consuming).await;
+            let publishing = worker_channels(r.prefix(), Role::Publishing).await;
             (q["messages"].as_u64() == Some(0)
                 && q["consumers"].as_u64() == Some(1)
                 && q["consumer_details"][0]["prefetch_count"].as_u64() == Some(r.concurrency)
-                && channels.iter().filter(|c| c["confirm"] != true).count() == 1
-                && channels.iter().any(|c| c["confirm"] == true))
+                && consuming.len() == 1
+                && consuming[0]["confirm"] != true
+                && !publishing.is_empty()
+                && publishing.iter().all(|c| c["confirm"] == true))
             .then_some(())
         },
     )
@@ -148,7 +152,7 @@ async fn a_slow_delivery_moves_consumption_to_a_fresh_channel() {
 #[tokio::test]
 async fn losing_the_connection_during_a_rotation_loses_nothing() {
     let mut r = Rotated::start("rotlost", Duration::from_secs(3)).await;
-    close_worker_connection(r.prefix()).await;
+    close_worker_connection(r.prefix(), Role::Consuming).await;
     wait_for("a reconnect", LONG, async || {
         let text = r.worker().scrape().await;
         (sample(&text, "webhook_broker_reconnects_total") >= 1.0).then_some(())

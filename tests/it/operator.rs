@@ -287,7 +287,7 @@ async fn a_lost_connection_with_many_deliveries_in_flight_is_one_warn_line() {
         &[],
     )
     .await;
-    worker_connection(&prefix).await; // listed: the close below is quick
+    worker_connection(&prefix, Role::Consuming).await; // listed: the close below is quick
     broker
         .publish_many((0..N).map(|i| {
             let path = if i == 0 { "/first" } else { "/slow" };
@@ -295,7 +295,7 @@ async fn a_lost_connection_with_many_deliveries_in_flight_is_one_warn_line() {
         }))
         .await;
     let started = in_flight(N).await;
-    close_worker_connection(&prefix).await;
+    close_worker_connection(&prefix, Role::Consuming).await;
     assert!(
         started.elapsed() < SLOW,
         "closed while all {N} were in flight"

@@ -11,13 +11,17 @@
 //! two of three), and a guard brings every node back even when a test
 //! fails. They run alone ([`Alone`]): a node kill and reboot loads the
 //! two cores, and another rig's timing would suffer. Which node the
-//! worker is on comes from the management API (its
-//! connection is named `webhook-worker <version> prefix <P> pid <pid>`).
+//! worker is on comes from the management API (its two connections are
+//! named `webhook-worker <version> prefix <P> pid <pid> consuming` and
+//! `… publishing`). A memory alarm, set off on one node and cleared by the
+//! test (or by the guard), blocks the cluster's publishing connections
+//! ([`alarm`]).
 
 use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use crate::harness::*;
 
+mod alarm;
 mod flow;
 mod leaders;
 mod node_loss;
@@ -95,6 +99,8 @@ enum Down {
 /// is dropped (a failed test) is brought back then.
 struct Cluster {
     down: Mutex<HashMap<usize, Down>>,
+    /// Nodes with a memory alarm set off by the test.
+    alarmed: Mutex<Vec<usize>>,
     _turn: tokio::sync::MutexGuard<'static, ()>,
     _alone: Alone,
 }
@@ -106,6 +112,7 @@ impl Cluster {
         let alone = Alone::take().await;
         let cluster = Self {
             down: Mutex::new(HashMap::new()),
+            alarmed: Mutex::new(Vec::new()),
             _turn: turn,
             _alone: alone,
         };
@@ -139,6 +146,19 @@ impl Cluster {
         script_async(&["stop-app", node_letter(i)]).await;
     }
 
+    /// Sets off a memory alarm on node `i`: the cluster blocks every
+    /// connection that publishes.
+    async fn memory_alarm(&self, i: usize) {
+        self.alarmed.lock().unwrap().push(i);
+        script_async(&["memory-alarm", node_letter(i), "on"]).await;
+    }
+
+    /// Clears the memory alarm of node `i`.
+    async fn clear_memory_alarm(&self, i: usize) {
+        script_async(&["memory-alarm", node_letter(i), "off"]).await;
+        self.alarmed.lock().unwrap().retain(|&n| n != i);
+    }
+
     /// Brings a node back and waits until it serves.
     async fn restore(&self, i: usize) {
         let how = self.down.lock().unwrap().get(&i).copied();
@@ -153,6 +173,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        for i in self.alarmed.lock().unwrap().drain(..) {
+            script(&["memory-alarm", node_letter(i), "off"]);
+        }
         // Together: a clustered node waits at boot for its peers.
         let down: Vec<(usize, Down)> = self.down.lock().unwrap().drain().collect();
         let starts: Vec<_> = down

@@ -63,7 +63,7 @@ async fn a_message_near_the_size_limit_crosses_many_frames_intact() {
         assert_eq!(r.header("x-comm100-attempt"), (i + 1).to_string());
         assert!(r.body == data.as_bytes(), "attempt {} body intact", i + 1);
     }
-    let connection = worker_connection(prefix).await;
+    let connection = worker_connection(prefix, Role::Consuming).await;
     assert_eq!(connection["frame_max"].as_u64(), Some(16 * 1024));
     rig.finish().await;
 }

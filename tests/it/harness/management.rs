@@ -1,9 +1,9 @@
 //! The RabbitMQ management API of the broker under test
 //! (`RABBITMQ_MANAGEMENT_URL`, default the local node's, enabled by
 //! `scripts/ensure-rabbitmq.sh`; `scripts/brokers.sh env VERSION` names it):
-//! queue arguments as the broker sees them, and the worker's connection and
-//! channels (found by the prefix in its connection name), closable from the
-//! broker's side.
+//! queue arguments as the broker sees them, and the worker's two
+//! connections and their channels (found by the prefix and the role in
+//! their names), closable from the broker's side.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -68,9 +68,32 @@ pub(crate) async fn management_connections() -> Vec<HashMap<String, serde_json::
     management_json("connections").await
 }
 
-/// The management API's record of the connection of the worker with
-/// `prefix` (its client-provided name carries the prefix), once listed.
-pub(crate) async fn worker_connection(prefix: &str) -> HashMap<String, serde_json::Value> {
+/// Which of the worker's two connections (`src/broker/connect.rs`,
+/// `SessionConnections`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Role {
+    /// Its consumers and their acks.
+    Consuming,
+    /// Its publisher's confirm-mode channels.
+    Publishing,
+}
+
+impl Role {
+    fn suffix(self) -> &'static str {
+        match self {
+            Role::Consuming => " consuming",
+            Role::Publishing => " publishing",
+        }
+    }
+}
+
+/// The management API's record of the worker's connection `role` (its
+/// client-provided name carries the prefix and ends with the role), once
+/// listed.
+pub(crate) async fn worker_connection(
+    prefix: &str,
+    role: Role,
+) -> HashMap<String, serde_json::Value> {
     wait_for(
         "worker connection listed",
         Duration::from_secs(60),
@@ -79,23 +102,26 @@ pub(crate) async fn worker_connection(prefix: &str) -> HashMap<String, serde_jso
                 c.get("client_properties")
                     .and_then(|p| p.get("connection_name"))
                     .and_then(|n| n.as_str())
-                    .is_some_and(|n| n.contains(&format!("prefix {prefix} ")))
+                    .is_some_and(|n| {
+                        n.contains(&format!("prefix {prefix} ")) && n.ends_with(role.suffix())
+                    })
             })
         },
     )
     .await
 }
 
-/// The channels of the worker with `prefix`, from the management API.
-pub(crate) async fn worker_channels(prefix: &str) -> Vec<serde_json::Value> {
-    let c = worker_connection(prefix).await;
+/// The channels of the worker's connection `role`, from the management
+/// API.
+pub(crate) async fn worker_channels(prefix: &str, role: Role) -> Vec<serde_json::Value> {
+    let c = worker_connection(prefix, role).await;
     let name = c["name"].as_str().unwrap();
     management_json(&format!("connections/{}/channels", urlencode(name))).await
 }
 
-/// Closes the worker's connection from the broker's side.
-pub(crate) async fn close_worker_connection(prefix: &str) {
-    let c = worker_connection(prefix).await;
+/// Closes the worker's connection `role` from the broker's side.
+pub(crate) async fn close_worker_connection(prefix: &str, role: Role) {
+    let c = worker_connection(prefix, role).await;
     let name = c["name"].as_str().unwrap();
     management(
         reqwest::Method::DELETE,
