@@ -24,6 +24,9 @@ use super::{tls::BrokerTls, url::BrokerUrls};
 /// of holding the worker forever.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Longest a session's connection may take to close (its `close-ok`).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The error of a broker operation that got no answer within `limit`.
 pub fn timed_out(what: &str, limit: Duration) -> lapin::Error {
     let io = std::io::Error::new(
@@ -78,11 +81,23 @@ pub struct SessionConnections {
 }
 
 impl SessionConnections {
-    /// Closes both connections.
-    pub async fn close(&self, reason: &str) {
-        for conn in [&self.consuming, &self.publishing] {
-            let _ = conn.close(200, reason.into()).await;
-        }
+    /// Closes both connections, together, giving each at most
+    /// [`CLOSE_TIMEOUT`]. A session ends when one of them failed, and the
+    /// other may be going too (a node killed or stopping closes both): a
+    /// close that crosses the node's own `connection.close` is never
+    /// answered. So after a failure the worker closes them in the
+    /// background ([`SessionConnections::close_in_background`]) and
+    /// reconnects at once; it waits only at shutdown.
+    pub async fn close(self, reason: &'static str) {
+        let _ = tokio::join!(
+            tokio::time::timeout(CLOSE_TIMEOUT, self.consuming.close(200, reason.into())),
+            tokio::time::timeout(CLOSE_TIMEOUT, self.publishing.close(200, reason.into())),
+        );
+    }
+
+    /// [`SessionConnections::close`] in a task of its own.
+    pub fn close_in_background(self, reason: &'static str) {
+        tokio::spawn(self.close(reason));
     }
 
     /// Resolves when the publishing connection fails; meanwhile logs the

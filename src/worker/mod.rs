@@ -123,7 +123,13 @@ impl Worker {
             shared.health.set_ready(false);
             shared.metrics.broker_connected.set(0);
             shared.metrics.broker_node_connected(node, false);
-            conns.close("session over").await;
+            // Reconnecting: the old connections close meanwhile. Exiting:
+            // they close first.
+            match &end {
+                Ok(SessionEnd::Lost(_)) => conns.close_in_background("session over"),
+                Err(e) if !e.is_fatal() => conns.close_in_background("session over"),
+                _ => conns.close("session over").await,
+            }
             let (node_no, nodes) = (node + 1, connector.urls().len());
             match end {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
