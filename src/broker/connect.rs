@@ -89,9 +89,9 @@ impl SessionConnections {
     /// background ([`SessionConnections::close_in_background`]) and
     /// reconnects at once; it waits only at shutdown.
     pub async fn close(self, reason: &'static str) {
-        let _ = tokio::join!(
-            tokio::time::timeout(CLOSE_TIMEOUT, self.consuming.close(200, reason.into())),
-            tokio::time::timeout(CLOSE_TIMEOUT, self.publishing.close(200, reason.into())),
+        tokio::join!(
+            close_within(&self.consuming, reason),
+            close_within(&self.publishing, reason),
         );
     }
 
@@ -121,6 +121,11 @@ impl SessionConnections {
             lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed).into()
         }
     }
+}
+
+/// Closes `conn`, waiting at most [`CLOSE_TIMEOUT`] for the node's answer.
+async fn close_within(conn: &Connection, reason: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(200, reason.into())).await;
 }
 
 /// The connect loop's state: where the next attempt goes, how many nodes
@@ -265,9 +270,7 @@ impl Connector {
         {
             Ok(publishing) => Ok((consuming, publishing)),
             Err(e) => {
-                let _ = consuming
-                    .close(200, "no publishing connection".into())
-                    .await;
+                close_within(&consuming, "no publishing connection").await;
                 Err(e)
             }
         }

@@ -125,19 +125,22 @@ impl Worker {
             shared.metrics.broker_node_connected(node, false);
             // Reconnecting: the old connections close meanwhile. Exiting:
             // they close first.
-            match &end {
-                Ok(SessionEnd::Lost(_)) => conns.close_in_background("session over"),
-                Err(e) if !e.is_fatal() => conns.close_in_background("session over"),
-                _ => conns.close("session over").await,
-            }
             let (node_no, nodes) = (node + 1, connector.urls().len());
             match end {
-                Ok(SessionEnd::Shutdown) => return Ok(()),
+                Ok(SessionEnd::Shutdown) => {
+                    conns.close("session over").await;
+                    return Ok(());
+                }
                 Ok(SessionEnd::Lost(why)) => {
+                    conns.close_in_background("session over");
                     tracing::warn!(reason = %why, node = node_no, nodes, "lost the broker session; reconnecting")
                 }
-                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) if e.is_fatal() => {
+                    conns.close("session over").await;
+                    return Err(e);
+                }
                 Err(e) => {
+                    conns.close_in_background("session over");
                     tracing::warn!(error = %e, node = node_no, nodes, "broker session failed; reconnecting")
                 }
             }
