@@ -22,7 +22,8 @@
 # Run as root.
 #
 # Environment: BROKERS_DIR (chroots, default /var/tmp/webhook-worker-brokers),
-# DEBIAN_MIRROR, BOOT_TIMEOUT (seconds, default 120).
+# DEBIAN_MIRROR, BOOT_TIMEOUT (seconds, default 120), RMQ_EXTRA_ERL_ARGS (Erlang
+# VM flags added to the node's, e.g. "+sbwt medium"; read at start).
 set -euo pipefail
 
 RMQ_LOG_TAG=brokers.sh

@@ -76,9 +76,10 @@ rmq_env() {
   export RABBITMQ_PID_FILE=$RMQ_DIR/rabbit.pid RABBITMQ_CONFIG_FILE=$RMQ_DIR/rabbitmq.conf
   export RABBITMQ_ADVANCED_CONFIG_FILE=$RMQ_DIR/advanced.config # absent on purpose
   export RABBITMQ_ENABLED_PLUGINS_FILE=$RMQ_DIR/enabled_plugins
-  # epmd and the distribution listen on loopback only
+  # epmd and the distribution listen on loopback only; RMQ_EXTRA_ERL_ARGS
+  # adds Erlang VM flags (measurements: bench/README.md, "Outcome events")
   export ERL_EPMD_ADDRESS=127.0.0.1
-  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1} ${RMQ_EXTRA_ERL_ARGS:-}"
 }
 
 # The plugins a node runs (call after rmq_spec): the management API when it
