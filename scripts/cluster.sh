@@ -12,7 +12,8 @@
 #   scripts/cluster.sh start-app NODE      # rabbitmqctl start_app
 #   scripts/cluster.sh memory-alarm NODE on|off  # set off a memory alarm (high watermark 0: the
 #                                          # cluster blocks every publishing connection), or
-#                                          # clear it (the watermark the node booted with)
+#                                          # clear it (the watermark the node booted with);
+#                                          # returns once the node reports the alarm so
 #
 # Nodes (all on 127.0.0.1, guest/guest, vhost /):
 #   rabbit-a@localhost  AMQP 5681  management 15681  distribution 25681
@@ -215,17 +216,30 @@ cmd_restart() {
 }
 
 cmd_memory_alarm() {
-  local n; n=$(short "$1")
+  local n t0=$SECONDS; n=$(short "$1")
   case $2 in
     on) ctl "$n" set_vm_memory_high_watermark 0 ;;
     # The watermark the node booted with, whatever its form in this version.
     off) ctl "$n" eval '{ok, W} = application:get_env(rabbit, vm_memory_high_watermark), vm_memory_monitor:set_vm_memory_high_watermark(W).' >/dev/null ;;
-    *) die "memory-alarm: '$2' is not on or off" ;;
+    *) echo "cluster.sh: memory-alarm: '$2' is not on or off" >&2; exit 2 ;;
   esac
+  # Done when the node itself says so (the management API's view lags by
+  # its 5 s statistics interval).
+  until [[ $(memory_alarm_state "$n") == "$2" ]]; do
+    (( SECONDS - t0 < 30 )) || die "memory-alarm: $(nodename "$n") is not $2 30 s after the change"
+    sleep 0.5
+  done
   echo "$(nodename "$n"): memory alarm $2"
 }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+# "on" while node $1 has a local memory alarm, else "off".
+memory_alarm_state() {
+  local alarms
+  alarms=$(ctl "$1" eval 'rabbit_alarm:get_local_alarms().') || return 1
+  if [[ $alarms == *"resource_limit,memory"* ]]; then echo on; else echo off; fi
+}
+
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 case ${1:-} in
   start) cmd_start "${2:-}" ;;

@@ -147,13 +147,14 @@ impl Cluster {
     }
 
     /// Sets off a memory alarm on node `i`: the cluster blocks every
-    /// connection that publishes.
+    /// connection that publishes. Returns once the node reports it.
     async fn memory_alarm(&self, i: usize) {
         self.alarmed.lock().unwrap().push(i);
         script_async(&["memory-alarm", node_letter(i), "on"]).await;
     }
 
-    /// Clears the memory alarm of node `i`.
+    /// Clears the memory alarm of node `i`; returns once the node reports
+    /// it cleared (the script waits for that).
     async fn clear_memory_alarm(&self, i: usize) {
         script_async(&["memory-alarm", node_letter(i), "off"]).await;
         self.alarmed.lock().unwrap().retain(|&n| n != i);
