@@ -33,7 +33,7 @@ source "$(dirname "$0")/lib/rabbitmq.sh"
 BROKERS_DIR=${BROKERS_DIR:-/var/tmp/webhook-worker-brokers}
 VERSIONS=(4.0 4.3)
 
-suite() { case $1 in 4.0) echo trixie ;; 4.3) echo sid ;; *) die "unknown version '$1' (4.0, 4.3 or all)" ;; esac; }
+suite() { case $1 in 4.0) echo trixie ;; 4.3) echo sid ;; *) bad_arg "unknown version '$1' (4.0, 4.3 or all)" ;; esac; }
 short() { echo "${1//./}"; } # 4.0 -> 40
 
 rmq_spec() {
@@ -48,16 +48,19 @@ rmq_spec() {
   RMQ_CONF_EXTRA=
 }
 
+# Sets SELECTED to the versions $1 names (default all). Not called in a
+# command substitution, so a bad version exits the script (2).
 versions() {
   case ${1:-all} in
-    all) echo "${VERSIONS[@]}" ;;
-    *) suite "$1" >/dev/null; echo "$1" ;;
+    all) SELECTED=("${VERSIONS[@]}") ;;
+    *) suite "$1" >/dev/null; SELECTED=("$1") ;;
   esac
 }
 
 cmd_start() {
   local v t0=$SECONDS booting=()
-  for v in $(versions "${1:-}"); do
+  versions "${1:-}"
+  for v in "${SELECTED[@]}"; do
     rmq_chroot_ensure "$BROKERS_DIR/$(suite "$v")" "$(suite "$v")"
     if rmq_vm_up "$v"; then
       rmq_app_running "$v" || rmq_ctl "$v" start_app
@@ -88,11 +91,12 @@ usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 case ${1:-} in
   start) [[ $# -le 2 ]] || usage; cmd_start "${2:-all}" ;;
-  stop) [[ $# -le 2 ]] || usage; for v in $(versions "${2:-all}"); do rmq_stop "$v"; done ;;
+  stop) [[ $# -le 2 ]] || usage; versions "${2:-all}"; for v in "${SELECTED[@]}"; do rmq_stop "$v"; done ;;
   status)
     [[ $# -le 2 ]] || usage
     rc=0
-    for v in $(versions "${2:-all}"); do
+    versions "${2:-all}"
+    for v in "${SELECTED[@]}"; do
       rmq_status_line "$v"
       rmq_app_running "$v" || rc=1
     done

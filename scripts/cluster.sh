@@ -54,10 +54,10 @@ source "$(dirname "$0")/lib/rabbitmq.sh"
 case $CLUSTER_VERSION in
   3.10) SUFFIX='' PORT0=5680 ROOT='' STATE=$CLUSTER_DIR EPMD='' ;;
   4.3) SUFFIX=43 PORT0=5744 ROOT=$BROKERS_DIR/sid STATE=/var/lib/rabbitmq/cluster EPMD=4745 ;;
-  *) die "CLUSTER_VERSION is '$CLUSTER_VERSION': 3.10 or 4.3" ;;
+  *) bad_arg "CLUSTER_VERSION is '$CLUSTER_VERSION': 3.10 or 4.3" ;;
 esac
 
-idx() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; *) die "unknown node '$1' (a, b or c)" ;; esac; }
+idx() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; *) bad_arg "unknown node '$1' (a, b or c)" ;; esac; }
 nodename() { echo "rabbit-$1$SUFFIX@localhost"; }
 
 rmq_spec() {
@@ -221,7 +221,7 @@ cmd_memory_alarm() {
     on) ctl "$n" set_vm_memory_high_watermark 0 ;;
     # The watermark the node booted with, whatever its form in this version.
     off) ctl "$n" eval '{ok, W} = application:get_env(rabbit, vm_memory_high_watermark), vm_memory_monitor:set_vm_memory_high_watermark(W).' >/dev/null ;;
-    *) echo "cluster.sh: memory-alarm: '$2' is not on or off" >&2; exit 2 ;;
+    *) bad_arg "memory-alarm: '$2' is not on or off" ;;
   esac
   # Done when the node itself says so (the management API's view lags by
   # its 5 s statistics interval).
@@ -245,7 +245,7 @@ case ${1:-} in
   start) cmd_start "${2:-}" ;;
   stop) cmd_stop "${2:-}" ;;
   status) cmd_status ;;
-  kill) [[ $# -eq 2 ]] || usage; rmq_kill "$(short "$2")" ;;
+  kill) [[ $# -eq 2 ]] || usage; n=$(short "$2"); rmq_kill "$n" ;;
   restart) [[ $# -eq 2 ]] || usage; cmd_restart "$2" ;;
   stop-app) [[ $# -eq 2 ]] || usage; n=$(short "$2"); ctl "$n" stop_app; echo "$(nodename "$n"): app stopped" ;;
   start-app) [[ $# -eq 2 ]] || usage; n=$(short "$2"); ctl "$n" start_app; rmq_await "$n"; echo "$(nodename "$n"): app started" ;;

@@ -61,9 +61,9 @@ rmq_spec() {
 
 cmd_start() {
   local src=${1:-} require=false f t0=$SECONDS
-  [[ -n $src ]] || die "usage: start DIR [--require-client-cert]"
+  [[ -n $src ]] || bad_arg "usage: start DIR [--require-client-cert]"
   [[ ${2:-} == --require-client-cert ]] && require=true
-  [[ -z ${2:-} || $require == true ]] || die "unknown option '$2'"
+  [[ -z ${2:-} || $require == true ]] || bad_arg "unknown option '$2'"
   for f in ca.pem server.pem server-key.pem; do
     [[ -r $src/$f ]] || die "$src/$f is missing or unreadable"
   done

@@ -30,6 +30,8 @@ BOOT_TIMEOUT=${BOOT_TIMEOUT:-120}
 BOOT_ATTEMPTS=${BOOT_ATTEMPTS:-3}
 
 die() { echo "${RMQ_LOG_TAG:-rabbitmq.sh}: $*" >&2; exit 1; }
+# A wrong argument or setting: one line naming it, exit 2.
+bad_arg() { echo "${RMQ_LOG_TAG:-rabbitmq.sh}: $*" >&2; exit 2; }
 log() { echo "${RMQ_LOG_TAG:-rabbitmq.sh}: $*" >&2; }
 
 rmq_name() { local "${RMQ_VARS[@]}"; rmq_spec "$1"; echo "$RMQ_NAME"; }

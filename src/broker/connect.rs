@@ -87,7 +87,8 @@ impl SessionConnections {
     /// close that crosses the node's own `connection.close` is never
     /// answered. So after a failure the worker closes them in the
     /// background ([`SessionConnections::close_in_background`]) and
-    /// reconnects at once; it waits only at shutdown.
+    /// reconnects at once; it waits only when it is about to exit (at
+    /// shutdown or on a fatal error).
     pub async fn close(self, reason: &'static str) {
         tokio::join!(
             close_within(&self.consuming, reason),

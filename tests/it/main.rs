@@ -29,6 +29,7 @@ mod first_hour;
 mod layers;
 mod log_command;
 mod mtls;
+mod node_scripts;
 mod operator;
 mod outcomes;
 mod proxy;

@@ -44,13 +44,8 @@ async fn under_a_memory_alarm_the_successes_are_still_acked() {
                 ),
         )
         .await;
+    // Returns once the node reports the alarm.
     cluster.memory_alarm(0).await;
-    wait_for("the memory alarm in effect", LONG, async || {
-        let nodes: Vec<serde_json::Value> =
-            serde_json::from_slice(&node_api(0, "nodes").await?.bytes().await.ok()?).ok()?;
-        nodes.iter().any(|n| n["mem_alarm"] == true).then_some(())
-    })
-    .await;
 
     let worker = WorkerProcess::start(
         &prefix,
